@@ -1,0 +1,1 @@
+"""authtrail's command line and process wiring (the composition root)."""

@@ -1,0 +1,266 @@
+"""The ``authtrail`` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import BinaryIO
+
+import click
+from pydantic import ValidationError
+
+from schemas.settings import Settings
+
+log = logging.getLogger("authtrail")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"AUTHTRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                 for e in exc.errors()]
+        raise click.UsageError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiokafka narrates every rebalance at INFO; keep its warnings.
+    # aiokafka, faust and mode narrate every start, stop and rebalance at INFO.
+    if logging.getLogger().level > logging.DEBUG:
+        for noisy in ("aiokafka", "faust", "mode", "uvicorn.error"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"authtrail: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """authtrail: audit trail for identity and authentication events."""
+
+
+# -- up ----------------------------------------------------------------------------------
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(_signum: int, _frame: FrameType | None) -> None:
+    raise _Interrupted
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also produce demo traffic.")
+@click.option("--demo-rate", default=20.0, show_default=True, help="Demo events per second.")
+def up(demo: bool, demo_rate: float) -> None:
+    """Run the whole system: Kafka (embedded unless AUTHTRAIL_KAFKA_BOOTSTRAP is set),
+    topics, the ingest worker with the log store and the query API, until Ctrl-C."""
+    from authtrail.kafka_local import KafkaError, LocalKafka, port_in_use
+    from authtrail.topics import create_topics
+    from authtrail.worker import run_worker
+    from schemas.clickhouse import StoreUnavailableError
+
+    settings = _settings()
+    _setup_logging(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if port_in_use(settings.api_port, settings.api_host if settings.api_host != "0.0.0.0" else  # noqa: S104
+                   "127.0.0.1"):
+        _fail(f"port {settings.api_port} is already in use; set AUTHTRAIL_API_PORT")
+    kafka = LocalKafka(settings) if settings.embedded_kafka else None
+    started_broker = False
+    # Until faust takes over the signals, a SIGTERM must still stop the broker we start.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    code = 1
+    try:
+        if kafka is not None:
+            started_broker = kafka.pid() is None
+            click.echo(f"Starting Kafka {settings.kafka_version} on {kafka.bootstrap} ..."
+                       if started_broker else f"Using the running broker on {kafka.bootstrap}")
+            kafka.start()
+        created = create_topics(settings)
+        log.info("topics: %s", ", ".join(f"{k} ({v})" for k, v in created.items()))
+        signal.signal(signal.SIGTERM, previous)
+        banner = [
+            "",
+            f"authtrail is running. Query API: {settings.api_url}/api/v1/logs",
+            f"  health: {settings.api_url}/healthz   OpenAPI: {settings.api_url}/docs",
+            f"  Kafka: {settings.bootstrap_servers}   data: {settings.data_dir}",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+        code = run_worker(settings, with_api=True, demo_rate=demo_rate if demo else None,
+                          banner=banner)
+    except _Interrupted:
+        code = 0
+    except KeyboardInterrupt:
+        code = 0
+    except (KafkaError, StoreUnavailableError) as exc:
+        click.echo(f"authtrail: {exc}", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if kafka is not None and started_broker:
+            click.echo("Stopping the Kafka broker ...")
+            kafka.stop()
+    sys.exit(code)
+
+
+# -- kafka -------------------------------------------------------------------------------
+@main.group()
+def kafka() -> None:
+    """The local Kafka broker of the embedded set-up."""
+
+
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Fetch the broker's jars from Maven Central (once; cached)."""
+    from authtrail.kafka_local import KafkaError, LocalKafka
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        click.echo(LocalKafka(settings).ensure_jars())
+    except KafkaError as exc:
+        _fail(str(exc))
+
+
+@kafka.command("start")
+def kafka_start() -> None:
+    """Start the broker in the background and wait until it answers."""
+    from authtrail.kafka_local import KafkaError, LocalKafka
+
+    settings = _settings()
+    _setup_logging(settings)
+    if not settings.embedded_kafka:
+        _fail("AUTHTRAIL_KAFKA_BOOTSTRAP is set: that cluster is used, no local broker")
+    try:
+        pid = LocalKafka(settings).start()
+    except KafkaError as exc:
+        _fail(str(exc))
+    click.echo(f"Kafka {settings.kafka_version} running on {settings.bootstrap_servers} "
+               f"(pid {pid})")
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the broker cleanly."""
+    from authtrail.kafka_local import LocalKafka
+
+    settings = _settings()
+    stopped = LocalKafka(settings).stop()
+    click.echo("stopped" if stopped else "not running")
+
+
+@kafka.command("status")
+def kafka_status() -> None:
+    """Show whether the broker runs and answers. Exit 1 when it does not."""
+    from authtrail.kafka_local import LocalKafka
+
+    settings = _settings()
+    status = LocalKafka(settings).status()
+    if status.running:
+        state = "answering" if status.answering else "not answering"
+        click.echo(f"running (pid {status.pid}) on {status.bootstrap}, {state}")
+    else:
+        click.echo(f"not running ({status.bootstrap})")
+    sys.exit(0 if status.running and status.answering else 1)
+
+
+# -- topics ------------------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create the pipeline's topics (idempotent)."""
+    from authtrail.topics import create_topics
+
+    settings = _settings()
+    _setup_logging(settings)
+    for name, state in create_topics(settings).items():
+        click.echo(f"{name}: {state}")
+
+
+# -- processes ---------------------------------------------------------------------------
+@main.command()
+def ingest() -> None:
+    """Run the faust ingest worker alone (no query API)."""
+    from authtrail.worker import run_worker
+    from schemas.clickhouse import StoreUnavailableError
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        sys.exit(run_worker(settings, with_api=False))
+    except StoreUnavailableError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+def api() -> None:
+    """Run the query API alone (for a ClickHouse server; with embedded chDB the API runs
+    inside the worker: use 'authtrail up')."""
+    import uvicorn
+
+    from query_api.app import create_app
+    from query_api.repository import LogRepository
+    from schemas.clickhouse import StoreLocation, StoreUnavailableError, connect, migrate
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        location = StoreLocation.parse(settings.resolved_clickhouse_url)
+        migrate(connect(location), location, settings.retention_days)
+    except StoreUnavailableError as exc:
+        _fail(str(exc))
+    click.echo(f"Query API on {settings.api_url}")
+    uvicorn.run(create_app(LogRepository(location)), host=settings.api_host,
+                port=settings.api_port, log_config=None, access_log=False)
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+def produce(file: BinaryIO) -> None:
+    """Produce raw events from a JSON-lines FILE ('-' for stdin)."""
+    from authtrail.produce import RawProducer, json_lines
+
+    settings = _settings()
+    _setup_logging(settings)
+    producer = RawProducer(settings)
+    producer.send_all(json_lines(file))
+    report = producer.flush()
+    click.echo(f"{report.accepted} accepted, {report.failed} failed"
+               + (f" ({report.first_error})" if report.first_error else ""))
+    sys.exit(1 if report.failed else 0)
+
+
+@main.command()
+@click.option("--rate", default=50.0, show_default=True, help="Events per second.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds; 0 runs until Ctrl-C.")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible traffic.")
+def demo(rate: float, duration: float, seed: int | None) -> None:
+    """Produce realistic synthetic auth traffic."""
+    from authtrail.demo import run_demo
+    from authtrail.produce import RawProducer
+
+    settings = _settings()
+    _setup_logging(settings)
+    producer = RawProducer(settings)
+    try:
+        sent = run_demo(producer.send, rate, duration, seed=seed)
+    except KeyboardInterrupt:
+        sent = producer.report.accepted
+    report = producer.flush()
+    click.echo(f"{sent} sent, {report.accepted} accepted, {report.failed} failed")
+
+

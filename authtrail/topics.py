@@ -1,0 +1,38 @@
+"""Creates the pipeline's topics with the admin client. Idempotent."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.settings import Settings
+from schemas.topics import topic_specs
+
+log = logging.getLogger(__name__)
+
+
+def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
+    """Creates every missing topic; returns ``{name: "created" | "exists"}``. Raises
+    ``KafkaException`` for any other failure (authorisation, broker unreachable)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    result: dict[str, str] = {}
+    wanted = []
+    for spec in topic_specs(settings.topics):
+        if spec.name in existing:
+            result[spec.name] = "exists"
+        else:
+            wanted.append(NewTopic(spec.name, settings.topic_partitions,
+                                   settings.topic_replication, config=spec.configs))
+    if wanted:
+        for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+            try:
+                future.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                result[name] = "exists"
+    return result

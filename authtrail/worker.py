@@ -1,0 +1,110 @@
+"""Wires the ingest worker process: the log store, the batch processor, the faust app
+and, in the embedded set-up, the query API and the demo producer as services of the
+same faust worker (one process, one event loop; chDB allows one process per data dir)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+from typing import Any
+
+import faust
+from mode import Service
+
+from authtrail.demo import run_demo
+from authtrail.produce import RawProducer
+from pipeline.app import create_app as create_faust_app
+from pipeline.batch import BatchProcessor
+from pipeline.enrich import Enricher
+from pipeline.normalize import Normalizer
+from pipeline.outputs import OutputProducer
+from pipeline.store import EventWriter
+from query_api.app import create_app as create_api
+from query_api.repository import LogRepository
+from query_api.server import ApiService
+from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DemoService(Service):  # type: ignore[misc]
+    """Produces demo traffic in a thread while the worker runs."""
+
+    def __init__(self, settings: Settings, rate: float, duration_s: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._settings, self._rate, self._duration = settings, rate, duration_s
+        self._stopping = False
+
+    @Service.task  # type: ignore[untyped-decorator]
+    async def _produce(self) -> None:
+        producer = RawProducer(self._settings)
+        loop = asyncio.get_running_loop()
+        sent = await loop.run_in_executor(
+            None, run_demo, producer.send, self._rate, self._duration, lambda: self._stopping
+        )
+        report = await loop.run_in_executor(None, producer.flush)
+        log.info("demo traffic: %d events sent, %d accepted", sent, report.accepted)
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+
+
+class Banner(Service):  # type: ignore[misc]
+    """Prints where to look once everything has started."""
+
+    def __init__(self, lines: list[str], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._lines = lines
+
+    async def on_started(self) -> None:
+        for line in self._lines:
+            print(line, flush=True)
+
+
+def open_store(settings: Settings) -> StoreLocation:
+    """Opens the log store and migrates its schema (before the worker starts: creating
+    it from the agent raced with the first batch)."""
+    location = StoreLocation.parse(settings.resolved_clickhouse_url)
+    client = connect(location)
+    migrate(client, location, settings.retention_days)
+    return location
+
+
+def run_worker(settings: Settings, *, with_api: bool, demo_rate: float | None = None,
+               demo_duration_s: float = 0.0, banner: list[str] | None = None) -> int:
+    """Runs the ingest worker (and, with ``with_api``, the query API in-process) until
+    SIGINT/SIGTERM. Returns the process exit code."""
+    location = open_store(settings)
+    processor = BatchProcessor(
+        Normalizer(Enricher(), settings.max_event_bytes),
+        writer_factory=lambda: EventWriter(connect(location), location),
+        producer_factory=lambda: OutputProducer(settings.bootstrap_servers,
+                                                f"authtrail-ingest-{os.getpid()}"),
+        topics=settings.topics,
+    )
+    app = create_faust_app(settings, processor)
+    services: list[Service] = []
+    if with_api:
+        api = create_api(LogRepository(location),
+                         ingest_status=lambda: dataclasses.asdict(processor.stats))
+        services.append(ApiService(api, settings.api_host, settings.api_port))
+    if demo_rate:
+        services.append(DemoService(settings, demo_rate, demo_duration_s))
+    if banner:
+        services.append(Banner(banner))
+    worker = faust.Worker(app, *services, loglevel=settings.log_level, quiet=True,
+                          redirect_stdouts=False, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    else:
+        code = 0
+    finally:
+        processor.close()
+    sys.stdout.flush()
+    return code

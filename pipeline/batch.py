@@ -1,0 +1,205 @@
+"""The ingest step: one batch of raw records -> log store + normalized topic + DLQ.
+
+Contract of ``BatchProcessor.process``:
+* accepts a sequence of raw records (bytes value, key, headers, broker timestamp, origin);
+* returns only when every record is durable somewhere: stored in the log store *and*
+  produced to ``auth-events.normalized``, or produced to ``auth-events.dlq`` with a reason
+  (invalid input, or refused by the store). Only then may the caller commit its offsets;
+* never raises for bad input. Store or broker outages are retried with backoff for as long
+  as it takes (lag, not loss); the retry is abandoned only by cancellation, which the
+  caller must treat as "nothing of this batch was processed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import orjson
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from pipeline.normalize import Normalizer, Rejection
+from pipeline.outputs import DeliveryError, OutputProducer, OutRecord
+from pipeline.store import EventWriter, TransientStoreError
+from schemas import topics as topic_names
+from schemas.events import NormalizedEvent
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    value: bytes | None
+    key: bytes | None
+    timestamp_ms: int | None
+    headers: list[tuple[str, bytes]]
+    origin: str  # "<topic>/<partition>/<offset>"
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters since the process started; served by ``/healthz``."""
+
+    received: int = 0
+    stored: int = 0
+    dead_lettered: int = 0
+    duplicates_skipped: int = 0
+    batches: int = 0
+    retries: int = 0
+    last_batch_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class RecentIds:
+    """A bounded, insertion-ordered set of recently stored event ids. It spares the
+    normalized topic the duplicates a producer's own retries create; the store collapses
+    every other duplicate by itself."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def add_all(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            self._ids[event_id] = None
+        while len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+
+def _dlq_record(topics: Topics, record: RawRecord, reason: str, field_name: str) -> OutRecord:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    headers = [
+        *record.headers,
+        (topic_names.DLQ_REASON_HEADER, reason.encode()),
+        (topic_names.DLQ_SOURCE_HEADER, record.origin.encode()),
+        (topic_names.DLQ_TIME_HEADER, now.encode()),
+    ]
+    if field_name:
+        headers.append((topic_names.DLQ_FIELD_HEADER, field_name.encode()))
+    return OutRecord(topics.dlq, record.value or b"", record.key, headers)
+
+
+def _normalized_key(event: NormalizedEvent, raw_key: bytes | None) -> bytes:
+    if raw_key:
+        return raw_key
+    return (event.account_id or event.actor_id or event.event_id).encode()
+
+
+class BatchProcessor:
+    """See the module docstring for the contract. One instance per agent; ``process`` is
+    not re-entrant (batches are processed one after another, in order)."""
+
+    def __init__(
+        self,
+        normalizer: Normalizer,
+        writer_factory: Callable[[], EventWriter],
+        producer_factory: Callable[[], OutputProducer],
+        topics: Topics,
+        stats: IngestStats | None = None,
+    ) -> None:
+        self._normalizer = normalizer
+        self._topics = topics
+        self.stats = stats or IngestStats()
+        self._recent = RecentIds()
+        # One thread owns the store client, one the producer: both block, and each must
+        # only ever be used from one thread.
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="authtrail-store")
+        self._kafka_thread = ThreadPoolExecutor(1, thread_name_prefix="authtrail-produce")
+        self._writer = self._store_thread.submit(writer_factory).result()
+        self._producer = self._kafka_thread.submit(producer_factory).result()
+
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        self.stats.received += len(records)
+        good: list[tuple[NormalizedEvent, RawRecord]] = []
+        dead: list[OutRecord] = []
+        seen_in_batch: set[str] = set()
+        for record in records:
+            received_at = _received_at(record.timestamp_ms)
+            result = self._normalizer.normalize(record.value, received_at)
+            if isinstance(result, Rejection):
+                dead.append(_dlq_record(self._topics, record, result.reason, result.field))
+            elif result.event_id in self._recent or result.event_id in seen_in_batch:
+                self.stats.duplicates_skipped += 1
+            else:
+                seen_in_batch.add(result.event_id)
+                good.append((result, record))
+
+        events = [event for event, _ in good]
+        refused = await self._retrying("log store", self._store_thread, self._writer.write, events)
+        refused_ids = {event.event_id for event, _ in refused}
+        by_id = {event.event_id: record for event, record in good}
+        for event, reason in refused:
+            dead.append(_dlq_record(self._topics, by_id[event.event_id], reason, ""))
+
+        outputs = [
+            OutRecord(
+                self._topics.normalized,
+                orjson.dumps(event.model_dump(mode="json")),
+                _normalized_key(event, record.key),
+                [("authtrail-schema", b"1")],
+            )
+            for event, record in good
+            if event.event_id not in refused_ids
+        ]
+        await self._retrying("Kafka", self._kafka_thread, self._producer.deliver, outputs + dead)
+
+        stored_ids = [event.event_id for event in events if event.event_id not in refused_ids]
+        self._recent.add_all(stored_ids)
+        self.stats.stored += len(stored_ids)
+        self.stats.dead_lettered += len(dead)
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+        if dead:
+            log.info("dead-lettered %d of %d records", len(dead), len(records))
+
+    async def _retrying(
+        self,
+        what: str,
+        thread: ThreadPoolExecutor,
+        fn: Callable[[list[T]], R],
+        items: list[T],
+    ) -> R:
+        loop = asyncio.get_running_loop()
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((TransientStoreError, DeliveryError)),
+            wait=wait_exponential_jitter(initial=0.2, max=30),
+            before_sleep=lambda state: self._on_retry(what, state.outcome),
+            reraise=True,
+        ):
+            with attempt:
+                return await loop.run_in_executor(thread, fn, items)
+        raise AssertionError("unreachable: tenacity retries until success")
+
+    def _on_retry(self, what: str, outcome: object) -> None:
+        exc = getattr(outcome, "exception", lambda: None)()
+        self.stats.retries += 1
+        self.stats.last_error = f"{what}: {exc}"
+        self.stats.last_error_at = time.time()
+        log.warning("%s unavailable, retrying the batch (lag grows, nothing is lost): %s", what, exc)
+
+    def close(self) -> None:
+        self._kafka_thread.submit(self._producer.close).result()
+        self._store_thread.shutdown(wait=True)
+        self._kafka_thread.shutdown(wait=True)
+
+
+def _received_at(timestamp_ms: int | None) -> datetime:
+    if timestamp_ms is None or timestamp_ms <= 0:
+        now = time.time()
+        return datetime.fromtimestamp(int(now * 1000) / 1000, tz=UTC)
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)

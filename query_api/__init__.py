@@ -1,0 +1,1 @@
+"""The query API (FastAPI) through which analysts read the log store."""

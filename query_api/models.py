@@ -1,0 +1,67 @@
+"""Response models of the query API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _rfc3339_ms(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+UtcTime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(_rfc3339_ms, return_type=str, when_used="json"),
+]
+
+
+class LogItem(BaseModel):
+    """One row of the Logs view."""
+
+    event_id: str
+    occurred_at: UtcTime
+    event_key: str
+    description: str
+    outcome: Literal["success", "failure"]
+    account_id: str | None = Field(description="null when the event has no account (shown '-')")
+    account_name: str | None
+    actor_id: str | None
+    actor_email: str | None
+    actor_display: str = Field(description="email, else id, else 'anonymous'")
+    actor_type: str
+    ip: str | None
+    country: str | None
+    user_agent: str | None
+    ua_browser: str | None
+    ua_os: str | None
+    ua_device: str | None
+    trace_id: str | None
+    reason: str | None
+
+
+class LogPage(BaseModel):
+    items: list[LogItem]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: str
+    schema_version: int | None
+    ingest: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    parameter: str
+    message: str

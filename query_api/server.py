@@ -1,0 +1,52 @@
+"""Runs the query API on the caller's event loop as a ``mode.Service``, so the ingest
+worker and the API share one process (chDB allows one process per data directory).
+
+``uvicorn.Server.serve()`` is awaited directly (``uvicorn.run`` would start a second loop)
+with its own signal handling switched off: the faust worker owns SIGINT/SIGTERM and stops
+this service with everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Generator
+
+import uvicorn
+from fastapi import FastAPI
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ApiService(Service):  # type: ignore[misc]
+    """Serves ``app`` on ``host:port`` until stopped."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        config = uvicorn.Config(
+            app, host=host, port=port, lifespan="off", log_config=None, access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        self._task = asyncio.ensure_future(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raises the bind error
+                raise RuntimeError("query API stopped during start-up")
+            await asyncio.sleep(0.05)
+
+    async def on_stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,101 @@
+"""Runtime settings, read from ``AUTHTRAIL_*`` environment variables.
+
+Every process (ingest worker, query API, connectors, CLI) reads the same ``Settings``; the
+README's configuration table is this class. Values that may hold credentials (the
+ClickHouse URL) are only ever printed through ``redact_url``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import Topics
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """All of authtrail's configuration. Field ``x`` is variable ``AUTHTRAIL_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHTRAIL_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the embedded broker and chDB keep data.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "authtrail",
+        description="Downloaded artefacts (the Kafka broker's jars), shared by checkouts.",
+    )
+    log_level: str = Field("INFO", description="Python log level of every process.")
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(
+        None, description="Use this Kafka cluster (host:port,...); unset: run the local broker."
+    )
+    kafka_port: Port = Field(9092, description="Local broker's client port (127.0.0.1).")
+    kafka_controller_port: Port = Field(9093, description="Local broker's KRaft controller port.")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka release the local broker runs.")
+    kafka_heap: str = Field("512m", description="Local broker's JVM heap (-Xmx).")
+    topic_prefix: str = Field("", description="Prefix of every topic name.")
+    topic_partitions: int = Field(6, ge=1, le=10_000, description="Partitions of new topics.")
+    topic_replication: int = Field(1, ge=1, le=16, description="Replication of new topics.")
+
+    # ClickHouse
+    clickhouse_url: str | None = Field(
+        None,
+        description="chdb:///path (embedded; default <data_dir>/clickhouse) or "
+        "http(s)://user:pass@host:port/database for a ClickHouse server.",
+    )
+    retention_days: int = Field(90, ge=1, le=36_500, description="Log store TTL in days.")
+
+    # Ingest
+    ingest_group: str = Field("authtrail-ingest", description="Ingest worker's consumer group.")
+    ingest_batch_size: int = Field(5000, ge=1, le=100_000, description="Max events per batch.")
+    ingest_flush_seconds: float = Field(
+        1.0, gt=0, le=60, description="A batch is written at least this often."
+    )
+    max_event_bytes: int = Field(
+        262_144, ge=1024, description="Raw events larger than this are dead-lettered."
+    )
+
+    # Query API
+    api_host: str = Field("127.0.0.1", description="Query API bind address.")
+    api_port: Port = Field(8080, description="Query API port.")
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.with_prefix(self.topic_prefix)
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host  # noqa: S104
+        return f"http://{host}:{self.api_port}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and errors)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -1,0 +1,52 @@
+"""Kafka topic names. Every process derives its names from here, so a prefix set with
+``AUTHTRAIL_TOPIC_PREFIX`` (several installations sharing one cluster, or test isolation)
+applies everywhere at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RAW = "auth-events"
+NORMALIZED = "auth-events.normalized"
+DLQ = "auth-events.dlq"
+
+# Headers the pipeline puts on every dead-lettered record.
+DLQ_REASON_HEADER = "authtrail-reason"
+DLQ_FIELD_HEADER = "authtrail-field"
+DLQ_SOURCE_HEADER = "authtrail-source"  # "<topic>/<partition>/<offset>"
+DLQ_TIME_HEADER = "authtrail-dead-lettered-at"  # RFC 3339, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The concrete topic names of one installation."""
+
+    raw: str
+    normalized: str
+    dlq: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "") -> Topics:
+        return cls(raw=prefix + RAW, normalized=prefix + NORMALIZED, dlq=prefix + DLQ)
+
+    def all(self) -> tuple[str, ...]:
+        return (self.raw, self.normalized, self.dlq)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How a topic is created: its topic-level configs beside partitions/replication."""
+
+    name: str
+    configs: dict[str, str]
+
+
+def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
+    """The pipeline's topics. Retention bounds how far a stopped destination can fall
+    behind and still catch up (7 days), and how long dead letters wait (30 days)."""
+    week = str(7 * 24 * 3600 * 1000)
+    return (
+        TopicSpec(topics.raw, {"retention.ms": week}),
+        TopicSpec(topics.normalized, {"retention.ms": week}),
+        TopicSpec(topics.dlq, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+    )
