@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
@@ -21,8 +20,10 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"AUTHTRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                 for e in exc.errors()]
+        lines = [
+            f"AUTHTRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        ]
         raise click.UsageError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
@@ -72,8 +73,7 @@ def up(demo: bool, demo_rate: float) -> None:
     settings = _settings()
     _setup_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if port_in_use(settings.api_port, settings.api_host if settings.api_host != "0.0.0.0" else  # noqa: S104
-                   "127.0.0.1"):
+    if port_in_use(settings.api_port, settings.api_connect_host):
         _fail(f"port {settings.api_port} is already in use; set AUTHTRAIL_API_PORT")
     kafka = LocalKafka(settings) if settings.embedded_kafka else None
     started_broker = False
@@ -83,8 +83,11 @@ def up(demo: bool, demo_rate: float) -> None:
     try:
         if kafka is not None:
             started_broker = kafka.pid() is None
-            click.echo(f"Starting Kafka {settings.kafka_version} on {kafka.bootstrap} ..."
-                       if started_broker else f"Using the running broker on {kafka.bootstrap}")
+            click.echo(
+                f"Starting Kafka {settings.kafka_version} on {kafka.bootstrap} ..."
+                if started_broker
+                else f"Using the running broker on {kafka.bootstrap}"
+            )
             kafka.start()
         created = create_topics(settings)
         log.info("topics: %s", ", ".join(f"{k} ({v})" for k, v in created.items()))
@@ -97,8 +100,9 @@ def up(demo: bool, demo_rate: float) -> None:
             "  Ctrl-C stops everything.",
             "",
         ]
-        code = run_worker(settings, with_api=True, demo_rate=demo_rate if demo else None,
-                          banner=banner)
+        code = run_worker(
+            settings, with_api=True, demo_rate=demo_rate if demo else None, banner=banner
+        )
     except _Interrupted:
         code = 0
     except KeyboardInterrupt:
@@ -145,8 +149,9 @@ def kafka_start() -> None:
         pid = LocalKafka(settings).start()
     except KafkaError as exc:
         _fail(str(exc))
-    click.echo(f"Kafka {settings.kafka_version} running on {settings.bootstrap_servers} "
-               f"(pid {pid})")
+    click.echo(
+        f"Kafka {settings.kafka_version} running on {settings.bootstrap_servers} (pid {pid})"
+    )
 
 
 @kafka.command("stop")
@@ -224,8 +229,13 @@ def api() -> None:
     except StoreUnavailableError as exc:
         _fail(str(exc))
     click.echo(f"Query API on {settings.api_url}")
-    uvicorn.run(create_app(LogRepository(location)), host=settings.api_host,
-                port=settings.api_port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(LogRepository(location)),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @main.command()
@@ -239,8 +249,10 @@ def produce(file: BinaryIO) -> None:
     producer = RawProducer(settings)
     producer.send_all(json_lines(file))
     report = producer.flush()
-    click.echo(f"{report.accepted} accepted, {report.failed} failed"
-               + (f" ({report.first_error})" if report.first_error else ""))
+    click.echo(
+        f"{report.accepted} accepted, {report.failed} failed"
+        + (f" ({report.first_error})" if report.first_error else "")
+    )
     sys.exit(1 if report.failed else 0)
 
 
@@ -262,5 +274,3 @@ def demo(rate: float, duration: float, seed: int | None) -> None:
         sent = producer.report.accepted
     report = producer.flush()
     click.echo(f"{sent} sent, {report.accepted} accepted, {report.failed} failed")
-
-

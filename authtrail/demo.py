@@ -39,10 +39,18 @@ USER_AGENTS = (
 
 # Public address blocks by country, for realistic geo enrichment.
 IP_BLOCKS = (
-    ("99.81.{}.{}", "IE"), ("34.240.{}.{}", "IE"), ("81.2.{}.{}", "GB"),
-    ("185.60.{}.{}", "IE"), ("8.8.{}.{}", "US"), ("104.16.{}.{}", "US"),
-    ("52.58.{}.{}", "DE"), ("151.101.{}.{}", "US"), ("2a00:1450:4001:{:x}::{:x}", "DE"),
-    ("2001:4860:4860::{:x}{:x}", "US"), ("200.147.{}.{}", "BR"), ("133.242.{}.{}", "JP"),
+    ("99.81.{}.{}", "IE"),
+    ("34.240.{}.{}", "IE"),
+    ("81.2.{}.{}", "GB"),
+    ("185.60.{}.{}", "IE"),
+    ("8.8.{}.{}", "US"),
+    ("104.16.{}.{}", "US"),
+    ("52.58.{}.{}", "DE"),
+    ("151.101.{}.{}", "US"),
+    ("2a00:1450:4001:{:x}::{:x}", "DE"),
+    ("2001:4860:4860::{:x}{:x}", "US"),
+    ("200.147.{}.{}", "BR"),
+    ("133.242.{}.{}", "JP"),
 )
 
 ACCOUNTS = (
@@ -74,8 +82,9 @@ class DemoTraffic:
     def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
         self.rng = random.Random(seed)
         self.clock = clock
-        self.accounts = [(acc_id, name, self._members(acc_id, domain))
-                         for acc_id, name, domain in ACCOUNTS]
+        self.accounts = [
+            (acc_id, name, self._members(acc_id, domain)) for acc_id, name, domain in ACCOUNTS
+        ]
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -89,26 +98,53 @@ class DemoTraffic:
         for _ in range(self.rng.randint(6, 10)):
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
             uid = f"usr_{self.rng.getrandbits(40):010x}"
-            members.append(Actor(uid, f"{first}.{last}@{domain}", "user", self._ip(),
-                                 self.rng.choice(USER_AGENTS[:7])))
+            members.append(
+                Actor(
+                    uid,
+                    f"{first}.{last}@{domain}",
+                    "user",
+                    self._ip(),
+                    self.rng.choice(USER_AGENTS[:7]),
+                )
+            )
         suffix = acc_id.removeprefix("acc_")
-        members.append(Actor(f"agent-{suffix}-{self.rng.randint(1, 99)}", None, "agent",
-                             self._ip(), self.rng.choice(USER_AGENTS[7:])))
+        members.append(
+            Actor(
+                f"agent-{suffix}-{self.rng.randint(1, 99)}",
+                None,
+                "agent",
+                self._ip(),
+                self.rng.choice(USER_AGENTS[7:]),
+            )
+        )
         members.append(Actor(f"svc-{suffix}-scim", None, "service", self._ip(), "okhttp/4.12.0"))
         return members
 
-    def _event(self, key: str, account: tuple[str, str] | None, actor: Actor | None,
-               *, trace_id: str | None = None, outcome: str | None = None,
-               reason: str | None = None, attributes: dict[str, Any] | None = None,
-               ip: str | None = None, user_agent: str | None = None) -> bytes:
+    def _event(
+        self,
+        key: str,
+        account: tuple[str, str] | None,
+        actor: Actor | None,
+        *,
+        trace_id: str | None = None,
+        outcome: str | None = None,
+        reason: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> bytes:
         now = self.clock()
         ip = ip or (actor.ip if actor else self._ip())
         ua = user_agent or (actor.user_agent if actor else self.rng.choice(USER_AGENTS))
         if self.rng.random() < 0.1:
             # The flat shape some services emit; the pipeline normalizes it.
-            flat: dict[str, Any] = {"event_id": self._uuid(), "event_key": key,
-                                    "timestamp": int(now * 1000), "ip_address": ip,
-                                    "userAgent": ua}
+            flat: dict[str, Any] = {
+                "event_id": self._uuid(),
+                "event_key": key,
+                "timestamp": int(now * 1000),
+                "ip_address": ip,
+                "userAgent": ua,
+            }
             if account:
                 flat["account_id"], flat["account_name"] = account
             if actor:
@@ -125,7 +161,8 @@ class DemoTraffic:
         event: dict[str, Any] = {
             "event_id": self._uuid(),
             "event_key": key,
-            "occurred_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+            "occurred_at": datetime.fromtimestamp(now, UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "ip": ip,
             "user_agent": ua,
@@ -133,8 +170,11 @@ class DemoTraffic:
         if account:
             event["account"] = {"id": account[0], "name": account[1]}
         if actor:
-            event["actor"] = {k: v for k, v in (("id", actor.id), ("email", actor.email),
-                                                ("type", actor.type)) if v}
+            event["actor"] = {
+                k: v
+                for k, v in (("id", actor.id), ("email", actor.email), ("type", actor.type))
+                if v
+            }
         if trace_id:
             event["trace_id"] = trace_id
         if outcome:
@@ -157,15 +197,35 @@ class DemoTraffic:
         if roll < 0.65:
             return self._oidc(account, rng.choice(members))
         if roll < 0.75:
-            return [self._event("sso.tenant.completed", account, user,
-                                attributes={"idp": rng.choice(["okta", "entra", "google"])})]
+            return [
+                self._event(
+                    "sso.tenant.completed",
+                    account,
+                    user,
+                    attributes={"idp": rng.choice(["okta", "entra", "google"])},
+                )
+            ]
         if roll < 0.83:
-            return [self._event("refresh_token.exchange.completed", account, user,
-                                attributes={"client_id": f"app-{rng.randint(1, 9)}"})]
+            return [
+                self._event(
+                    "refresh_token.exchange.completed",
+                    account,
+                    user,
+                    attributes={"client_id": f"app-{rng.randint(1, 9)}"},
+                )
+            ]
         if roll < 0.88:
             # Unknown users and platform-level probes: no account, no actor.
-            return [self._event("login.failed", None, None, reason="unknown_user",
-                                ip=self._ip(), user_agent=rng.choice(USER_AGENTS))]
+            return [
+                self._event(
+                    "login.failed",
+                    None,
+                    None,
+                    reason="unknown_user",
+                    ip=self._ip(),
+                    user_agent=rng.choice(USER_AGENTS),
+                )
+            ]
         if roll < 0.92:
             return [self._event("logout.completed", account, user)]
         return [self._rare(account, members, user)]
@@ -173,42 +233,76 @@ class DemoTraffic:
     def _login(self, account: tuple[str, str], user: Actor) -> list[bytes]:
         rng = self.rng
         if rng.random() < 0.12:
-            events = [self._event("login.failed", account, user,
-                                  reason=rng.choice(LOGIN_FAILURE_REASONS))]
+            events = [
+                self._event("login.failed", account, user, reason=rng.choice(LOGIN_FAILURE_REASONS))
+            ]
             if rng.random() < 0.1:
-                events.append(self._event("user.locked", account, user,
-                                          reason="too_many_failed_logins"))
+                events.append(
+                    self._event("user.locked", account, user, reason="too_many_failed_logins")
+                )
             return events
         events = []
         if rng.random() < 0.3:
             passed = rng.random() < 0.93
-            events.append(self._event("mfa.challenge.passed" if passed else "mfa.challenge.failed",
-                                      account, user,
-                                      attributes={"factor": rng.choice(["totp", "webauthn",
-                                                                         "push"])}))
+            events.append(
+                self._event(
+                    "mfa.challenge.passed" if passed else "mfa.challenge.failed",
+                    account,
+                    user,
+                    attributes={"factor": rng.choice(["totp", "webauthn", "push"])},
+                )
+            )
             if not passed:
                 return events
-        events.append(self._event("login.completed", account, user,
-                                  attributes={"method": rng.choice(["password", "passkey",
-                                                                     "sso"])}))
+        events.append(
+            self._event(
+                "login.completed",
+                account,
+                user,
+                attributes={"method": rng.choice(["password", "passkey", "sso"])},
+            )
+        )
         return events
 
     def _oidc(self, account: tuple[str, str], actor: Actor) -> list[bytes]:
         rng = self.rng
         trace_id = f"{rng.getrandbits(128):032x}"
-        client = {"client_id": f"{actor.id}" if actor.type == "agent" else
-                  f"app-{rng.randint(1, 9)}"}
+        client = {
+            "client_id": f"{actor.id}" if actor.type == "agent" else f"app-{rng.randint(1, 9)}"
+        }
         anonymous_start = rng.random() < 0.3
-        events = [self._event("oidc.flow.started", account, None if anonymous_start else actor,
-                              trace_id=trace_id, attributes=client, ip=actor.ip,
-                              user_agent=actor.user_agent)]
+        events = [
+            self._event(
+                "oidc.flow.started",
+                account,
+                None if anonymous_start else actor,
+                trace_id=trace_id,
+                attributes=client,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+            )
+        ]
         if rng.random() < 0.9:
-            events.append(self._event("oidc.token_exchange.succeeded", account, actor,
-                                      trace_id=trace_id, attributes=client))
+            events.append(
+                self._event(
+                    "oidc.token_exchange.succeeded",
+                    account,
+                    actor,
+                    trace_id=trace_id,
+                    attributes=client,
+                )
+            )
         else:
-            events.append(self._event("oidc.token_exchange.failed", account, actor,
-                                      trace_id=trace_id, attributes=client,
-                                      reason=rng.choice(TOKEN_FAILURE_REASONS)))
+            events.append(
+                self._event(
+                    "oidc.token_exchange.failed",
+                    account,
+                    actor,
+                    trace_id=trace_id,
+                    attributes=client,
+                    reason=rng.choice(TOKEN_FAILURE_REASONS),
+                )
+            )
         return events
 
     def _rare(self, account: tuple[str, str], members: list[Actor], user: Actor) -> bytes:
@@ -220,14 +314,20 @@ class DemoTraffic:
         if choice == 1:
             return self._event("password.reset.completed", account, user)
         if choice == 2:
-            return self._event("scim.user.provisioned", account, service,
-                               attributes={"target": user.email})
+            return self._event(
+                "scim.user.provisioned", account, service, attributes={"target": user.email}
+            )
         if choice == 3:
-            return self._event("scim.user.deprovisioned", account, service,
-                               attributes={"target": user.email})
+            return self._event(
+                "scim.user.deprovisioned", account, service, attributes={"target": user.email}
+            )
         if choice == 4:
-            return self._event("api_token.created", account, user,
-                               attributes={"token_name": f"ci-{rng.randint(1, 99)}"})
+            return self._event(
+                "api_token.created",
+                account,
+                user,
+                attributes={"token_name": f"ci-{rng.randint(1, 99)}"},
+            )
         return self._event("api_token.revoked", account, user)
 
     def events(self) -> Iterator[bytes]:
@@ -235,8 +335,13 @@ class DemoTraffic:
             yield from self.next_batch()
 
 
-def run_demo(send: Callable[[bytes], None], rate: float, duration_s: float,
-             should_stop: Callable[[], bool] = lambda: False, seed: int | None = None) -> int:
+def run_demo(
+    send: Callable[[bytes], None],
+    rate: float,
+    duration_s: float,
+    should_stop: Callable[[], bool] = lambda: False,
+    seed: int | None = None,
+) -> int:
     """Sends demo events at ``rate`` events/s for ``duration_s`` seconds (0: until
     ``should_stop``). Returns how many were sent. Paced in 50 ms ticks."""
     traffic = DemoTraffic(seed)

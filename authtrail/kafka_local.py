@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from confluent_kafka.admin import AdminClient
 
@@ -67,8 +68,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when a broker at ``bootstrap`` answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000,
-                         "logger": log})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "logger": cast(Any, log)}
+    )
     try:
         metadata = admin.list_topics(timeout=timeout_s)
         return bool(metadata.brokers)
@@ -94,18 +96,29 @@ class LocalKafka:
             return self.jars
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise KafkaError("Maven ('mvn') is needed once to fetch the Kafka broker: "
-                             "apt-get install maven")
+            raise KafkaError(
+                "Maven ('mvn') is needed once to fetch the Kafka broker: apt-get install maven"
+            )
         if not POM.exists():
             raise KafkaError(f"{POM} is missing: run from an authtrail checkout")
         staging = self.jars.with_name(self.jars.name + f".tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         log.info("fetching Apache Kafka %s from Maven Central (once)", self.settings.kafka_version)
         result = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-Dkafka.version={self.settings.kafka_version}",
-             f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, check=False,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-Dkafka.version={self.settings.kafka_version}",
+                f"-DoutputDirectory={staging}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
@@ -156,9 +169,11 @@ class LocalKafka:
         java_home = os.environ.get("JAVA_HOME")
         java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
         if not java or not Path(java).exists():
-            raise KafkaError("a Java runtime (17+) is needed for the local Kafka broker: "
-                             "apt-get install openjdk-17-jre-headless, or set "
-                             "AUTHTRAIL_KAFKA_BOOTSTRAP to use an existing cluster")
+            raise KafkaError(
+                "a Java runtime (17+) is needed for the local Kafka broker: "
+                "apt-get install openjdk-17-jre-headless, or set "
+                "AUTHTRAIL_KAFKA_BOOTSTRAP to use an existing cluster"
+            )
         return java
 
     def _format(self, java: str, config: Path) -> None:
@@ -166,10 +181,21 @@ class LocalKafka:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            [java, "-cp", f"{self.jars}/*",
-             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-cp",
+                f"{self.jars}/*",
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise KafkaError("formatting the broker's storage failed: " + result.stderr[-800:])
@@ -202,47 +228,67 @@ class LocalKafka:
             self.wait_ready(existing, timeout_s)
             return existing
         s = self.settings
-        for port, name in ((s.kafka_port, "AUTHTRAIL_KAFKA_PORT"),
-                           (s.kafka_controller_port, "AUTHTRAIL_KAFKA_CONTROLLER_PORT")):
+        for port, name in (
+            (s.kafka_port, "AUTHTRAIL_KAFKA_PORT"),
+            (s.kafka_controller_port, "AUTHTRAIL_KAFKA_CONTROLLER_PORT"),
+        ):
             if port_in_use(port):
-                raise KafkaError(f"port {port} is already in use by another program; set {name} "
-                                 "to a free port, or AUTHTRAIL_KAFKA_BOOTSTRAP to use a running "
-                                 "Kafka")
+                raise KafkaError(
+                    f"port {port} is already in use by another program; set {name} "
+                    "to a free port, or AUTHTRAIL_KAFKA_BOOTSTRAP to use a running "
+                    "Kafka"
+                )
         java = self._java()
         self.ensure_jars()
         config = self._write_config()
         self._format(java, config)
         out = (self.home / "broker.out").open("ab")
         process = subprocess.Popen(
-            [java, f"-Xmx{s.kafka_heap}", f"-Xms{s.kafka_heap}", "-XX:+UseG1GC",
-             "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-             f"-Dkafka.logs.dir={self.home}",
-             "-cp", f"{self.jars}/*", "kafka.Kafka", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.home,
+            [
+                java,
+                f"-Xmx{s.kafka_heap}",
+                f"-Xms{s.kafka_heap}",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                f"-Dkafka.logs.dir={self.home}",
+                "-cp",
+                f"{self.jars}/*",
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
         )
         out.close()
         self.pid_file.write_text(str(process.pid))
         self.wait_ready(process.pid, timeout_s, process)
-        log.info("Kafka %s broker running on %s (pid %d)", s.kafka_version, self.bootstrap,
-                 process.pid)
+        log.info(
+            "Kafka %s broker running on %s (pid %d)", s.kafka_version, self.bootstrap, process.pid
+        )
         return process.pid
 
-    def wait_ready(self, pid: int, timeout_s: float,
-                   process: subprocess.Popen[bytes] | None = None) -> None:
+    def wait_ready(
+        self, pid: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise KafkaError(f"the broker exited with code {process.returncode}:\n"
-                                 + self._log_tail())
+                raise KafkaError(
+                    f"the broker exited with code {process.returncode}:\n" + self._log_tail()
+                )
             if process is None and self.pid() is None:
                 raise KafkaError("the broker exited:\n" + self._log_tail())
             if broker_answers(self.bootstrap, 1.0):
                 return
             time.sleep(0.3)
-        raise KafkaError(f"the broker (pid {pid}) did not answer within {timeout_s:.0f}s:\n"
-                         + self._log_tail())
+        raise KafkaError(
+            f"the broker (pid {pid}) did not answer within {timeout_s:.0f}s:\n" + self._log_tail()
+        )
 
     def stop(self, timeout_s: float = 60.0) -> bool:
         """Stops the broker cleanly (SIGTERM: controlled shutdown; SIGKILL only after

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
@@ -46,13 +47,15 @@ class RawProducer:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topics.raw
         self.report = ProduceReport()
-        self._producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
-            "enable.idempotence": True,
-            "linger.ms": 10,
-            "compression.type": "lz4",
-            "logger": log,
-        })
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "enable.idempotence": True,
+                "linger.ms": 10,
+                "compression.type": "lz4",
+                "logger": cast(Any, log),
+            }
+        )
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
@@ -64,8 +67,12 @@ class RawProducer:
     def send(self, value: bytes, key: bytes | None = None) -> None:
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key or event_key(value),
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(
+                    self.topic,
+                    value=value,
+                    key=key or event_key(value),
+                    on_delivery=self._on_delivery,
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.settings import Settings
 from schemas.topics import topic_specs
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     """Creates every missing topic; returns ``{name: "created" | "exists"}``. Raises
     ``KafkaException`` for any other failure (authorisation, broker unreachable)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": log})
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": cast(Any, log)})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     result: dict[str, str] = {}
     wanted = []
@@ -24,8 +25,14 @@ def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]
         if spec.name in existing:
             result[spec.name] = "exists"
         else:
-            wanted.append(NewTopic(spec.name, settings.topic_partitions,
-                                   settings.topic_replication, config=spec.configs))
+            wanted.append(
+                NewTopic(
+                    spec.name,
+                    settings.topic_partitions,
+                    settings.topic_replication,
+                    config=spec.configs,
+                )
+            )
     if wanted:
         for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
             try:

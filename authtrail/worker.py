@@ -31,7 +31,7 @@ from schemas.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class DemoService(Service):  # type: ignore[misc]
+class DemoService(Service):
     """Produces demo traffic in a thread while the worker runs."""
 
     def __init__(self, settings: Settings, rate: float, duration_s: float, **kw: Any) -> None:
@@ -39,7 +39,7 @@ class DemoService(Service):  # type: ignore[misc]
         self._settings, self._rate, self._duration = settings, rate, duration_s
         self._stopping = False
 
-    @Service.task  # type: ignore[untyped-decorator]
+    @Service.task
     async def _produce(self) -> None:
         producer = RawProducer(self._settings)
         loop = asyncio.get_running_loop()
@@ -53,7 +53,7 @@ class DemoService(Service):  # type: ignore[misc]
         self._stopping = True
 
 
-class Banner(Service):  # type: ignore[misc]
+class Banner(Service):
     """Prints where to look once everything has started."""
 
     def __init__(self, lines: list[str], **kw: Any) -> None:
@@ -74,30 +74,44 @@ def open_store(settings: Settings) -> StoreLocation:
     return location
 
 
-def run_worker(settings: Settings, *, with_api: bool, demo_rate: float | None = None,
-               demo_duration_s: float = 0.0, banner: list[str] | None = None) -> int:
+def run_worker(
+    settings: Settings,
+    *,
+    with_api: bool,
+    demo_rate: float | None = None,
+    demo_duration_s: float = 0.0,
+    banner: list[str] | None = None,
+) -> int:
     """Runs the ingest worker (and, with ``with_api``, the query API in-process) until
     SIGINT/SIGTERM. Returns the process exit code."""
     location = open_store(settings)
     processor = BatchProcessor(
         Normalizer(Enricher(), settings.max_event_bytes),
         writer_factory=lambda: EventWriter(connect(location), location),
-        producer_factory=lambda: OutputProducer(settings.bootstrap_servers,
-                                                f"authtrail-ingest-{os.getpid()}"),
+        producer_factory=lambda: OutputProducer(
+            settings.bootstrap_servers, f"authtrail-ingest-{os.getpid()}"
+        ),
         topics=settings.topics,
     )
     app = create_faust_app(settings, processor)
     services: list[Service] = []
     if with_api:
-        api = create_api(LogRepository(location),
-                         ingest_status=lambda: dataclasses.asdict(processor.stats))
+        api = create_api(
+            LogRepository(location), ingest_status=lambda: dataclasses.asdict(processor.stats)
+        )
         services.append(ApiService(api, settings.api_host, settings.api_port))
     if demo_rate:
         services.append(DemoService(settings, demo_rate, demo_duration_s))
     if banner:
         services.append(Banner(banner))
-    worker = faust.Worker(app, *services, loglevel=settings.log_level, quiet=True,
-                          redirect_stdouts=False, override_logging=False)
+    worker = faust.Worker(
+        app,
+        *services,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

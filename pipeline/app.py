@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -88,12 +88,16 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         loghandlers=[],
     )
     raw_topic = app.topic(
-        settings.topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw",
+        settings.topics.raw,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
         value_serializer="raw",
     )
 
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(
+        # take_events is on faust.Stream, not (yet) on the StreamT interface.
+        async for events in cast(faust.Stream[bytes], stream).take_events(
             settings.ingest_batch_size, within=settings.ingest_flush_seconds
         ):
             await process_or_abandon(processor, events)

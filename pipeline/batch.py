@@ -26,7 +26,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from pipeline.normalize import Normalizer, Rejection
-from pipeline.outputs import DeliveryError, OutputProducer, OutRecord
+from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, TransientStoreError
 from schemas import topics as topic_names
 from schemas.events import NormalizedEvent
@@ -83,7 +83,7 @@ class RecentIds:
 
 def _dlq_record(topics: Topics, record: RawRecord, reason: str, field_name: str) -> OutRecord:
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    headers = [
+    headers: Headers = [
         *record.headers,
         (topic_names.DLQ_REASON_HEADER, reason.encode()),
         (topic_names.DLQ_SOURCE_HEADER, record.origin.encode()),
@@ -190,7 +190,9 @@ class BatchProcessor:
         self.stats.retries += 1
         self.stats.last_error = f"{what}: {exc}"
         self.stats.last_error_at = time.time()
-        log.warning("%s unavailable, retrying the batch (lag grows, nothing is lost): %s", what, exc)
+        log.warning(
+            "%s unavailable, retrying the batch (lag grows, nothing is lost): %s", what, exc
+        )
 
     def close(self) -> None:
         self._kafka_thread.submit(self._producer.close).result()

@@ -38,6 +38,8 @@ from schemas.events import NormalizedEvent, RawEventV1
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-6a0e-4b8e-9a51-2f4d0c1b7a11")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(hours=24)
+# Deeper JSON is refused: it serves no audit purpose and serializers cap recursion.
+MAX_DEPTH = 32
 
 _ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("occurred_at", ("timestamp", "ts")),
@@ -90,6 +92,21 @@ def _first_error(exc: ValidationError) -> Rejection:
     return Rejection("; ".join(parts) + more, field)
 
 
+def _too_deep(obj: object, limit: int = MAX_DEPTH) -> bool:
+    level: list[object] = [obj]
+    for _ in range(limit + 1):
+        nested: list[object] = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(item.values())
+            elif isinstance(item, list):
+                nested.extend(item)
+        if not nested:
+            return False
+        level = nested
+    return True
+
+
 def derive_event_id(obj: dict[str, Any]) -> str:
     """A deterministic id for an event sent without one: the same content (whatever its
     key order or white space) always gets the same id, so a re-sent event is recognised."""
@@ -118,12 +135,12 @@ class Normalizer:
             return Rejection(f"not valid JSON (UTF-8): {exc}")
         if not isinstance(obj, dict):
             return Rejection(f"an event must be a JSON object, not {type(obj).__name__}")
+        if _too_deep(obj):
+            return Rejection(f"event is nested deeper than {MAX_DEPTH} levels")
         try:
             event = RawEventV1.model_validate(_canonical(obj))
         except ValidationError as exc:
             return _first_error(exc)
-        except RecursionError:
-            return Rejection("event is nested too deeply")
         if event.occurred_at < EARLIEST:
             return Rejection("occurred_at is before 2000-01-01", "occurred_at")
         if event.occurred_at > received_at + MAX_CLOCK_SKEW:

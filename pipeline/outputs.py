@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass(slots=True)
@@ -50,7 +51,7 @@ class OutputProducer:
                 "batch.size": 1_000_000,
                 "message.timeout.ms": int(timeout_s * 1000),
                 "queue.buffering.max.messages": 500_000,
-                "logger": log,
+                "logger": cast(Any, log),
             }
         )
 

@@ -8,8 +8,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+
 import orjson
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import (
+    DatabaseError,
+    DataError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from schemas.clickhouse import EVENT_COLUMNS, EVENTS_TABLE, StoreLocation
 from schemas.events import NormalizedEvent
@@ -18,7 +25,9 @@ log = logging.getLogger(__name__)
 
 # ClickHouse error codes that blame the data, not the server: retrying the same rows
 # cannot succeed, so the batch is bisected down to the rows at fault.
-_DATA_ERROR_CODES = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 386, 395})
+_DATA_ERROR_CODES = frozenset(
+    {6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 386, 395, 469}  # 469: CHECK failed
+)
 _CODE_RE = re.compile(r"Code: (\d+)\.")
 
 
@@ -41,9 +50,9 @@ class EventWriter:
 
     One writer per thread (it owns a client)."""
 
-    def __init__(self, client: Client, location: StoreLocation) -> None:
+    def __init__(self, client: Client, location: StoreLocation, table: str = EVENTS_TABLE) -> None:
         self._client = client
-        self._table = f"{location.database}.{EVENTS_TABLE}"
+        self._table = f"{location.database}.{table}"
 
     def write(self, events: Sequence[NormalizedEvent]) -> list[tuple[NormalizedEvent, str]]:
         if not events:
@@ -55,8 +64,7 @@ class EventWriter:
             self._insert(events)
             return []
         except Exception as exc:
-            code = _error_code(exc)
-            if code not in _DATA_ERROR_CODES:
+            if not _blames_data(exc):
                 raise TransientStoreError(_describe(exc)) from None
             if len(events) == 1:
                 log.warning("store refused event %s: %s", events[0].event_id, _describe(exc))
@@ -79,9 +87,15 @@ class EventWriter:
         )
 
 
-def _error_code(exc: Exception) -> int | None:
-    match = _CODE_RE.search(str(exc))
-    return int(match.group(1)) if match else None
+def _blames_data(exc: Exception) -> bool:
+    """True when the rows are at fault: a server error code about the data, or the client
+    failing to encode a value. Connection and server-side failures are transient."""
+    if isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc, DatabaseError):
+        match = _CODE_RE.search(str(exc))
+        return match is not None and int(match.group(1)) in _DATA_ERROR_CODES
+    return isinstance(exc, DataError | ProgrammingError | ValueError | TypeError | OverflowError)
 
 
 def _describe(exc: Exception) -> str:

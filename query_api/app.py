@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from query_api.cursor import Cursor, InvalidCursorError
 from query_api.models import Health, LogPage
@@ -40,7 +40,7 @@ Repo = Annotated[LogRepository, Depends(get_repository)]
 
 
 def _error(status: int, errors: list[dict[str, str]]) -> JSONResponse:
-    return ORJSONResponse(status_code=status, content={"errors": errors})
+    return JSONResponse(status_code=status, content={"errors": errors})
 
 
 def create_app(
@@ -53,10 +53,10 @@ def create_app(
         title="authtrail query API",
         version="1",
         description="Read the audit trail of identity and authentication events.",
-        default_response_class=ORJSONResponse,
     )
 
     app.state.repository = repository
+
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -103,11 +103,15 @@ def create_app(
             version = repo.schema_version()
         except Exception as exc:
             health = Health(
-                status="degraded", store=repo.location.safe_url, schema_version=None,
-                ingest=ingest, error=f"log store: {type(exc).__name__}",
+                status="degraded",
+                store=repo.location.safe_url,
+                schema_version=None,
+                ingest=ingest,
+                error=f"log store: {type(exc).__name__}",
             )
-            return ORJSONResponse(status_code=503, content=health.model_dump(mode="json"))
-        return Health(status="ok", store=repo.location.safe_url, schema_version=version,
-                      ingest=ingest)
+            return JSONResponse(status_code=503, content=health.model_dump(mode="json"))
+        return Health(
+            status="ok", store=repo.location.safe_url, schema_version=version, ingest=ingest
+        )
 
     return app

@@ -39,6 +39,13 @@ class Cursor:
             return cls(datetime.fromtimestamp(ms / 1000, tz=UTC), event_id)
         except InvalidCursorError:
             raise
-        except (binascii.Error, UnicodeError, orjson.JSONDecodeError, KeyError, ValueError,
-                OverflowError, OSError):
+        except (
+            binascii.Error,
+            UnicodeError,
+            orjson.JSONDecodeError,
+            KeyError,
+            ValueError,
+            OverflowError,
+            OSError,
+        ):
             raise InvalidCursorError("not a cursor returned by this API") from None

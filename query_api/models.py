@@ -13,7 +13,9 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _rfc3339_ms(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 UtcTime = Annotated[
@@ -33,6 +35,7 @@ class LogItem(BaseModel):
     outcome: Literal["success", "failure"]
     account_id: str | None = Field(description="null when the event has no account (shown '-')")
     account_name: str | None
+    account_display: str = Field(description="account name, else id, else '-'")
     actor_id: str | None
     actor_email: str | None
     actor_display: str = Field(description="email, else id, else 'anonymous'")

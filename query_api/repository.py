@@ -36,7 +36,12 @@ LIST_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 _NULL_WHEN_EMPTY = frozenset(LIST_COLUMNS) - {
-    "event_id", "occurred_at", "event_key", "description", "outcome", "actor_display",
+    "event_id",
+    "occurred_at",
+    "event_key",
+    "description",
+    "outcome",
+    "actor_display",
     "actor_type",
 }
 
@@ -85,4 +90,5 @@ class LogRepository:
 
 def _item(row: dict[str, Any]) -> LogItem:
     values = {k: (v if v != "" or k not in _NULL_WHEN_EMPTY else None) for k, v in row.items()}
+    values["account_display"] = row["account_name"] or row["account_id"] or "-"
     return LogItem.model_validate(values)

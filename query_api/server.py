@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,13 +26,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-class ApiService(Service):  # type: ignore[misc]
+class ApiService(Service):
     """Serves ``app`` on ``host:port`` until stopped."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, **kwargs: object) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         config = uvicorn.Config(
-            app, host=host, port=port, lifespan="off", log_config=None, access_log=False,
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=5,
         )
         self._server = _Server(config)

@@ -218,7 +218,9 @@ def migrate(client: Client, location: StoreLocation, retention_days: int) -> lis
         "(version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = MergeTree ORDER BY version"
     )
-    done = {row[0] for row in client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE}").result_rows}
+    done = {
+        row[0] for row in client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE}").result_rows
+    }
     applied: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in done:

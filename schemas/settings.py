@@ -86,9 +86,13 @@ class Settings(BaseSettings):
         return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
 
     @property
+    def api_connect_host(self) -> str:
+        """Where a client on this machine reaches the API (a wildcard bind -> loopback)."""
+        return "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host  # noqa: S104
+
+    @property
     def api_url(self) -> str:
-        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host  # noqa: S104
-        return f"http://{host}:{self.api_port}"
+        return f"http://{self.api_connect_host}:{self.api_port}"
 
 
 def redact_url(url: str) -> str:

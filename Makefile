@@ -1,0 +1,54 @@
+# authtrail — the two commands: `make run` and `make test`. Both do all set-up first
+# (idempotent and cached): system prerequisites, .venv, the Kafka broker's jars.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test setup system lint typecheck unit integration schema clean help
+
+help:
+	@echo "make run    - the whole system on the embedded default, with demo traffic"
+	@echo "make test   - set up, then ruff, mypy and the whole test suite"
+	@echo "make schema - regenerate schemas/jsonschema/raw-event-v1.schema.json"
+	@echo "make clean  - remove .venv and ./var (the embedded data)"
+
+system:
+	@bash deploy/ensure-system.sh
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: system $(STAMP)
+	@$(BIN)/authtrail kafka fetch >/dev/null
+
+run: setup
+	$(BIN)/authtrail up --demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: setup lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+schema: $(STAMP)
+	$(BIN)/python -m schemas.jsonschema_export
+
+clean:
+	rm -rf $(VENV) var

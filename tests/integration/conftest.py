@@ -1,0 +1,188 @@
+"""Integration fixtures: one genuine Kafka broker for the session (started and stopped
+through the CLI, as a user would), and helpers that run ``authtrail`` as a subprocess.
+
+Set ``AUTHTRAIL_KAFKA_BOOTSTRAP`` to run the suite against an existing cluster instead."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from confluent_kafka import Consumer
+
+BIN = Path(sys.executable).parent
+AUTHTRAIL = str(BIN / "authtrail")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
+    env.update({"AUTHTRAIL_DATA_DIR": str(data_dir), "AUTHTRAIL_TOPIC_PARTITIONS": "3"})
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUTHTRAIL, *args],
+        env=env,
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("AUTHTRAIL_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    data_dir = tmp_path_factory.mktemp("kafka")
+    port, controller = free_port(), free_port()
+    env = base_env(
+        data_dir, AUTHTRAIL_KAFKA_PORT=str(port), AUTHTRAIL_KAFKA_CONTROLLER_PORT=str(controller)
+    )
+    started = run_cli(env, "kafka", "start")
+    assert started.returncode == 0, started.stderr + started.stdout
+    status = run_cli(env, "kafka", "status")
+    assert status.returncode == 0 and "answering" in status.stdout, status.stdout
+    yield f"127.0.0.1:{port}"
+    stopped = run_cli(env, "kafka", "stop")
+    assert stopped.stdout.strip() == "stopped", stopped.stdout + stopped.stderr
+
+
+class Authtrail:
+    """``authtrail up`` as a subprocess on its own data dir, topic prefix and ports."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.env = env
+        self.api = f"http://127.0.0.1:{env['AUTHTRAIL_API_PORT']}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "up.log"
+
+    def start(self, *args: str, timeout: float = 150) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [AUTHTRAIL, "up", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"authtrail up exited {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.api}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"authtrail up did not become healthy:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def logs(self, **params: Any) -> dict[str, Any]:
+        response = httpx.get(f"{self.api}/api/v1/logs", params=params, timeout=10)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_for_rows(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        items: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            items = self.logs(limit=500)["items"]
+            if len(items) >= count:
+                return items
+            time.sleep(0.3)
+        pytest.fail(f"expected {count} rows, have {len(items)}:\n{self.log()}")
+
+    def produce(self, lines: list[bytes]) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.env, "produce", "-", stdin=b"\n".join(lines) + b"\n")
+
+    def __enter__(self) -> Authtrail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def authtrail(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Authtrail]:
+    """A fresh authtrail on the session broker: its own topics (prefix), group, chDB."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    env = base_env(
+        tmp_path / "var",
+        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        AUTHTRAIL_TOPIC_PREFIX=prefix,
+        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
+        AUTHTRAIL_API_PORT=str(free_port()),
+        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
+    )
+    with Authtrail(tmp_path / "var", env) as instance:
+        yield instance
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+    """Reads ``expected`` records of ``topic`` from the beginning (or fails)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                records.append(message)
+    finally:
+        consumer.close()
+    assert len(records) >= expected, f"{topic}: {len(records)} of {expected} records"
+    return records
+
+
+def event(key: str, **fields: Any) -> bytes:
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_key": key,
+        "occurred_at": int(time.time() * 1000),
+    }
+    body.update(fields)
+    return orjson.dumps(body)

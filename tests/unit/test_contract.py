@@ -1,0 +1,99 @@
+"""The contract pieces: catalogue, JSON Schema export, settings, cursors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from query_api.cursor import Cursor, InvalidCursorError
+from schemas import jsonschema_export
+from schemas.catalogue import CATALOGUE, describe, implied_outcome
+from schemas.clickhouse import StoreLocation, StoreUnavailableError
+from schemas.settings import Settings, redact_url
+from schemas.topics import Topics
+
+SEED_KEYS = {
+    "login.completed": ("Login completed", "success"),
+    "login.failed": ("Login failed", "failure"),
+    "sso.tenant.completed": ("Tenant SSO completed", "success"),
+    "oidc.flow.started": ("OIDC flow started", "success"),
+    "oidc.token_exchange.succeeded": ("OIDC token exchange successful", "success"),
+    "oidc.token_exchange.failed": ("OIDC token exchange failed", "failure"),
+    "refresh_token.exchange.completed": ("Refresh token exchange completed", "success"),
+}
+
+
+@pytest.mark.parametrize(("key", "expected"), SEED_KEYS.items())
+def test_catalogue_seed_keys(key: str, expected: tuple[str, str]) -> None:
+    assert (describe(key), implied_outcome(key)) == expected
+
+
+def test_catalogue_covers_common_identity_events() -> None:
+    for key in (
+        "logout.completed",
+        "mfa.challenge.passed",
+        "mfa.challenge.failed",
+        "password.reset.completed",
+        "user.locked",
+        "scim.user.provisioned",
+        "scim.user.deprovisioned",
+        "api_token.created",
+        "api_token.revoked",
+    ):
+        assert key in CATALOGUE
+    assert implied_outcome("mfa.challenge.failed") == "failure"
+
+
+def test_exported_json_schema_is_current() -> None:
+    assert jsonschema_export.SCHEMA_PATH.read_text() == jsonschema_export.render(), (
+        "run `make schema` and commit the result"
+    )
+    schema = json.loads(jsonschema_export.render())
+    assert set(schema["required"]) == {"event_key", "occurred_at"}
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("AUTHTRAIL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AUTHTRAIL_API_PORT", "18123")
+    monkeypatch.setenv("AUTHTRAIL_TOPIC_PREFIX", "t1.")
+    settings = Settings()
+    assert settings.api_url == "http://127.0.0.1:18123"
+    assert settings.topics == Topics(
+        "t1.auth-events", "t1.auth-events.normalized", "t1.auth-events.dlq"
+    )
+    assert settings.resolved_clickhouse_url == f"chdb://{tmp_path}/clickhouse"
+    assert settings.embedded_kafka
+    monkeypatch.setenv("AUTHTRAIL_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    assert Settings().bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_invalid_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHTRAIL_API_PORT", "99999")
+    with pytest.raises(ValueError, match="api_port"):
+        Settings()
+
+
+def test_redact_url_hides_password() -> None:
+    assert redact_url("https://reader:s3cret@ch.example:8443/logs") == (
+        "https://reader:***@ch.example:8443/logs"
+    )
+    assert redact_url("chdb:///var/x") == "chdb:///var/x"
+
+
+def test_store_location_parsing() -> None:
+    assert StoreLocation.parse("https://u:p@h:8443/audit").database == "audit"
+    assert StoreLocation.parse("http://h:8123").database == "authtrail"
+    assert StoreLocation.parse("chdb:///tmp/x").embedded
+    with pytest.raises(StoreUnavailableError, match="must start with") as err:
+        StoreLocation.parse("postgres://u:hunter2@h/db")
+    assert "hunter2" not in str(err.value)
+
+
+def test_cursor_round_trip_and_tampering() -> None:
+    cursor = Cursor(datetime(2026, 11, 26, 12, 0, 0, 123000, tzinfo=UTC), "abc")
+    assert Cursor.decode(cursor.encode()) == cursor
+    for bad in ("", "x", "eyJ2IjoyfQ", "!!!!", "eyJ2IjoxLCJ0IjoiYSIsImlkIjoxfQ"):
+        with pytest.raises(InvalidCursorError):
+            Cursor.decode(bad)
