@@ -256,6 +256,37 @@ def produce(file: BinaryIO) -> None:
     sys.exit(1 if report.failed else 0)
 
 
+@main.group()
+def dlq() -> None:
+    """The ingest dead-letter topic."""
+
+
+@dlq.command("show")
+@click.option("--limit", default=20, show_default=True, help="Most dead letters to show.")
+def dlq_show(limit: int) -> None:
+    """Show dead letters with their reasons (oldest first)."""
+    from authtrail import dlq as dead_letters
+
+    settings = _settings()
+    _setup_logging(settings)
+    letters = dead_letters.show(settings, limit)
+    for letter in letters:
+        click.echo(f"{letter.dead_lettered_at}  {letter.source}  {letter.reason}")
+        click.echo(f"    {letter.value[:200].decode(errors='replace')}")
+    click.echo(f"{len(letters)} dead letter(s)")
+
+
+@dlq.command("replay")
+def dlq_replay() -> None:
+    """Re-produce every dead letter not replayed before to the raw topic."""
+    from authtrail import dlq as dead_letters
+
+    settings = _settings()
+    _setup_logging(settings)
+    replayed, accepted = dead_letters.replay(settings)
+    click.echo(f"{replayed} replayed, {accepted} accepted")
+
+
 @main.command()
 @click.option("--rate", default=50.0, show_default=True, help="Events per second.")
 @click.option("--duration", default=60.0, show_default=True, help="Seconds; 0 runs until Ctrl-C.")

@@ -49,7 +49,7 @@ class RawProducer:
         self.report = ProduceReport()
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.kafka_client_config(),
                 "enable.idempotence": True,
                 "linger.ms": 10,
                 "compression.type": "lz4",

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     """Creates every missing topic; returns ``{name: "created" | "exists"}``. Raises
     ``KafkaException`` for any other failure (authorisation, broker unreachable)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": cast(Any, log)})
+    admin = AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     result: dict[str, str] = {}
     wanted = []

@@ -89,7 +89,7 @@ def run_worker(
         Normalizer(Enricher(), settings.max_event_bytes),
         writer_factory=lambda: EventWriter(connect(location), location),
         producer_factory=lambda: OutputProducer(
-            settings.bootstrap_servers, f"authtrail-ingest-{os.getpid()}"
+            settings.kafka_client_config(), f"authtrail-ingest-{os.getpid()}"
         ),
         topics=settings.topics,
     )

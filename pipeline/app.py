@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -68,6 +69,28 @@ async def process_or_abandon(processor: BatchProcessor, events: Sequence[Any]) -
         raise
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """faust's view of the Kafka security settings (the confluent clients get the same
+    from ``Settings.kafka_client_config``)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_ca_file) if settings.kafka_ssl_ca_file else None
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    assert settings.kafka_sasl_username and settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app for ``settings``, with the ingest agent bound to ``processor``.
     Topics must exist already (``authtrail topics create``)."""
@@ -75,6 +98,7 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     app = faust.App(
         settings.ingest_group,
         broker=brokers,
+        broker_credentials=broker_credentials(settings),
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         store="memory://",

@@ -38,11 +38,13 @@ class OutputProducer:
     raises ``DeliveryError``; on error some records may already be written (the caller
     re-sends the batch, consumers dedupe on ``event_id``). Call from one thread."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, client_config: dict[str, str], client_id: str, timeout_s: float = 30.0
+    ) -> None:
         self._timeout_s = timeout_s
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config,
                 "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",

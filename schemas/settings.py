@@ -7,10 +7,10 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import Topics
@@ -36,8 +36,19 @@ class Settings(BaseSettings):
     )
     kafka_port: Port = Field(9092, description="Local broker's client port (127.0.0.1).")
     kafka_controller_port: Port = Field(9093, description="Local broker's KRaft controller port.")
-    kafka_version: str = Field("4.1.1", description="Apache Kafka release the local broker runs.")
+    kafka_version: str = Field("4.4.0", description="Apache Kafka release the local broker runs.")
     kafka_heap: str = Field("512m", description="Local broker's JVM heap (-Xmx).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to AUTHTRAIL_KAFKA_BOOTSTRAP."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
     topic_prefix: str = Field("", description="Prefix of every topic name.")
     topic_partitions: int = Field(6, ge=1, le=10_000, description="Partitions of new topics.")
     topic_replication: int = Field(1, ge=1, le=16, description="Replication of new topics.")
@@ -68,6 +79,32 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "AUTHTRAIL_KAFKA_SASL_USERNAME and AUTHTRAIL_KAFKA_SASL_PASSWORD are required "
+                f"with AUTHTRAIL_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+            )
+        return self
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings every confluent-kafka client of this installation uses."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL_"):
+            assert self.kafka_sasl_username and self.kafka_sasl_password  # checked above
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_file is not None:
+            config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
+        return config
 
     @property
     def topics(self) -> Topics:

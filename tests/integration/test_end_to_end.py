@@ -9,7 +9,7 @@ import httpx
 import orjson
 
 from schemas import topics
-from tests.integration.conftest import Authtrail, consume_all, event
+from tests.integration.conftest import Authtrail, consume_all, event, run_cli
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -109,6 +109,19 @@ def test_malformed_events_go_to_the_dlq_with_a_reason(authtrail: Authtrail) -> N
         )
     health = httpx.get(f"{authtrail.api}/healthz").json()
     assert health["ingest"]["dead_lettered"] == 3
+
+    shown = run_cli(authtrail.env, "dlq", "show")
+    assert "3 dead letter(s)" in shown.stdout and "no UTC offset" not in shown.stdout
+    assert "event_key: Field required" in shown.stdout
+    # Replaying re-produces each dead letter once; still invalid, they dead-letter again,
+    # and the next replay takes only those three new ones (the replay group committed).
+    assert "3 replayed, 3 accepted" in run_cli(authtrail.env, "dlq", "replay").stdout
+    consume_all(
+        authtrail.env["AUTHTRAIL_KAFKA_BOOTSTRAP"],
+        authtrail.env["AUTHTRAIL_TOPIC_PREFIX"] + topics.DLQ,
+        6,
+    )
+    assert "3 replayed, 3 accepted" in run_cli(authtrail.env, "dlq", "replay").stdout
     assert authtrail.stop() == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,26 @@ def test_cursor_round_trip_and_tampering() -> None:
     for bad in ("", "x", "eyJ2IjoyfQ", "!!!!", "eyJ2IjoxLCJ0IjoiYSIsImlkIjoxfQ"):
         with pytest.raises(InvalidCursorError):
             Cursor.decode(bad)
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [
+        f"AUTHTRAIL_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`AUTHTRAIL_{name.upper()}`" not in readme
+    ]
+    assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_sasl_settings_reach_the_kafka_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHTRAIL_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ValueError, match="AUTHTRAIL_KAFKA_SASL_USERNAME"):
+        Settings()
+    monkeypatch.setenv("AUTHTRAIL_KAFKA_SASL_USERNAME", "authtrail")
+    monkeypatch.setenv("AUTHTRAIL_KAFKA_SASL_PASSWORD", "pw-123")
+    settings = Settings()
+    config = settings.kafka_client_config()
+    assert config["security.protocol"] == "SASL_SSL"
+    assert (config["sasl.username"], config["sasl.password"]) == ("authtrail", "pw-123")
+    assert "pw-123" not in repr(settings)
