@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -66,7 +67,7 @@ def up(demo: bool, demo_rate: float) -> None:
     """Run the whole system: Kafka (embedded unless AUTHTRAIL_KAFKA_BOOTSTRAP is set),
     topics, the ingest worker with the log store and the query API, until Ctrl-C."""
     from authtrail.kafka_local import KafkaError, LocalKafka, port_in_use
-    from authtrail.topics import create_topics
+    from authtrail.topics import create_topics, wait_for_group_coordinator
     from authtrail.worker import run_worker
     from schemas.clickhouse import StoreUnavailableError
 
@@ -91,6 +92,7 @@ def up(demo: bool, demo_rate: float) -> None:
             kafka.start()
         created = create_topics(settings)
         log.info("topics: %s", ", ".join(f"{k} ({v})" for k, v in created.items()))
+        wait_for_group_coordinator(settings, settings.ingest_group)
         signal.signal(signal.SIGTERM, previous)
         banner = [
             "",
@@ -112,7 +114,9 @@ def up(demo: bool, demo_rate: float) -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if kafka is not None and started_broker:
-            click.echo("Stopping the Kafka broker ...")
+            # Stop it first: the terminal (or a pipe reading our output) may be gone.
+            with contextlib.suppress(OSError):
+                click.echo("Stopping the Kafka broker ...")
             kafka.stop()
     sys.exit(code)
 

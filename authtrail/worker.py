@@ -112,6 +112,7 @@ def run_worker(
         redirect_stdouts=False,
         override_logging=False,
     )
+    worker.spinner = None  # it writes terminal escape codes into the log
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
