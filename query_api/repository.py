@@ -12,28 +12,11 @@ from clickhouse_connect.driver.client import Client
 
 from query_api.cursor import Cursor
 from query_api.models import LogItem, LogPage
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, schema_version
+from schemas.clickhouse import EVENT_COLUMNS, EVENTS_TABLE, StoreLocation, connect, schema_version
 
-LIST_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "occurred_at",
-    "event_key",
-    "description",
-    "outcome",
-    "account_id",
-    "account_name",
-    "actor_id",
-    "actor_email",
-    "actor_display",
-    "actor_type",
-    "ip",
-    "country",
-    "user_agent",
-    "ua_browser",
-    "ua_os",
-    "ua_device",
-    "trace_id",
-    "reason",
+# What a row of the Logs view needs: everything but the bulky and internal columns.
+LIST_COLUMNS: tuple[str, ...] = tuple(
+    c for c in EVENT_COLUMNS if c not in {"received_at", "attributes", "raw", "schema_version"}
 )
 _NULL_WHEN_EMPTY = frozenset(LIST_COLUMNS) - {
     "event_id",

@@ -9,6 +9,7 @@ import httpx
 import orjson
 
 from schemas import topics
+from tests.expected import SEED_EVENTS
 from tests.integration.conftest import Authtrail, consume_all, event, run_cli
 
 CHROME = (
@@ -17,16 +18,6 @@ CHROME = (
 )
 ACME = {"id": "acc_acme", "name": "Acme"}
 ANA = {"id": "usr_ana", "email": "ana@acme.io", "type": "user"}
-
-SEED = {
-    "login.completed": ("Login completed", "success"),
-    "login.failed": ("Login failed", "failure"),
-    "sso.tenant.completed": ("Tenant SSO completed", "success"),
-    "oidc.flow.started": ("OIDC flow started", "success"),
-    "oidc.token_exchange.succeeded": ("OIDC token exchange successful", "success"),
-    "oidc.token_exchange.failed": ("OIDC token exchange failed", "failure"),
-    "refresh_token.exchange.completed": ("Refresh token exchange completed", "success"),
-}
 
 
 def test_seed_events_read_back_from_the_api(authtrail: Authtrail) -> None:
@@ -40,7 +31,7 @@ def test_seed_events_read_back_from_the_api(authtrail: Authtrail) -> None:
             user_agent=CHROME,
             trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         )
-        for key in SEED
+        for key in SEED_EVENTS
     ]
     no_account = event("login.failed", actor=ANA, reason="unknown_tenant")
     no_actor = event("oidc.flow.started", account=ACME, ip="8.8.8.8")
@@ -52,7 +43,7 @@ def test_seed_events_read_back_from_the_api(authtrail: Authtrail) -> None:
     for line in lines:
         sent = orjson.loads(line)
         row = by_id[sent["event_id"]]
-        assert (row["description"], row["outcome"]) == SEED[sent["event_key"]]
+        assert (row["description"], row["outcome"]) == SEED_EVENTS[sent["event_key"]]
         assert (row["account_id"], row["account_display"]) == ("acc_acme", "Acme")
         assert (row["actor_display"], row["actor_type"]) == ("ana@acme.io", "user")
         assert (row["ip"], row["country"]) == ("99.81.198.187", "IE")

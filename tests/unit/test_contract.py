@@ -14,19 +14,10 @@ from schemas.catalogue import CATALOGUE, describe, implied_outcome
 from schemas.clickhouse import StoreLocation, StoreUnavailableError
 from schemas.settings import Settings, redact_url
 from schemas.topics import Topics
-
-SEED_KEYS = {
-    "login.completed": ("Login completed", "success"),
-    "login.failed": ("Login failed", "failure"),
-    "sso.tenant.completed": ("Tenant SSO completed", "success"),
-    "oidc.flow.started": ("OIDC flow started", "success"),
-    "oidc.token_exchange.succeeded": ("OIDC token exchange successful", "success"),
-    "oidc.token_exchange.failed": ("OIDC token exchange failed", "failure"),
-    "refresh_token.exchange.completed": ("Refresh token exchange completed", "success"),
-}
+from tests.expected import SEED_EVENTS
 
 
-@pytest.mark.parametrize(("key", "expected"), SEED_KEYS.items())
+@pytest.mark.parametrize(("key", "expected"), SEED_EVENTS.items())
 def test_catalogue_seed_keys(key: str, expected: tuple[str, str]) -> None:
     assert (describe(key), implied_outcome(key)) == expected
 
