@@ -28,12 +28,22 @@ def _settings() -> Settings:
         raise click.UsageError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+class _DropStartupRetries(logging.Filter):
+    """librdkafka warns while a fresh broker loads its coordinators, then retries and
+    succeeds on its own: not worth an operator's attention."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "load in progress: retrying" not in record.getMessage()
+
+
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropStartupRetries())
     # aiokafka narrates every rebalance at INFO; keep its warnings.
     # aiokafka, faust and mode narrate every start, stop and rebalance at INFO.
     if logging.getLogger().level > logging.DEBUG:
@@ -93,11 +103,19 @@ def up(demo: bool, demo_rate: float) -> None:
         created = create_topics(settings)
         log.info("topics: %s", ", ".join(f"{k} ({v})" for k, v in created.items()))
         wait_for_group_coordinator(settings, settings.ingest_group)
+        first_admin = _first_run_admin_token(settings)
         signal.signal(signal.SIGTERM, previous)
+        sign_in = (
+            f"  Sign in (first run; this admin token is shown once): "
+            f"{settings.api_url}/login#token={first_admin}"
+            if first_admin
+            else "  Sign in with a token: authtrail token create --role admin|viewer"
+        )
         banner = [
             "",
-            f"authtrail is running. Query API: {settings.api_url}/api/v1/logs",
-            f"  health: {settings.api_url}/healthz   OpenAPI: {settings.api_url}/docs",
+            f"authtrail is running: {settings.api_url}/",
+            sign_in,
+            f"  API: {settings.api_url}/api/v1/logs   OpenAPI: {settings.api_url}/docs",
             f"  Kafka: {settings.bootstrap_servers}   data: {settings.data_dir}",
             "  Ctrl-C stops everything.",
             "",
@@ -119,6 +137,85 @@ def up(demo: bool, demo_rate: float) -> None:
                 click.echo("Stopping the Kafka broker ...")
             kafka.stop()
     sys.exit(code)
+
+
+def _first_run_admin_token(settings: Settings) -> str | None:
+    """Creates an admin token when the installation has no active one; returns it."""
+    from query_api.tokens import TokenLog, create_token
+
+    view = TokenLog(settings).start()
+    try:
+        if any(r.active and r.role == "admin" for r in view.records()):
+            return None
+    finally:
+        view.stop()
+    plaintext, _record = create_token(settings, "admin", "first admin (authtrail up)")
+    return plaintext
+
+
+# -- tokens ------------------------------------------------------------------------------
+@main.group()
+def token() -> None:
+    """API tokens (stored hashed in the authtrail.tokens topic)."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True)
+@click.option("--account", default=None, help="Only this account's events are visible.")
+@click.option("--name", default=None, help="What the token is for.")
+def token_create(role: str, account: str | None, name: str | None) -> None:
+    """Create a token and print it (it is shown only once)."""
+    from query_api.tokens import TokenLogError, create_token
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        plaintext, record = create_token(
+            settings, "admin" if role == "admin" else "viewer", name or f"{role} token", account
+        )
+    except TokenLogError as exc:
+        _fail(str(exc))
+    click.echo(plaintext)
+    scope = f", account {record.account}" if record.account else ""
+    click.echo(
+        f"id {record.id}, role {record.role}{scope}. "
+        f"Sign in: {settings.api_url}/login#token={plaintext}",
+        err=True,
+    )
+
+
+@token.command("list")
+def token_list() -> None:
+    """List tokens (never their secrets)."""
+    from query_api.tokens import TokenLog
+
+    settings = _settings()
+    _setup_logging(settings)
+    view = TokenLog(settings).start()
+    try:
+        for r in view.records():
+            state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}Z" if r.revoked_at else "active"
+            click.echo(f"{r.id}  {r.role:6}  {r.account or '*':16}  {state:24}  {r.name}")
+    finally:
+        view.stop()
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token: it stops working, and its sessions end, within a moment."""
+    from query_api.tokens import TokenLog, TokenLogError, revoke_token
+
+    settings = _settings()
+    _setup_logging(settings)
+    view = TokenLog(settings).start()
+    try:
+        revoke_token(settings, view, token_id)
+    except TokenLogError as exc:
+        _fail(str(exc))
+    finally:
+        view.stop()
+    click.echo(f"revoked {token_id}")
 
 
 # -- kafka -------------------------------------------------------------------------------
@@ -232,9 +329,13 @@ def api() -> None:
         migrate(connect(location), location, settings.retention_days)
     except StoreUnavailableError as exc:
         _fail(str(exc))
+    from query_api.auth import SessionSigner
+    from query_api.tokens import TokenLog
+
+    tokens = TokenLog(settings).start()
     click.echo(f"Query API on {settings.api_url}")
     uvicorn.run(
-        create_app(LogRepository(location)),
+        create_app(LogRepository(location), tokens, SessionSigner(settings.signing_key())),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

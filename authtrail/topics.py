@@ -28,7 +28,7 @@ def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]
             wanted.append(
                 NewTopic(
                     spec.name,
-                    settings.topic_partitions,
+                    spec.partitions or settings.topic_partitions,
                     settings.topic_replication,
                     config=spec.configs,
                 )

@@ -23,8 +23,10 @@ from pipeline.normalize import Normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
 from query_api.app import create_app as create_api
+from query_api.auth import SessionSigner
 from query_api.repository import LogRepository
 from query_api.server import ApiService
+from query_api.tokens import TokenLog
 from schemas.clickhouse import StoreLocation, connect, migrate
 from schemas.settings import Settings
 
@@ -96,8 +98,12 @@ def run_worker(
     app = create_faust_app(settings, processor)
     services: list[Service] = []
     if with_api:
+        tokens = TokenLog(settings).start()
         api = create_api(
-            LogRepository(location), ingest_status=lambda: dataclasses.asdict(processor.stats)
+            LogRepository(location),
+            tokens,
+            SessionSigner(settings.signing_key()),
+            ingest_status=lambda: dataclasses.asdict(processor.stats),
         )
         services.append(ApiService(api, settings.api_host, settings.api_port))
     if demo_rate:

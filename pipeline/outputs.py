@@ -15,17 +15,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 log = logging.getLogger(__name__)
 
-
-class _DropStartupRetries(logging.Filter):
-    """librdkafka warns while a fresh broker loads its coordinators, then retries and
-    succeeds on its own: not worth an operator's attention."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "load in progress: retrying" not in record.getMessage()
-
-
-log.addFilter(_DropStartupRetries())
-
 Headers = list[tuple[str, str | bytes | None]]
 
 

@@ -68,3 +68,43 @@ class Health(BaseModel):
 class ErrorDetail(BaseModel):
     parameter: str
     message: str
+
+
+class EventDetail(LogItem):
+    """The whole normalized event."""
+
+    received_at: UtcTime
+    attributes: dict[str, Any]
+    raw: Any = Field(description="The event as received: its JSON, or the text if not JSON.")
+    schema_version: int
+
+
+class TimelineBucket(BaseModel):
+    start: UtcTime
+    success: int
+    failure: int
+
+
+class Timeline(BaseModel):
+    bucket_seconds: int
+    start: UtcTime | None
+    end: UtcTime | None
+    buckets: list[TimelineBucket]
+
+
+class FacetValue(BaseModel):
+    value: str = Field(description="What to pass to the filter.")
+    label: str
+    count: int
+
+
+class Facet(BaseModel):
+    name: Literal["accounts", "users", "types"]
+    values: list[FacetValue]
+
+
+class SessionInfo(BaseModel):
+    token_id: str
+    name: str
+    role: Literal["admin", "viewer"]
+    account: str | None

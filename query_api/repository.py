@@ -1,24 +1,39 @@
-"""Reads the log store. Every value reaches ClickHouse as a bound parameter.
-
-Reads use ``FINAL`` so an event delivered twice (at-least-once ingest) shows once."""
+"""Reads the log store for the Logs view. Every value reaches ClickHouse as a bound
+parameter. Reads use ``FINAL``, so an event delivered twice (at-least-once ingest) shows,
+counts and exports once."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from query_api.cursor import Cursor
-from query_api.models import LogItem, LogPage
+from query_api.filters import BadParameterError, LogFilter
+from query_api.models import (
+    EventDetail,
+    Facet,
+    FacetValue,
+    LogItem,
+    LogPage,
+    Timeline,
+    TimelineBucket,
+)
+from query_api.sql import SORT_KEYS, OrderName, SortName, Where, keyset, order_by, utc, where
 from schemas.clickhouse import EVENT_COLUMNS, EVENTS_TABLE, StoreLocation, connect, schema_version
 
 # What a row of the Logs view needs: everything but the bulky and internal columns.
 LIST_COLUMNS: tuple[str, ...] = tuple(
     c for c in EVENT_COLUMNS if c not in {"received_at", "attributes", "raw", "schema_version"}
 )
-_NULL_WHEN_EMPTY = frozenset(LIST_COLUMNS) - {
+EXPORT_COLUMNS: tuple[str, ...] = tuple(c for c in EVENT_COLUMNS if c not in {"raw"})
+_NEVER_NULL = {
     "event_id",
     "occurred_at",
     "event_key",
@@ -26,52 +41,277 @@ _NULL_WHEN_EMPTY = frozenset(LIST_COLUMNS) - {
     "outcome",
     "actor_display",
     "actor_type",
+    "received_at",
+    "attributes",
+    "raw",
+    "schema_version",
 }
+EXPORT_CHUNK = 50_000
+
+BUCKETS: dict[str, int] = {
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "6h": 21600,
+    "12h": 43200,
+    "1d": 86400,
+    "7d": 604800,
+}
+TARGET_BUCKETS = 120
+MAX_BUCKETS = 5000
+
+FacetName = Literal["accounts", "users", "types"]
+_FACETS: dict[str, tuple[str, str, str]] = {
+    # name: (value expression, label expression, extra condition)
+    "accounts": ("account_id", "any(account_name)", "account_id != ''"),
+    "users": ("actor_display", "any(actor_type)", "1"),
+    "types": ("event_key", "any(description)", "1"),
+}
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    values = {k: (None if v == "" and k not in _NEVER_NULL else v) for k, v in row.items()}
+    values["account_display"] = row.get("account_name") or row.get("account_id") or "-"
+    return values
 
 
 class LogRepository:
     """Queries for the Logs view. Thread-safe: each thread gets its own client (chDB
     releases the GIL during a query, so threads query in parallel)."""
 
-    def __init__(self, location: StoreLocation, client_factory: Callable[[], Client] | None = None):
+    def __init__(
+        self, location: StoreLocation, client_factory: Callable[[], Client] | None = None
+    ) -> None:
         self.location = location
         self._factory = client_factory or (lambda: connect(location))
         self._local = threading.local()
-        self._table = f"{location.database}.{EVENTS_TABLE}"
+        self.table = f"{location.database}.{EVENTS_TABLE}"
 
-    def _client(self) -> Client:
+    def client(self) -> Client:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
             client = self._factory()
             self._local.client = client
         return client
 
-    def latest(self, limit: int, cursor: Cursor | None = None) -> LogPage:
-        """Newest first; ``limit`` rows after ``cursor``."""
-        where = ""
-        params: dict[str, Any] = {"limit": limit + 1}
+    def _from(self) -> str:
+        return f"FROM {self.table} FINAL"
+
+    # -- list ----------------------------------------------------------------------------
+    def page(
+        self,
+        f: LogFilter,
+        sort: SortName = "time",
+        order: OrderName = "desc",
+        limit: int = 50,
+        cursor: Cursor | None = None,
+    ) -> LogPage:
+        """One page of matching rows in the given order, strictly after ``cursor``."""
         if cursor is not None:
-            where = "WHERE (occurred_at, event_id) < ({c_ts:DateTime64(3, 'UTC')}, {c_id:String})"
-            params["c_ts"] = cursor.occurred_at
-            params["c_id"] = cursor.event_id
+            f = _pinned(f, cursor)
+        w = where(f)
+        if cursor is not None:
+            keyset(w, sort, order, list(cursor.key))
+        w.params["limit"] = limit + 1
         sql = (
-            f"SELECT {', '.join(LIST_COLUMNS)} FROM {self._table} FINAL {where} "
-            "ORDER BY occurred_at DESC, event_id DESC LIMIT {limit:UInt32}"
+            f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
+            f"{order_by(sort, order)} LIMIT {{limit:UInt32}}"
         )
-        rows = self._client().query(sql, parameters=params).named_results()
-        items = [_item(row) for row in rows]
+        rows = list(self.client().query(sql, parameters=w.params).named_results())
+        items = [LogItem.model_validate(_row(r)) for r in rows[:limit]]
         next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            last = items[-1]
-            next_cursor = Cursor(last.occurred_at, last.event_id).encode()
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            key = tuple(
+                utc(last[c]) if isinstance(last[c], datetime) else last[c]
+                for c, _ in SORT_KEYS[sort]
+            )
+            next_cursor = Cursor(sort, order, key, f.start, f.end).encode()
         return LogPage(items=items, next_cursor=next_cursor)
 
+    def count(self, f: LogFilter) -> int:
+        w = where(f)
+        result = self.client().query(
+            f"SELECT count() {self._from()} {w.sql()}", parameters=w.params
+        )
+        return int(result.result_rows[0][0])
+
+    # -- one event -----------------------------------------------------------------------
+    def get(self, event_id: str, account: str | None = None) -> EventDetail | None:
+        """The event, or None when unknown or outside ``account`` (no existence leak)."""
+        w = Where([], {})
+        w.add("event_id = {id:String}", id=event_id)
+        if account is not None:
+            w.add("account_id = {scope:String}", scope=account)
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} {self._from()} {w.sql()} LIMIT 1"
+        rows = list(self.client().query(sql, parameters=w.params).named_results())
+        if not rows:
+            return None
+        values = _row(rows[0])
+        values["attributes"] = orjson.loads(values["attributes"] or "{}")
+        with contextlib.suppress(orjson.JSONDecodeError):  # shown as text then
+            values["raw"] = orjson.loads(values["raw"])
+        return EventDetail.model_validate(values)
+
+    # -- export --------------------------------------------------------------------------
+    def export(self, f: LogFilter, fmt: Literal["csv", "ndjson"]) -> Iterator[bytes]:
+        """Every matching row, newest first, formatted by ClickHouse itself, read in
+        keyset chunks so memory stays flat however large the export."""
+        client = self.client()
+        # NDJSON carries attributes as an object; CSV as the JSON text.
+        columns = ", ".join(
+            "CAST(attributes, 'JSON') AS attributes" if c == "attributes" and fmt == "ndjson" else c
+            for c in EXPORT_COLUMNS
+        )
+        settings = {
+            "date_time_output_format": "iso",
+            "output_format_json_quote_64bit_integers": 0,
+            "output_format_json_escape_forward_slashes": 0,
+        }
+        after: list[Any] | None = None
+        first = True
+        while True:
+            w = where(f)
+            if after is not None:
+                keyset(w, "time", "desc", after)
+            w.params["skip"] = EXPORT_CHUNK - 1
+            boundary = client.query(
+                f"SELECT occurred_at, event_id {self._from()} {w.sql()} "
+                f"{order_by('time', 'desc')} LIMIT 1 OFFSET {{skip:UInt32}}",
+                parameters=w.params,
+            ).result_rows
+            chunk = Where(list(w.clauses), dict(w.params))
+            if boundary:
+                chunk.add(
+                    "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
+                    b0=utc(boundary[0][0]),
+                    b1=boundary[0][1],
+                )
+            fmt_name = ("CSVWithNames" if first else "CSV") if fmt == "csv" else "JSONEachRow"
+            data = client.raw_query(
+                f"SELECT {columns} {self._from()} {chunk.sql()} {order_by('time', 'desc')}",
+                parameters=chunk.params,
+                fmt=fmt_name,
+                settings=settings,
+            )
+            if data:
+                yield bytes(data)
+            first = False
+            if not boundary:
+                return
+            after = [utc(boundary[0][0]), boundary[0][1]]
+
+    # -- timeline ------------------------------------------------------------------------
+    def timeline(
+        self, f: LogFilter, bucket: str | None = None, now: datetime | None = None
+    ) -> Timeline:
+        """Success/failure counts per bucket over the filter's window (or the data's
+        extent when the filter has no start), zero-filled."""
+        end = f.end or (now or datetime.now(UTC))
+        start = f.start
+        if start is None:
+            w = where(f)
+            extent = (
+                self.client()
+                .query(
+                    f"SELECT min(occurred_at), count() {self._from()} {w.sql()}",
+                    parameters=w.params,
+                )
+                .result_rows
+            )
+            if not extent or not extent[0][1]:
+                return Timeline(
+                    bucket_seconds=BUCKETS[bucket or "1h"], start=None, end=end, buckets=[]
+                )
+            start = utc(extent[0][0])
+        span = max((end - start).total_seconds(), 1)
+        if bucket is None:
+            seconds = next(
+                (s for s in BUCKETS.values() if span / s <= TARGET_BUCKETS), BUCKETS["7d"]
+            )
+        else:
+            seconds = BUCKETS[bucket]
+            if span / seconds > MAX_BUCKETS:
+                raise BadParameterError(
+                    "bucket",
+                    f"{bucket} buckets over this range would be "
+                    f"more than {MAX_BUCKETS}; choose a larger bucket",
+                )
+        w = where(f)
+        w.params["tz"] = f.tz
+        interval = (
+            f"toIntervalDay({seconds // 86400})"
+            if seconds % 86400 == 0
+            else f"toIntervalSecond({seconds})"
+        )
+        sql = (
+            "SELECT toUnixTimestamp(toStartOfInterval(occurred_at, "
+            f"{interval}, {{tz:String}})) AS bucket, "
+            "countIf(outcome = 'success'), countIf(outcome = 'failure') "
+            f"{self._from()} {w.sql()} GROUP BY bucket ORDER BY bucket"
+        )
+        counts = {
+            datetime.fromtimestamp(b, UTC): (s, fl)
+            for b, s, fl in self.client().query(sql, parameters=w.params).result_rows
+        }
+        return Timeline(
+            bucket_seconds=seconds, start=start, end=end, buckets=_fill(counts, start, end, seconds)
+        )
+
+    # -- facets --------------------------------------------------------------------------
+    def facet(self, name: FacetName, f: LogFilter, q: str | None, limit: int) -> Facet:
+        """The values of one dimension under the other filters, most frequent first."""
+        value, label, condition = _FACETS[name]
+        w = where(f)
+        w.add(condition)
+        if q:
+            w.add(
+                f"(positionCaseInsensitiveUTF8({value}, {{fq:String}}) > 0 OR "
+                f"positionCaseInsensitiveUTF8(toString({label.removeprefix('any(')[:-1]}), "
+                "{fq:String}) > 0)",
+                fq=q,
+            )
+        w.params["limit"] = limit
+        sql = (
+            f"SELECT {value} AS value, {label} AS label, count() AS n {self._from()} "
+            f"{w.sql()} GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"
+        )
+        rows = self.client().query(sql, parameters=w.params).result_rows
+        return Facet(
+            name=name,
+            values=[FacetValue(value=v, label=str(lbl or v), count=n) for v, lbl, n in rows],
+        )
+
     def schema_version(self) -> int:
-        return schema_version(self._client(), self.location)
+        return schema_version(self.client(), self.location)
 
 
-def _item(row: dict[str, Any]) -> LogItem:
-    values = {k: (v if v != "" or k not in _NULL_WHEN_EMPTY else None) for k, v in row.items()}
-    values["account_display"] = row["account_name"] or row["account_id"] or "-"
-    return LogItem.model_validate(values)
+def _pinned(f: LogFilter, cursor: Cursor) -> LogFilter:
+    return replace(f, start=cursor.start, end=cursor.end)
+
+
+def _fill(
+    counts: dict[datetime, tuple[int, int]], start: datetime, end: datetime, seconds: int
+) -> list[TimelineBucket]:
+    """Every bucket from the one holding ``start`` to the one holding ``end``."""
+    if not counts:
+        return []
+    keys = sorted(counts)
+    step = timedelta(seconds=seconds)
+    # ClickHouse aligned the buckets (day buckets to the time zone's midnight); walk back
+    # from the first one to the bucket holding start, then forward to end.
+    cursor = keys[0]
+    while cursor > start:
+        cursor -= step
+    buckets = {}
+    while cursor < end:
+        success, failure = counts.get(cursor, (0, 0))
+        buckets[cursor] = TimelineBucket(start=cursor, success=success, failure=failure)
+        cursor += step
+    for key in keys:  # a bucket aligned off the walk (a DST change) is never lost
+        if key not in buckets:
+            buckets[key] = TimelineBucket(start=key, success=counts[key][0], failure=counts[key][1])
+    return [buckets[k] for k in sorted(buckets)]

@@ -6,6 +6,8 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +73,12 @@ class Settings(BaseSettings):
         262_144, ge=1024, description="Raw events larger than this are dead-lettered."
     )
 
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs sessions and encrypts stored secrets; unset: generated "
+        "once into <data_dir>/secret.key. Set the same value on every replica.",
+    )
+
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: Port = Field(8080, description="Query API port.")
@@ -105,6 +113,22 @@ class Settings(BaseSettings):
         if self.kafka_ssl_ca_file is not None:
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
         return config
+
+    def signing_key(self) -> bytes:
+        """``AUTHTRAIL_SECRET_KEY``, else the key generated once into the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
 
     @property
     def topics(self) -> Topics:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 RAW = "auth-events"
 NORMALIZED = "auth-events.normalized"
 DLQ = "auth-events.dlq"
+TOKENS = "authtrail.tokens"  # compacted: API tokens (hashed), keyed by token id
 
 # Headers the pipeline puts on every dead-lettered record.
 DLQ_REASON_HEADER = "authtrail-reason"
@@ -24,13 +25,19 @@ class Topics:
     raw: str
     normalized: str
     dlq: str
+    tokens: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Topics:
-        return cls(raw=prefix + RAW, normalized=prefix + NORMALIZED, dlq=prefix + DLQ)
+        return cls(
+            raw=prefix + RAW,
+            normalized=prefix + NORMALIZED,
+            dlq=prefix + DLQ,
+            tokens=prefix + TOKENS,
+        )
 
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.normalized, self.dlq)
+        return (self.raw, self.normalized, self.dlq, self.tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,7 @@ class TopicSpec:
 
     name: str
     configs: dict[str, str]
+    partitions: int | None = None  # None: AUTHTRAIL_TOPIC_PARTITIONS
 
 
 def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
@@ -49,4 +57,6 @@ def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
         TopicSpec(topics.raw, {"retention.ms": week}),
         TopicSpec(topics.normalized, {"retention.ms": week}),
         TopicSpec(topics.dlq, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        # Configuration: compacted, kept forever (the latest record per key is the state).
+        TopicSpec(topics.tokens, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
     )

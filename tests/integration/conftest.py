@@ -6,6 +6,7 @@ Set ``AUTHTRAIL_KAFKA_BOOTSTRAP`` to run the suite against an existing cluster i
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,15 @@ import httpx
 import orjson
 import pytest
 from confluent_kafka import Consumer
+from fastapi import FastAPI
+
+from authtrail.topics import create_topics
+from query_api.app import create_app
+from query_api.auth import SessionSigner
+from query_api.repository import LogRepository
+from query_api.tokens import TokenLog, create_token, revoke_token
+from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.settings import Settings
 
 BIN = Path(sys.executable).parent
 AUTHTRAIL = str(BIN / "authtrail")
@@ -81,6 +91,7 @@ class Authtrail:
         self.api = f"http://127.0.0.1:{env['AUTHTRAIL_API_PORT']}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "up.log"
+        self.token: str | None = None
 
     def start(self, *args: str, timeout: float = 150) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +105,7 @@ class Authtrail:
                 pytest.fail(f"authtrail up exited {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.api}/healthz", timeout=2).status_code == 200:
+                    self._remember_first_admin_token()
                     return
             except httpx.HTTPError:
                 pass
@@ -107,11 +119,24 @@ class Authtrail:
         self.process = None
         return code
 
+    def _remember_first_admin_token(self) -> None:
+        """The admin token `authtrail up` printed on its first run (login URL)."""
+        match = re.search(r"/login#token=(at_[A-Za-z0-9_-]+)", self.log_path.read_text())
+        if match and self.token is None:
+            self.token = match.group(1)
+        assert self.token, f"no first-run admin token in the output:\n{self.log()}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def logs(self, **params: Any) -> dict[str, Any]:
-        response = httpx.get(f"{self.api}/api/v1/logs", params=params, timeout=10)
+        response = httpx.get(
+            f"{self.api}/api/v1/logs", params=params, headers=self.headers, timeout=10
+        )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result
@@ -186,3 +211,55 @@ def event(key: str, **fields: Any) -> bytes:
     }
     body.update(fields)
     return orjson.dumps(body)
+
+
+# -- in-process API over a known data set ---------------------------------------------------
+# chDB holds one data directory per process: every in-process test shares this one.
+
+
+@pytest.fixture(scope="session")
+def api_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("api"),
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"api{uuid.uuid4().hex[:8]}.",
+        topic_partitions=3,
+    )
+    create_topics(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> StoreLocation:
+    location = StoreLocation.parse(f"chdb://{tmp_path_factory.mktemp('chdb') / 'clickhouse'}")
+    assert migrate(connect(location), location, 90) == [1]
+    assert migrate(connect(location), location, 90) == []  # idempotent
+    return location
+
+
+@pytest.fixture(scope="session")
+def token_log(api_settings: Settings) -> Iterator[TokenLog]:
+    view = TokenLog(api_settings).start()
+    yield view
+    view.stop()
+
+
+@pytest.fixture(scope="session")
+def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
+    """Plaintext tokens by kind: admin, viewer, scoped (acc_1 only), revoked."""
+    made = {
+        "admin": create_token(api_settings, "admin", "test admin")[0],
+        "viewer": create_token(api_settings, "viewer", "test viewer")[0],
+        "scoped": create_token(api_settings, "viewer", "acc_1 viewer", "acc_1")[0],
+    }
+    revoked, record = create_token(api_settings, "viewer", "revoked viewer")
+    assert token_log.catch_up()
+    revoke_token(api_settings, token_log, record.id)
+    assert token_log.catch_up()
+    made["revoked"] = revoked
+    return made
+
+
+@pytest.fixture(scope="session")
+def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> FastAPI:
+    return create_app(LogRepository(store), token_log, SessionSigner(api_settings.signing_key()))

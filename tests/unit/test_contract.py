@@ -53,7 +53,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: ob
     settings = Settings()
     assert settings.api_url == "http://127.0.0.1:18123"
     assert settings.topics == Topics(
-        "t1.auth-events", "t1.auth-events.normalized", "t1.auth-events.dlq"
+        "t1.auth-events", "t1.auth-events.normalized", "t1.auth-events.dlq", "t1.authtrail.tokens"
     )
     assert settings.resolved_clickhouse_url == f"chdb://{tmp_path}/clickhouse"
     assert settings.embedded_kafka
@@ -84,11 +84,14 @@ def test_store_location_parsing() -> None:
 
 
 def test_cursor_round_trip_and_tampering() -> None:
-    cursor = Cursor(datetime(2026, 11, 26, 12, 0, 0, 123000, tzinfo=UTC), "abc")
-    assert Cursor.decode(cursor.encode()) == cursor
+    moment = datetime(2026, 11, 26, 12, 0, 0, 123000, tzinfo=UTC)
+    cursor = Cursor("log", "asc", ("Login failed", moment, "abc"), moment, None)
+    assert Cursor.decode(cursor.encode(), "log", "asc") == cursor
+    with pytest.raises(InvalidCursorError, match="another sort"):
+        Cursor.decode(cursor.encode(), "time", "asc")
     for bad in ("", "x", "eyJ2IjoyfQ", "!!!!", "eyJ2IjoxLCJ0IjoiYSIsImlkIjoxfQ"):
         with pytest.raises(InvalidCursorError):
-            Cursor.decode(bad)
+            Cursor.decode(bad, "time", "desc")
 
 
 def test_readme_documents_every_setting() -> None:

@@ -1,0 +1,126 @@
+"""Who is asking: bearer tokens, session cookies, roles and account scope.
+
+Every ``/api`` route depends on ``require_viewer`` or ``require_admin``. The page signs in
+once with a token (``POST /api/v1/session``) and then uses a session cookie: HttpOnly,
+SameSite=Strict, Secure behind HTTPS, signed with the installation's key, valid while its
+token is active (revoking the token ends its sessions). Requests that change state with a
+cookie must carry ``X-Requested-With: authtrail``: a header a cross-site form cannot send."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from query_api.tokens import TokenLog
+from schemas.tokens import Role, TokenRecord
+
+SESSION_COOKIE = "authtrail_session"
+SESSION_TTL_S = 12 * 3600
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "authtrail"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: a token's identity, role and account scope."""
+
+    token_id: str
+    name: str
+    role: Role
+    account: str | None
+    via: str  # "bearer" | "session"
+
+    @classmethod
+    def of(cls, record: TokenRecord, via: str) -> Principal:
+        return cls(record.id, record.name, record.role, record.account, via)
+
+
+class AuthError(HTTPException):
+    def __init__(self, status: int, message: str, parameter: str = "Authorization") -> None:
+        headers = {"WWW-Authenticate": 'Bearer realm="authtrail"'} if status == 401 else None
+        super().__init__(
+            status,
+            detail={"parameter": parameter, "in": "header", "message": message},
+            headers=headers,
+        )
+
+
+class SessionSigner:
+    """Makes and checks session cookie values: ``<token id>.<expiry>.<hmac>``."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = hashlib.sha256(b"authtrail-session|" + key).digest()
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def make(self, token_id: str, now: float | None = None) -> str:
+        payload = f"{token_id}.{int((now or time.time()) + SESSION_TTL_S)}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def token_id(self, value: str, now: float | None = None) -> str | None:
+        """The token id of a valid, unexpired cookie value, else None."""
+        parts = value.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        payload = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(self._mac(payload), parts[2]):
+            return None
+        if int(parts[1]) < (now or time.time()):
+            return None
+        return parts[0]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthError(401, "use 'Authorization: Bearer <token>'")
+    return value.strip()
+
+
+def current_principal(request: Request) -> Principal:
+    """The authenticated caller, or 401."""
+    tokens: TokenLog = request.app.state.tokens
+    bearer = _bearer(request)
+    if bearer is not None:
+        record = tokens.authenticate(bearer)
+        if record is None:
+            raise AuthError(401, "invalid, unknown or revoked token")
+        return Principal.of(record, "bearer")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        signer: SessionSigner = request.app.state.signer
+        token_id = signer.token_id(cookie)
+        record = tokens.active(token_id) if token_id else None
+        if record is None:
+            raise AuthError(401, "session expired or signed out")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and (
+            request.headers.get(CSRF_HEADER) != CSRF_VALUE
+        ):
+            raise AuthError(403, f"missing {CSRF_HEADER} header", CSRF_HEADER)
+        return Principal.of(record, "session")
+    raise AuthError(401, "authentication required: a bearer token or a session")
+
+
+def require_viewer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if principal.role != "admin":
+        raise AuthError(403, "this needs an admin token", "role")
+    return principal
+
+
+Viewer = Annotated[Principal, Depends(require_viewer)]
+Admin = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,185 @@
+"""The Logs view's filters: parsing and validating query parameters into a ``LogFilter``,
+classifying the search term, and the account scope of the caller.
+
+Search rules (exact; documented in the README):
+
+1. an IPv4 or IPv6 address (any notation Python's ``ipaddress`` accepts, IPv4-mapped
+   IPv6 folded to IPv4) -> rows whose ``ip`` equals it;
+2. 16-32 hex digits, or a UUID -> rows whose ``trace_id`` equals it (case-insensitive);
+3. a dotted lower-case key (``[a-z0-9_-]+`` words joined by dots, at least one dot) ->
+   rows whose ``event_key`` starts with it;
+4. anything else -> rows where it occurs, case-insensitively, in the event key, log text,
+   user agent, trace id, IP, actor email, actor id or actor display.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Query
+
+from schemas.events import normalize_ip
+
+RANGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+RangeName = Literal["today", "1h", "24h", "7d", "30d"]
+SearchKind = Literal["ip", "trace_id", "event_key_prefix", "text"]
+
+_HEX_TRACE = re.compile(r"^[0-9a-fA-F]{16,32}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOTTED_KEY = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]*)+$")
+MAX_VALUES = 100
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2299, 12, 31, tzinfo=UTC)
+MAX_VALUE_LEN = 256
+
+
+class BadParameterError(Exception):
+    """A request parameter is invalid; answered 400 naming it."""
+
+    def __init__(self, parameter: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    kind: SearchKind
+    value: str
+
+
+def classify(term: str) -> Search:
+    """Which column a search term is for (see the module docstring)."""
+    text = term.strip()
+    try:
+        return Search("ip", normalize_ip(text))
+    except ValueError:
+        pass
+    if _HEX_TRACE.fullmatch(text) or _UUID.fullmatch(text):
+        return Search("trace_id", text.lower())
+    if _DOTTED_KEY.fullmatch(text):
+        return Search("event_key_prefix", text)
+    return Search("text", text)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Every filter of the Logs view, resolved: times are absolute UTC instants."""
+
+    search: Search | None = None
+    accounts: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    outcome: Literal["success", "failure"] | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    tz: str = "UTC"
+
+    def scoped_to(self, account: str | None) -> LogFilter:
+        """This filter for a caller who may only see ``account`` (None: everything).
+        Asking for another account explicitly is refused, not silently emptied."""
+        if account is None:
+            return self
+        others = [a for a in self.accounts if a != account]
+        if others:
+            raise BadParameterError("account", f"this token can only read account {account!r}", 403)
+        return replace(self, accounts=(account,))
+
+    def without(self, dimension: Literal["accounts", "users", "types"]) -> LogFilter:
+        if dimension == "accounts":
+            return replace(self, accounts=())
+        if dimension == "users":
+            return replace(self, users=())
+        return replace(self, types=())
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadParameterError("tz", f"unknown IANA time zone {tz[:64]!r}") from None
+
+
+def _values(name: str, values: list[str]) -> tuple[str, ...]:
+    if len(values) > MAX_VALUES:
+        raise BadParameterError(name, f"at most {MAX_VALUES} values")
+    out = []
+    for value in values:
+        text = value.strip()
+        if not text or len(text) > MAX_VALUE_LEN:
+            raise BadParameterError(name, f"values must be 1-{MAX_VALUE_LEN} characters")
+        out.append(text)
+    return tuple(dict.fromkeys(out))
+
+
+def resolve_window(
+    range_: RangeName | None,
+    start: datetime | None,
+    end: datetime | None,
+    tz: str,
+    now: datetime | None = None,
+) -> tuple[datetime | None, datetime | None]:
+    """Absolute [start, end) for a named range or explicit bounds."""
+    zone = _zone(tz)
+    if range_ is not None:
+        if start is not None or end is not None:
+            raise BadParameterError("range", "use either range or from/to, not both")
+        moment = now or datetime.now(UTC)
+        if range_ == "today":
+            local = moment.astimezone(zone)
+            midnight = datetime(local.year, local.month, local.day, tzinfo=zone)
+            return midnight.astimezone(UTC), None
+        return moment - RANGES[range_], None
+    for name, value in (("from", start), ("to", end)):
+        if value is None:
+            continue
+        if value.tzinfo is None:
+            raise BadParameterError(name, "needs a UTC offset (RFC 3339, e.g. 2026-11-26T12:00Z)")
+        if not EARLIEST <= value <= LATEST:
+            raise BadParameterError(name, "must be between 1970 and 2299")
+    if start is not None and end is not None and start >= end:
+        raise BadParameterError("to", "must be after from")
+    return (start.astimezone(UTC) if start else None, end.astimezone(UTC) if end else None)
+
+
+def log_filter(
+    q: Annotated[str | None, Query(max_length=256, description="Free-text search.")] = None,
+    account: Annotated[list[str] | None, Query(description="Account id (repeatable).")] = None,
+    user: Annotated[
+        list[str] | None,
+        Query(description="Actor id or email (repeatable); 'anonymous': events without actor."),
+    ] = None,
+    type_: Annotated[
+        list[str] | None, Query(alias="type", description="Event key (repeatable).")
+    ] = None,
+    outcome: Annotated[Literal["success", "failure"] | None, Query()] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="RFC 3339, inclusive.")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="RFC 3339, exclusive.")] = None,
+    range_: Annotated[RangeName | None, Query(alias="range")] = None,
+    tz: Annotated[str, Query(max_length=64, description="IANA time zone for 'today'.")] = "UTC",
+) -> LogFilter:
+    """FastAPI dependency: the request's filters, validated."""
+    start, end = resolve_window(range_, from_, to, tz)
+    term = q.strip() if q else ""
+    return LogFilter(
+        search=classify(term) if term else None,
+        accounts=_values("account", account or []),
+        users=_values("user", user or []),
+        types=tuple(t.lower() for t in _values("type", type_ or [])),
+        outcome=outcome,
+        start=start,
+        end=end,
+        tz=tz,
+    )

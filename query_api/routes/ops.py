@@ -1,0 +1,31 @@
+"""``/healthz``: liveness and readiness, no authentication (for probes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from query_api.models import Health
+from query_api.routes.deps import Repo
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+def healthz(request: Request, repo: Repo) -> JSONResponse | Health:
+    """200 when the log store answers, with the ingest worker's counters when the API runs
+    inside it; 503 otherwise."""
+    status = request.app.state.ingest_status
+    ingest = status() if status else None
+    try:
+        version = repo.schema_version()
+    except Exception as exc:
+        health = Health(
+            status="degraded",
+            store=repo.location.safe_url,
+            schema_version=None,
+            ingest=ingest,
+            error=f"log store: {type(exc).__name__}",
+        )
+        return JSONResponse(status_code=503, content=health.model_dump(mode="json"))
+    return Health(status="ok", store=repo.location.safe_url, schema_version=version, ingest=ingest)

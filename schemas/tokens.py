@@ -1,0 +1,68 @@
+"""API tokens: the record kept (hashed) in the compacted ``authtrail.tokens`` topic, and
+the token text users hold.
+
+A token reads ``at_<id>_<secret>``: the id finds the record, the secret (256 random bits)
+is checked against its SHA-256. A slow password hash adds nothing for secrets of that
+entropy; the plaintext is shown once, at creation, and stored nowhere."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.events import utc_now_ms
+
+Role = Literal["admin", "viewer"]
+_TOKEN_RE = re.compile(r"^at_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+
+
+class TokenRecord(BaseModel):
+    """One API token as stored (no plaintext)."""
+
+    id: str = Field(pattern=r"^[a-z0-9]{12}$")
+    name: str = Field(max_length=200)
+    role: Role
+    account: str | None = Field(None, description="Only this account's events are visible.")
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token(role: Role, name: str, account: str | None = None) -> tuple[str, TokenRecord]:
+    """A new token: (the plaintext to show once, the record to store)."""
+    token_id = "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(12))
+    secret = secrets.token_urlsafe(32)
+    record = TokenRecord(
+        id=token_id,
+        name=name,
+        role=role,
+        account=account,
+        secret_sha256=_digest(secret),
+        created_at=utc_now_ms(),
+    )
+    return f"at_{token_id}_{secret}", record
+
+
+def parse_token(text: str) -> tuple[str, str] | None:
+    """(id, secret) of a well-formed token text, else None."""
+    match = _TOKEN_RE.fullmatch(text.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def verify(record: TokenRecord, secret: str) -> bool:
+    """Constant-time check of ``secret`` against the record; revoked tokens never pass."""
+    return record.active and hmac.compare_digest(record.secret_sha256, _digest(secret))
