@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system lint typecheck unit integration schema clean help
+.PHONY: run test setup system system-browser lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
@@ -17,6 +17,9 @@ help:
 
 system:
 	@bash deploy/ensure-system.sh
+
+system-browser:
+	@bash deploy/ensure-system.sh --browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
@@ -44,7 +47,7 @@ unit: $(STAMP)
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: setup lint typecheck
+test: setup system-browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 schema: $(STAMP)

@@ -8,7 +8,7 @@ const FILTER_KEYS = ["q", "account", "user", "type", "outcome", "range", "from",
 const PAGE = 50;
 
 const $ = (id) => document.getElementById(id);
-const state = { cursor: null, loading: false, seen: new Set(), live: null, searchTimer: null };
+const state = { cursor: null, loading: false, seq: 0, seen: new Set(), live: null, searchTimer: null };
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -123,12 +123,17 @@ function rowFor(item) {
 }
 
 async function loadPage(first) {
-  if (state.loading) return;
+  // A new first page supersedes whatever is in flight; "more" waits its turn.
+  if (!first && state.loading) return;
+  const seq = first ? ++state.seq : state.seq;
   state.loading = true;
+  const table = $("logs");
+  table.setAttribute("aria-busy", "true");
   const { sort, order } = sortState();
   const params = filterParams({ sort, order, limit: PAGE, cursor: first ? null : state.cursor });
   try {
     const page = await api(`${API}/logs?${params}`);
+    if (seq !== state.seq) return;
     const rows = $("rows");
     if (first) { rows.replaceChildren(); state.seen.clear(); }
     for (const item of page.items) {
@@ -142,11 +147,16 @@ async function loadPage(first) {
     $("error").hidden = true;
     $("summary").textContent = `${rows.children.length} shown${state.cursor ? ", more below" : ""}`;
   } catch (error) {
+    if (seq !== state.seq) return;
     if (error.status === 401) return showLogin();
     $("error").textContent = error.message;
     $("error").hidden = false;
   } finally {
-    state.loading = false;
+    if (seq === state.seq) {
+      state.loading = false;
+      table.dataset.query = window.location.search;
+      table.setAttribute("aria-busy", "false");
+    }
   }
 }
 

@@ -1,0 +1,297 @@
+"""The Logs page in a real browser: Playwright driving Debian's Chromium against a real
+`authtrail up` (real broker, real chDB). A screenshot of the Logs tab is kept in
+tests/artifacts/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.conftest import Authtrail, base_env, free_port, run_cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium missing: `make test` installs it"
+)
+
+
+def _events() -> list[bytes]:
+    now = time.time()
+    events = []
+    for i in range(80):
+        body: dict[str, Any] = {
+            "event_id": str(uuid.UUID(int=i + 1)),
+            "event_key": (
+                "login.completed",
+                "login.failed",
+                "oidc.flow.started",
+                "sso.tenant.completed",
+            )[i % 4],
+            "occurred_at": int((now - 30 - i * 20) * 1000),
+            "ip": f"81.2.69.{i + 1}",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+        }
+        if i % 5:
+            body["account"] = {"id": f"acc_{i % 3}", "name": f"Tenant {i % 3}"}
+        if i % 7 == 0:
+            pass  # anonymous
+        elif i % 7 == 1:
+            body["actor"] = {"id": "agent-7", "type": "agent"}
+        else:
+            body["actor"] = {"id": f"usr_{i % 4}", "email": f"user{i % 4}@example.com"}
+        if i < 3:
+            body["trace_id"] = TRACE
+        events.append(orjson.dumps(body))
+    return events
+
+
+@pytest.fixture(scope="module")
+def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authtrail]:
+    data_dir = tmp_path_factory.mktemp("page") / "var"
+    prefix = f"p{uuid.uuid4().hex[:8]}."
+    env = base_env(
+        data_dir,
+        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        AUTHTRAIL_TOPIC_PREFIX=prefix,
+        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
+        AUTHTRAIL_API_PORT=str(free_port()),
+        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
+    )
+    with Authtrail(data_dir, env) as instance:
+        instance.start()
+        assert "80 accepted" in instance.produce(_events()).stdout
+        instance.wait_for_rows(80)
+        yield instance
+        assert instance.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Browser, running: Authtrail) -> Iterator[Page]:
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, accept_downloads=True, timezone_id="Europe/Berlin"
+    )
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(f"{running.api}/login#token={running.token}")
+    expect(tab.locator("#rows tr").first).to_be_visible()
+    assert "#token" not in tab.url  # the token left the address bar
+    yield tab
+    context.close()
+    assert not errors, errors
+
+
+def rows(page: Page) -> Any:
+    return page.locator("#rows tr")
+
+
+def wait_url(page: Page, fragment: str) -> None:
+    """Waits until the URL holds ``fragment`` and the table shows that URL's rows."""
+    page.wait_for_function("f => window.location.search.includes(f)", arg=fragment)
+    loaded(page)
+
+
+def loaded(page: Page) -> None:
+    page.wait_for_function(
+        "() => { const t = document.getElementById('logs');"
+        " return t.dataset.query === window.location.search"
+        " && t.getAttribute('aria-busy') === 'false'; }"
+    )
+
+
+def test_logs_tab_renders_and_scrolls(page: Page) -> None:
+    expect(page.locator("#app h1")).to_have_text("Manage your logs and your streaming")
+    expect(page.locator("#tab-logs")).to_have_class("tab active")
+    expect(rows(page)).to_have_count(50)
+    first = rows(page).first
+    expect(first.locator("td").nth(1)).to_contain_text("Today")
+    assert "Z" in (first.locator("td").nth(1).get_attribute("title") or "")  # exact on hover
+    expect(page.locator("#timeline-svg rect").first).to_be_attached()
+    anonymous = page.locator("#rows tr", has_text="anonymous").first
+    expect(anonymous).to_be_visible()
+    expect(page.locator("#rows tr td:nth-child(3)", has_text="—").first).to_be_visible()
+    expect(page.locator(".badge", has_text="AI agent").first).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "logs-tab.png"), full_page=True)
+    page.locator("#more").scroll_into_view_if_needed()
+    expect(rows(page)).to_have_count(80)
+    expect(page.locator("#load-more")).to_be_hidden()
+
+
+def test_each_filter_and_clear(page: Page) -> None:
+    page.fill("#f-q", TRACE)
+    wait_url(page, f"q={TRACE}")
+    expect(rows(page)).to_have_count(3)
+    page.fill("#f-q", "")
+    page.wait_for_function("() => !window.location.search.includes('q=')")
+    loaded(page)
+    expect(rows(page)).to_have_count(50)
+
+    page.select_option("#f-account", "acc_1")
+    wait_url(page, "account=acc_1")
+    expect(page.locator("#rows tr td:nth-child(3)").first).to_have_text("Tenant 1")
+    cells = page.locator("#rows tr td:nth-child(3)").all_inner_texts()
+    assert cells and set(cells) == {"Tenant 1"}
+
+    page.select_option("#f-user", "anonymous")
+    wait_url(page, "user=anonymous")
+    expect(page.locator("#rows tr td:nth-child(4)").first).to_have_text("anonymous")
+    assert set(page.locator("#rows tr td:nth-child(4)").all_inner_texts()) == {"anonymous"}
+
+    page.select_option("#f-range", "1h")
+    wait_url(page, "range=1h")
+    page.select_option("#f-type", "login.completed")
+    wait_url(page, "type=login.completed")
+    page.select_option("#f-outcome", "success")
+    wait_url(page, "outcome=success")
+    for outcome in page.locator("#rows tr").evaluate_all("rs => rs.map(r => r.dataset.outcome)"):
+        assert outcome == "success"
+
+    page.click("#clear-filters")
+    page.wait_for_function("() => window.location.search === ''")
+    loaded(page)
+    expect(rows(page)).to_have_count(50)
+    for control in ("#f-account", "#f-user", "#f-range", "#f-type", "#f-outcome"):
+        expect(page.locator(control)).to_have_value("")
+
+
+def test_outcome_filter_and_custom_range(page: Page) -> None:
+    page.select_option("#f-outcome", "failure")
+    wait_url(page, "outcome=failure")
+    expect(rows(page)).to_have_count(20)
+    texts = page.locator("#rows tr td:first-child").all_inner_texts()
+    assert set(texts) == {"Login failed"}
+    assert page.locator("#rows svg.icon.failure").count() == 20
+    page.select_option("#f-range", "custom")
+    expect(page.locator("#custom-range")).to_be_visible()
+    page.fill("#f-from", "2020-01-01T00:00:00")
+    page.locator("#f-from").dispatch_event("change")
+    wait_url(page, "from=2019-12-31T23")  # Berlin midnight, sent as UTC
+    expect(rows(page)).to_have_count(20)
+
+
+def test_filters_live_in_the_url(page: Page, running: Authtrail) -> None:
+    page.goto(f"{running.api}/?outcome=failure&account=acc_2")
+    loaded(page)
+    expect(page.locator("#f-outcome")).to_have_value("failure")
+    expect(page.locator("#f-account")).to_have_value("acc_2")
+    expect(rows(page).first).to_be_visible()
+    assert set(page.locator("#rows tr td:nth-child(3)").all_inner_texts()) == {"Tenant 2"}
+
+
+def test_sort_by_both_columns(page: Page) -> None:
+    page.click("#sort-log")
+    wait_url(page, "sort=log")
+    expect(page.locator("#sort-log")).to_have_attribute("aria-sort", "descending")
+    expect(rows(page).first.locator("td").first).to_have_text("Tenant SSO completed")
+    page.click("#sort-log")
+    wait_url(page, "order=asc")
+    expect(rows(page).first.locator("td").first).to_have_text("Login completed")
+    page.click("#sort-time")
+    wait_url(page, "sort=time")
+    expect(page.locator("#sort-time")).to_have_attribute("aria-sort", "descending")
+    page.click("#sort-time")
+    wait_url(page, "order=asc")
+    expect(rows(page).first.locator("td").nth(4)).to_have_text("81.2.69.80")  # the oldest
+
+
+def test_details_and_filter_links(page: Page) -> None:
+    page.locator("#rows tr", has_text="81.2.69.1").first.click()
+    details = page.locator("#details")
+    expect(details).to_be_visible()
+    expect(details.locator("dd.mono")).to_contain_text(TRACE)
+    expect(details).to_contain_text("Firefox 132")
+    expect(details).to_contain_text("GB")
+    expect(page.locator("#copy-trace")).to_be_visible()
+    page.get_by_role("button", name="Logs of this trace").click()
+    wait_url(page, f"q={TRACE}")
+    expect(details).to_be_hidden()
+    expect(rows(page)).to_have_count(3)
+
+
+def test_export_matches_the_filter(page: Page) -> None:
+    page.select_option("#f-outcome", "failure")
+    wait_url(page, "outcome=failure")
+    with page.expect_download() as info:
+        page.click("#export-csv")
+    download = info.value
+    assert download.suggested_filename.startswith("authtrail-logs-")
+    assert download.suggested_filename.endswith(".csv")
+    content = Path(download.path()).read_text()
+    exported = list(csv.DictReader(io.StringIO(content)))
+    assert len(exported) == 20 and {r["outcome"] for r in exported} == {"failure"}
+    with page.expect_download() as info:
+        page.click("#export-ndjson")
+    lines = Path(info.value.path()).read_text().splitlines()
+    assert len(lines) == 20
+
+
+def test_live_mode_shows_new_events(page: Page, running: Authtrail) -> None:
+    page.check("#live")
+    expect(page.locator("#live-status")).to_have_text("up to date")
+    marker = f"81.2.69.{200}"
+    fresh = orjson.dumps(
+        {
+            "event_key": "user.locked",
+            "occurred_at": int(time.time() * 1000),
+            "ip": marker,
+            "actor": {"email": "locked@example.com"},
+        }
+    )
+    assert "1 accepted" in running.produce([fresh]).stdout
+    new_row = rows(page).first
+    expect(new_row).to_contain_text("User locked", timeout=20_000)
+    expect(new_row).to_contain_text(marker)
+    expect(page.locator("#live-status")).to_contain_text("new")
+
+
+def test_without_a_session_the_page_asks_for_a_token(browser: Browser, running: Authtrail) -> None:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(running.api + "/")
+    expect(tab.locator("#login")).to_be_visible()
+    tab.fill("#login-token", "at_aaaaaaaaaaaa_" + "x" * 43)
+    tab.click("#login-form button")
+    expect(tab.locator("#login-error")).to_contain_text("invalid")
+    viewer = run_cli(running.env, "token", "create", "--role", "viewer").stdout.strip()
+    tab.fill("#login-token", viewer)
+    tab.click("#login-form button")
+    expect(tab.locator("#rows tr").first).to_be_visible()
+    cookies = context.cookies()
+    session = next(c for c in cookies if c["name"] == "authtrail_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    tab.click("#sign-out")
+    expect(tab.locator("#login")).to_be_visible()
+    context.close()
