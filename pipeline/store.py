@@ -42,11 +42,12 @@ _ATTRIBUTES_INDEX = EVENT_COLUMNS.index("attributes")
 class EventWriter:
     """Inserts batches of ``NormalizedEvent`` into the events table.
 
-    Contract of ``write``: returns the events the store refused for good (each with the
-    store's reason) after every other event of the batch is stored; raises
+    Contract of ``write``: stores the events whose id the table does not hold yet; returns
+    the events the store refused for good (each with the store's reason) after every other
+    event of the batch is stored; raises
     ``TransientStoreError`` when the store is unreachable or failing, in which case the
-    caller must retry the whole batch. Re-writing stored events is harmless: the table
-    collapses duplicates by ``event_id``.
+    caller must retry the whole batch. Re-writing stored events is harmless: they are
+    skipped (and the table collapses a twin that a concurrent writer slipped in).
 
     One writer per thread (it owns a client)."""
 
@@ -57,7 +58,28 @@ class EventWriter:
     def write(self, events: Sequence[NormalizedEvent]) -> list[tuple[NormalizedEvent, str]]:
         if not events:
             return []
-        return self._write(list(events))
+        try:
+            stored = self._already_stored(events)
+        except Exception as exc:
+            raise TransientStoreError(_describe(exc)) from None
+        fresh = [e for e in events if e.event_id not in stored]
+        return self._write(fresh) if fresh else []
+
+    def _already_stored(self, events: Sequence[NormalizedEvent]) -> set[str]:
+        """Ids of ``events`` the table holds already (a batch re-read after a crash).
+        The time bounds keep this a primary-key range read, however large the table."""
+        times = [e.occurred_at for e in events]
+        rows = self._client.query(
+            f"SELECT event_id FROM {self._table} "
+            "WHERE occurred_at >= {lo:DateTime64(3, 'UTC')} "
+            "AND occurred_at <= {hi:DateTime64(3, 'UTC')} AND event_id IN {ids:Array(String)}",
+            parameters={
+                "lo": min(times),
+                "hi": max(times),
+                "ids": [e.event_id for e in events],
+            },
+        ).result_rows
+        return {row[0] for row in rows}
 
     def _write(self, events: list[NormalizedEvent]) -> list[tuple[NormalizedEvent, str]]:
         try:

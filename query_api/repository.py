@@ -1,6 +1,12 @@
 """Reads the log store for the Logs view. Every value reaches ClickHouse as a bound
-parameter. Reads use ``FINAL``, so an event delivered twice (at-least-once ingest) shows,
-counts and exports once."""
+parameter.
+
+Duplicates: the writer never stores an event id twice (it checks before inserting), and
+the table collapses any that a race still lets through in its merges. Reads do not use
+``FINAL`` (it disables the primary-key read-in-order and projections that make the view
+fast); instead pages and exports drop a duplicate, which always sits next to its twin
+because ``event_id`` ends every sort key. Counts (timeline, facets) may include such a
+twin until the next merge."""
 
 from __future__ import annotations
 
@@ -98,7 +104,7 @@ class LogRepository:
         return client
 
     def _from(self) -> str:
-        return f"FROM {self.table} FINAL"
+        return f"FROM {self.table}"
 
     # -- list ----------------------------------------------------------------------------
     def page(
@@ -112,23 +118,33 @@ class LogRepository:
         """One page of matching rows in the given order, strictly after ``cursor``."""
         if cursor is not None:
             f = _pinned(f, cursor)
-        w = where(f)
-        if cursor is not None:
-            keyset(w, sort, order, list(cursor.key))
-        w.params["limit"] = limit + 1
-        sql = (
-            f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
-            f"{order_by(sort, order)} LIMIT {{limit:UInt32}}"
-        )
-        rows = list(self.client().query(sql, parameters=w.params).named_results())
+        key_columns = [c for c, _ in SORT_KEYS[sort]]
+        after = list(cursor.key) if cursor is not None else None
+        rows: list[dict[str, Any]] = []
+        last_id = None
+        while len(rows) <= limit:
+            w = where(f)
+            if after is not None:
+                keyset(w, sort, order, after)
+            wanted = limit + 1 - len(rows)
+            w.params["limit"] = wanted
+            sql = (
+                f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
+                f"{order_by(sort, order)} LIMIT {{limit:UInt32}}"
+            )
+            batch = list(self.client().query(sql, parameters=w.params).named_results())
+            for row in batch:
+                if row["event_id"] != last_id:  # a not yet merged twin sits next to it
+                    rows.append(row)
+                last_id = row["event_id"]
+            if len(batch) < wanted:
+                break
+            after = [_key_value(batch[-1][c]) for c in key_columns]
         items = [LogItem.model_validate(_row(r)) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            key = tuple(
-                utc(last[c]) if isinstance(last[c], datetime) else last[c]
-                for c, _ in SORT_KEYS[sort]
-            )
+            key = tuple(_key_value(last[c]) for c in key_columns)
             next_cursor = Cursor(sort, order, key, f.start, f.end).encode()
         return LogPage(items=items, next_cursor=next_cursor)
 
@@ -185,14 +201,15 @@ class LogRepository:
             ).result_rows
             chunk = Where(list(w.clauses), dict(w.params))
             if boundary:
+                chunk.add("occurred_at >= {b0:DateTime64(3, 'UTC')}", b0=utc(boundary[0][0]))
                 chunk.add(
                     "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
-                    b0=utc(boundary[0][0]),
                     b1=boundary[0][1],
                 )
             fmt_name = ("CSVWithNames" if first else "CSV") if fmt == "csv" else "JSONEachRow"
             data = client.raw_query(
-                f"SELECT {columns} {self._from()} {chunk.sql()} {order_by('time', 'desc')}",
+                f"SELECT {columns} {self._from()} {chunk.sql()} {order_by('time', 'desc')} "
+                "LIMIT 1 BY event_id",
                 parameters=chunk.params,
                 fmt=fmt_name,
                 settings=settings,
@@ -287,6 +304,10 @@ class LogRepository:
 
     def schema_version(self) -> int:
         return schema_version(self.client(), self.location)
+
+
+def _key_value(value: Any) -> Any:
+    return utc(value) if isinstance(value, datetime) else value
 
 
 def _pinned(f: LogFilter, cursor: Cursor) -> LogFilter:

@@ -93,6 +93,10 @@ def keyset(w: Where, sort: SortName, order: OrderName, values: list[Any]) -> Non
     names = ", ".join(c for c, _ in columns)
     placeholders = ", ".join(f"{{k{i}:{t}}}" for i, (_, t) in enumerate(columns))
     op = "<" if order == "desc" else ">"
+    # The redundant bound on the leading column is what lets the primary key skip: the
+    # tuple comparison alone is not used for index analysis.
+    lead, lead_type = columns[0]
+    w.add(f"{lead} {op}= {{k0:{lead_type}}}")
     w.add(f"({names}) {op} ({placeholders})", **{f"k{i}": v for i, v in enumerate(values)})
 
 

@@ -2,8 +2,11 @@
 through clickhouse-connect) and its versioned schema.
 
 Layout choices, from the measurements in design.md:
-* ``ReplacingMergeTree`` ordered by ``(occurred_at, event_id)``: a redelivered event has
-  the same sorting key, so duplicates collapse in merges and reads use ``FINAL``.
+* Ordered by ``(occurred_at, event_id)``: the newest-first view reads in key order and
+  stops after a page. The writer skips ids already stored; ``ReplacingMergeTree`` collapses
+  a twin a race lets through (a redelivered event has the same sorting key).
+* Granules of 2,048 rows: a point search (an IP, a trace id) reads 4x fewer rows around
+  each skip-index hit than with the default 8,192.
 * Skip indexes on the columns the Logs view searches exactly (trace id, IP, actor,
   account, event id) so a classified search reads few granules.
 * Monthly partitions and a row TTL from ``AUTHTRAIL_RETENTION_DAYS``.
@@ -112,6 +115,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             PARTITION BY toYYYYMM(occurred_at)
             ORDER BY (occurred_at, event_id)
             TTL toDateTime(occurred_at) + toIntervalDay({retention_days})
+            SETTINGS index_granularity = 2048
             """,
         ),
     ),

@@ -630,3 +630,36 @@ def test_healthz_needs_no_token_and_openapi_lists_routes(client: TestClient) -> 
         "/api/v1/session",
     ):
         assert route in paths
+
+
+def test_a_twin_that_slipped_past_the_writer_shows_once(
+    client: TestClient, dataset: list[NormalizedEvent], store: StoreLocation, tokens: dict[str, str]
+) -> None:
+    """Two writers racing can both store an event; pages and exports still show it once,
+    and the table's merge collapses the twin."""
+    from schemas.clickhouse import EVENT_COLUMNS
+
+    twin = dataset[5]
+    client_ = connect(store)
+    row = [getattr(twin, c) for c in EVENT_COLUMNS]
+    row[EVENT_COLUMNS.index("attributes")] = orjson.dumps(twin.attributes).decode()
+    client_.insert(f"{store.database}.auth_events", [row], column_names=list(EVENT_COLUMNS))
+    raw = client_.query(
+        f"SELECT count() FROM {store.database}.auth_events WHERE event_id = {{id:String}}",
+        parameters={"id": twin.event_id},
+    )
+    assert raw.result_rows[0][0] == 2
+    ids = [r["event_id"] for r in fetch_all(client, tokens["viewer"], {}, limit=3)]
+    assert ids.count(twin.event_id) == 1 and len(ids) == len(set(ids))
+    exported = client.get(
+        "/api/v1/logs/export", params={"format": "csv"}, headers=auth(tokens["viewer"])
+    )
+    assert [r["event_id"] for r in csv.DictReader(io.StringIO(exported.text))].count(
+        twin.event_id
+    ) == 1
+    client_.command(f"OPTIMIZE TABLE {store.database}.auth_events FINAL")
+    raw = client_.query(
+        f"SELECT count() FROM {store.database}.auth_events WHERE event_id = {{id:String}}",
+        parameters={"id": twin.event_id},
+    )
+    assert raw.result_rows[0][0] == 1
