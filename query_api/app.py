@@ -6,7 +6,8 @@ naming each; a store failure is a 503; nothing a client sends produces a 500."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ def create_app(
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
     worker's counters to ``/healthz``."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        repository.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="authtrail query API",
         version="1",
         description="Read the audit trail of identity and authentication events. Every "

@@ -94,6 +94,8 @@ class LogRepository:
         self.location = location
         self._factory = client_factory or (lambda: connect(location))
         self._local = threading.local()
+        self._clients: list[Client] = []
+        self._clients_lock = threading.Lock()
         self.table = f"{location.database}.{EVENTS_TABLE}"
 
     def client(self) -> Client:
@@ -101,7 +103,18 @@ class LogRepository:
         if client is None:
             client = self._factory()
             self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
         return client
+
+    def close(self) -> None:
+        """Closes every thread's client. chDB must not be left to tear its sessions down
+        from threads the interpreter is already finalising (it crashes the process)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
 
     def _from(self) -> str:
         return f"FROM {self.table}"

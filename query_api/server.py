@@ -40,6 +40,7 @@ class ApiService(Service):
             access_log=False,
             timeout_graceful_shutdown=5,
         )
+        self._app = app
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -56,3 +57,7 @@ class ApiService(Service):
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        # lifespan is off here (the worker owns start-up), so close the store's clients.
+        repository = getattr(self._app.state, "repository", None)
+        if repository is not None:
+            repository.close()

@@ -261,5 +261,7 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> FastAPI:
-    return create_app(LogRepository(store), token_log, SessionSigner(api_settings.signing_key()))
+def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> Iterator[FastAPI]:
+    repository = LogRepository(store)
+    yield create_app(repository, token_log, SessionSigner(api_settings.signing_key()))
+    repository.close()

@@ -1,0 +1,401 @@
+"""Streaming destinations as data: one settings model per platform, validated strictly
+(site, domain and region lists, ARN and URL formats), an optional event filter, and the
+record kept in the compacted ``authtrail.destinations`` topic with its secrets encrypted.
+
+Setting keys are the same everywhere (CLI ``--set key=value``, the API later):
+``filter.event_keys``, ``filter.outcomes``, ``filter.accounts`` for every platform, and
+the platform's own keys below."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from schemas.events import utc_now_ms
+
+Platform = Literal["datadog", "eventbridge", "splunk", "sumologic", "coralogix"]
+PLATFORMS: tuple[Platform, ...] = ("datadog", "eventbridge", "splunk", "sumologic", "coralogix")
+
+DATADOG_SITES = (
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "datadoghq.eu",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+)
+CORALOGIX_DOMAINS = {
+    "us1": "coralogix.us",
+    "us2": "cx498.coralogix.com",
+    "us3": "edge.us3.coralogix.com",
+    "eu1": "coralogix.com",
+    "eu2": "eu2.coralogix.com",
+    "ap1": "coralogix.in",
+    "ap2": "coralogixsg.com",
+    "ap3": "ap3.coralogix.com",
+}
+_AWS_REGION = re.compile(
+    r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central|"
+    r"northeast|southeast|northwest|southwest)-\d$"
+)
+_BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
+_BUS_ARN = re.compile(r"^arn:aws(-[a-z]+)*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._\-/]+$")
+_TAGS = re.compile(r"^[^,:\s]+:[^,\s]+(,[^,:\s]+:[^,\s]+)*$")
+_FIELDS = re.compile(r"^[A-Za-z0-9_]+=[^,=]+(,[A-Za-z0-9_]+=[^,=]+)*$")
+_SUMO_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?/receiver/v1/http/[A-Za-z0-9_=+\-]+$")
+_NAME = re.compile(r"^[\w .:/@()-]{1,200}$")
+
+
+def _url(value: str, *, https_only: bool = False) -> str:
+    text = value.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:\d+)?(/[^\s]*)?", text):
+        raise ValueError("must be an http(s) URL, e.g. https://host:8088")
+    if https_only and not text.startswith("https://"):
+        raise ValueError("must use https")
+    return text
+
+
+HttpUrlText = Annotated[str, AfterValidator(_url)]
+Text = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class DestinationFilter(BaseModel):
+    """Which events a destination receives: all when every list is empty; otherwise an
+    event must match each non-empty list."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_keys: list[Annotated[str, Field(min_length=1, max_length=128)]] = []
+    outcomes: list[Literal["success", "failure"]] = []
+    accounts: list[Annotated[str, Field(min_length=1, max_length=256)]] = []
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        if self.event_keys and event.get("event_key") not in self.event_keys:
+            return False
+        if self.outcomes and event.get("outcome") not in self.outcomes:
+            return False
+        return not self.accounts or event.get("account_id") in self.accounts
+
+
+class PlatformSettings(BaseModel):
+    """Base of every platform's settings. ``SECRETS`` names the fields never shown."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+    endpoint: HttpUrlText | None = Field(
+        None, description="Overrides the platform address (a proxy, a test receiver)."
+    )
+
+
+class DatadogSettings(PlatformSettings):
+    SECRETS = ("api_key",)
+    site: Literal[DATADOG_SITES] = "datadoghq.com"  # type: ignore[valid-type]
+    api_key: SecretStr = Field(description="Datadog API key.")
+    service: Text = "authtrail"
+    source: Text = "authtrail"
+    tags: Annotated[str, Field(max_length=2000)] = Field(
+        "", description="Extra tags, 'key:value,key:value'."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: str) -> str:
+        if value and not _TAGS.fullmatch(value):
+            raise ValueError("must be 'key:value,key:value'")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9]{16,64}", value.get_secret_value()):
+            raise ValueError("must be 16-64 letters and digits")
+        return value
+
+
+class EventBridgeSettings(PlatformSettings):
+    SECRETS = ("secret_access_key",)
+    region: str = Field(description="AWS region, e.g. eu-west-1.")
+    event_bus: Annotated[str, Field(min_length=1, max_length=1600)] = Field(
+        "default", description="Bus name or ARN."
+    )
+    access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")] | None = None
+    secret_access_key: SecretStr | None = None
+    source: Annotated[str, Field(min_length=1, max_length=256)] = "authtrail"
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _AWS_REGION.fullmatch(value):
+            raise ValueError("is not an AWS region name (e.g. eu-west-1)")
+        return value
+
+    @field_validator("event_bus")
+    @classmethod
+    def _bus(cls, value: str) -> str:
+        if value.startswith("arn:"):
+            if not _BUS_ARN.fullmatch(value):
+                raise ValueError(
+                    "is not an event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)"
+                )
+        elif not _BUS_NAME.fullmatch(value):
+            raise ValueError("is not an event bus name")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value.startswith("aws."):
+            raise ValueError("must not start with 'aws.' (reserved by AWS)")
+        return value
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> EventBridgeSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "access_key_id and secret_access_key go together (or neither: "
+                "the default AWS credential chain)"
+            )
+        return self
+
+
+class SplunkSettings(PlatformSettings):
+    SECRETS = ("token",)
+    url: HttpUrlText = Field(description="HEC base URL, e.g. https://splunk:8088.")
+    token: SecretStr = Field(description="HEC token.")
+    index: Annotated[str, Field(pattern=r"^[a-z0-9_][a-z0-9_-]{0,79}$")] | None = None
+    source: Text = "authtrail"
+    sourcetype: Text = "authtrail:auth"
+    host: Text | None = None
+    verify_tls: bool = True
+    indexer_ack: bool = False
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9-]{8,128}", value.get_secret_value()):
+            raise ValueError("is not a HEC token")
+        return value
+
+
+class SumoLogicSettings(PlatformSettings):
+    SECRETS = ("url",)
+    url: SecretStr = Field(description="The HTTP source URL (it is the secret).")
+    category: Text | None = None
+    name: Text | None = None
+    host: Text | None = None
+    fields: Annotated[str, Field(max_length=2000)] = Field("", description="'k=v,k=v'")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if not _SUMO_URL.fullmatch(text):
+            raise ValueError(
+                "must be an HTTP source URL: https://<endpoint>/receiver/v1/http/<code>"
+            )
+        return SecretStr(text)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        if value and not _FIELDS.fullmatch(value):
+            raise ValueError("must be 'key=value,key=value'")
+        return value
+
+
+class CoralogixSettings(PlatformSettings):
+    SECRETS = ("api_key",)
+    domain: Literal["us1", "us2", "us3", "eu1", "eu2", "ap1", "ap2", "ap3"] = "eu1"
+    api_key: SecretStr = Field(description="Send-Your-Data API key.")
+    application: Text = "authtrail"
+    subsystem: Text = "auth"
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()):
+            raise ValueError("is not a Send-Your-Data API key")
+        return value
+
+
+SETTINGS_MODELS: dict[str, type[PlatformSettings]] = {
+    "datadog": DatadogSettings,
+    "eventbridge": EventBridgeSettings,
+    "splunk": SplunkSettings,
+    "sumologic": SumoLogicSettings,
+    "coralogix": CoralogixSettings,
+}
+
+
+class Destination(BaseModel):
+    """One configured destination. ``settings`` is the platform's model."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9]{10}$")
+    name: str
+    platform: Platform
+    settings: PlatformSettings
+    filter: DestinationFilter = DestinationFilter()
+    paused: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value.strip()):
+            raise ValueError("1-200 letters, digits, spaces and . : / @ ( ) -")
+        return value.strip()
+
+    @property
+    def group_id(self) -> str:
+        return f"authtrail.connector.{self.id}"
+
+    def redacted_settings(self) -> dict[str, Any]:
+        """Settings for display: each secret only as "set, ends in …abcd"."""
+        out: dict[str, Any] = {}
+        for key, value in self.settings.model_dump().items():
+            if key in type(self.settings).SECRETS:
+                out[key] = redact(value) if value is not None else None
+            else:
+                out[key] = value
+        return out
+
+
+class DestinationError(ValueError):
+    """Invalid destination input; ``field`` names the setting key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def redact(secret: SecretStr | str) -> str:
+    text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return f"••••{text[-4:]}" if len(text) >= 12 else "••••"
+
+
+def new_id() -> str:
+    return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(10))
+
+
+def parse_settings(
+    platform: str, values: dict[str, str]
+) -> tuple[PlatformSettings, DestinationFilter]:
+    """Validates ``key=value`` settings for ``platform`` (``filter.*`` keys included,
+    comma-separated lists). Raises ``DestinationError`` naming the first bad key; its
+    message never contains a secret's value."""
+    if platform not in SETTINGS_MODELS:
+        raise DestinationError("platform", f"must be one of {', '.join(PLATFORMS)}")
+    model = SETTINGS_MODELS[platform]
+    filter_values: dict[str, list[str]] = {}
+    settings_values: dict[str, Any] = {}
+    for key, value in values.items():
+        if key.startswith("filter."):
+            name = key.removeprefix("filter.")
+            filter_values[name] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            settings_values[key] = value
+    try:
+        destination_filter = DestinationFilter.model_validate(filter_values)
+    except ValidationError as exc:
+        raise _first(exc, "filter.") from None
+    try:
+        settings = model.model_validate(settings_values)
+    except ValidationError as exc:
+        raise _first(exc, "") from None
+    return settings, destination_filter
+
+
+def _first(exc: ValidationError, prefix: str) -> DestinationError:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(p) for p in error["loc"] if not isinstance(p, int)) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "is not a setting of this platform"
+    return DestinationError(prefix + loc, message)
+
+
+# -- storage: the compacted topic, secrets encrypted ---------------------------------------
+class SecretBox:
+    """Encrypts secret settings for the config topic (Fernet: AES-128-CBC + HMAC-SHA256),
+    with a key derived from ``AUTHTRAIL_SECRET_KEY``."""
+
+    def __init__(self, key: bytes) -> None:
+        derived = hashlib.sha256(b"authtrail-secrets|" + key).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def seal(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise DestinationError(
+                "secret",
+                "cannot be decrypted: AUTHTRAIL_SECRET_KEY differs from the key it was stored with",
+            ) from None
+
+
+def to_record(destination: Destination, box: SecretBox) -> bytes:
+    """The topic value: settings with every secret sealed."""
+    data = destination.model_dump(mode="json", exclude={"settings"})
+    settings = destination.settings.model_dump()
+    for key in type(destination.settings).SECRETS:
+        value = settings.get(key)
+        settings[key] = None if value is None else {"sealed": box.seal(value.get_secret_value())}
+    data["settings"] = settings
+    return orjson.dumps(data)
+
+
+def from_record(value: bytes, box: SecretBox) -> Destination:
+    """A destination from its topic value (secrets opened)."""
+    data = orjson.loads(value)
+    model = SETTINGS_MODELS[data["platform"]]
+    settings = dict(data["settings"])
+    for key in model.SECRETS:
+        sealed = settings.get(key)
+        if isinstance(sealed, dict):
+            settings[key] = box.open(sealed["sealed"])
+    data["settings"] = model.model_validate(settings)
+    return Destination.model_validate(data)
+
+
+def make_destination(
+    platform: str, name: str, values: dict[str, str], destination_id: str | None = None
+) -> Destination:
+    """A new (or replacement) destination from ``key=value`` settings."""
+    settings, destination_filter = parse_settings(platform, values)
+    now = utc_now_ms()
+    try:
+        return Destination(
+            id=destination_id or new_id(),
+            name=name,
+            platform=platform,
+            settings=settings,
+            filter=destination_filter,
+            created_at=now,
+            updated_at=now,
+        )
+    except ValidationError as exc:
+        raise _first(exc, "") from None

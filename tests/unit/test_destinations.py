@@ -1,0 +1,129 @@
+"""Destination settings: strict validation naming the key, secrets sealed at rest and
+never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.destinations import (
+    DestinationError,
+    SecretBox,
+    from_record,
+    make_destination,
+    parse_settings,
+    to_record,
+)
+
+DD_KEY = "0123456789abcdef0123456789abcdef"
+VALID = {
+    "datadog": {"site": "datadoghq.eu", "api_key": DD_KEY, "tags": "team:iam,env:prod"},
+    "eventbridge": {
+        "region": "eu-west-1",
+        "event_bus": "arn:aws:events:eu-west-1:123456789012:event-bus/audit",
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    },
+    "splunk": {
+        "url": "https://splunk.example:8088",
+        "token": "12345678-1234-1234-1234-123456789012",
+        "index": "auth",
+        "indexer_ack": "true",
+    },
+    "sumologic": {
+        "url": "https://endpoint4.collection.us2.sumologic.com/receiver/v1/http/ZaVnC4dhaV3",
+        "category": "prod/auth",
+        "fields": "team=iam,env=prod",
+    },
+    "coralogix": {"domain": "eu2", "api_key": "cxtp_0123456789abcdefABCDEF"},
+}
+SECRETS = {
+    "datadog": DD_KEY,
+    "eventbridge": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "splunk": "12345678-1234-1234-1234-123456789012",
+    "sumologic": "ZaVnC4dhaV3",
+    "coralogix": "cxtp_0123456789abcdefABCDEF",
+}
+
+
+@pytest.mark.parametrize("platform", list(VALID))
+def test_valid_settings_and_sealed_storage(platform: str) -> None:
+    destination = make_destination(
+        platform,
+        f"{platform} prod",
+        {**VALID[platform], "filter.outcomes": "failure", "filter.accounts": "acc_1, acc_2"},
+    )
+    assert destination.filter.outcomes == ["failure"]
+    assert destination.filter.accounts == ["acc_1", "acc_2"]
+    box = SecretBox(b"k" * 32)
+    record = to_record(destination, box)
+    assert SECRETS[platform].encode() not in record
+    assert from_record(record, box) == destination
+    shown = str(destination.redacted_settings()) + repr(destination)
+    assert SECRETS[platform] not in shown
+    with pytest.raises(DestinationError, match="AUTHTRAIL_SECRET_KEY"):
+        from_record(record, SecretBox(b"other" * 8))
+
+
+@pytest.mark.parametrize(
+    ("platform", "values", "field"),
+    [
+        ("datadog", {"api_key": DD_KEY, "site": "datadoghq.io"}, "site"),
+        ("datadog", {"api_key": "short"}, "api_key"),
+        ("datadog", {"api_key": DD_KEY, "tags": "no-colon"}, "tags"),
+        ("datadog", {"api_key": DD_KEY, "colour": "blue"}, "colour"),
+        ("datadog", {}, "api_key"),
+        ("eventbridge", {"region": "eu-west"}, "region"),
+        ("eventbridge", {"region": "eu-west-1", "event_bus": "arn:aws:sqs:x"}, "event_bus"),
+        (
+            "eventbridge",
+            {"region": "eu-west-1", "access_key_id": "AKIAIOSFODNN7EXAMPLE"},
+            "settings",
+        ),
+        ("eventbridge", {"region": "eu-west-1", "source": "aws.events"}, "source"),
+        ("splunk", {"url": "splunk:8088", "token": "12345678-1234"}, "url"),
+        (
+            "splunk",
+            {"url": "https://s:8088", "token": "12345678-1234", "index": "Bad Index"},
+            "index",
+        ),
+        (
+            "splunk",
+            {"url": "https://s:8088", "token": "12345678-1234", "verify_tls": "maybe"},
+            "verify_tls",
+        ),
+        ("sumologic", {"url": "http://collector/receiver/v1/http/abc"}, "url"),
+        ("sumologic", {"url": VALID["sumologic"]["url"], "fields": "a:b"}, "fields"),
+        ("coralogix", {"api_key": "cxtp_0123456789abcdef", "domain": "us9"}, "domain"),
+        (
+            "coralogix",
+            {"api_key": "cxtp_0123456789abcdef", "filter.outcomes": "maybe"},
+            "filter.outcomes",
+        ),
+        ("kafka", {}, "platform"),
+    ],
+)
+def test_invalid_settings_name_the_key(platform: str, values: dict[str, str], field: str) -> None:
+    with pytest.raises(DestinationError) as error:
+        parse_settings(platform, values)
+    assert error.value.field == field
+    for secret in SECRETS.values():
+        assert secret not in str(error.value)
+
+
+def test_filter_matching() -> None:
+    destination = make_destination(
+        "coralogix",
+        "cx",
+        {
+            "api_key": "cxtp_0123456789abcdef",
+            "filter.event_keys": "login.failed",
+            "filter.accounts": "acc_1",
+        },
+    )
+    assert destination.filter.matches(
+        {"event_key": "login.failed", "account_id": "acc_1", "outcome": "failure"}
+    )
+    assert not destination.filter.matches({"event_key": "login.failed", "account_id": "acc_2"})
+    assert not destination.filter.matches({"event_key": "login.completed", "account_id": "acc_1"})
+    everything = make_destination("coralogix", "cx", {"api_key": "cxtp_0123456789abcdef"})
+    assert everything.filter.matches({"event_key": "x"})
