@@ -7,12 +7,16 @@ import logging
 import signal
 import sys
 from types import FrameType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 from pydantic import ValidationError
 
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.config import DestinationStore
+    from schemas.destinations import Destination
 
 log = logging.getLogger("authtrail")
 
@@ -218,6 +222,142 @@ def token_revoke(token_id: str) -> None:
     click.echo(f"revoked {token_id}")
 
 
+# -- destinations ------------------------------------------------------------------------
+@main.group()
+def destinations() -> None:
+    """Streaming destinations (stored in the authtrail.destinations topic)."""
+
+
+def _destination_store(settings: Settings) -> DestinationStore:
+    from connectors.config import DestinationStore
+
+    return DestinationStore(settings).start()
+
+
+def _describe_destination(d: Destination) -> str:
+    state = "paused" if d.paused else "enabled"
+    return f"{d.id}  {d.platform:11}  {state:7}  {d.name}"
+
+
+@destinations.command("add")
+@click.argument(
+    "platform", type=click.Choice(["datadog", "eventbridge", "splunk", "sumologic", "coralogix"])
+)
+@click.option("--name", required=True, help="A name to recognise it by.")
+@click.option(
+    "--set",
+    "values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A setting (repeat); e.g. --set api_key=... --set filter.outcomes=failure",
+)
+def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
+    """Add a destination; prints its id."""
+    from schemas.destinations import DestinationError
+
+    settings = _settings()
+    _setup_logging(settings)
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set takes KEY=VALUE, not {item.split('=')[0]!r}")
+        pairs[key.strip()] = value
+    store = _destination_store(settings)
+    try:
+        destination = store.add(platform, name, pairs)
+    except DestinationError as exc:
+        _fail(f"invalid destination: {exc}")
+    finally:
+        store.stop()
+    click.echo(destination.id)
+
+
+@destinations.command("list")
+def destinations_list() -> None:
+    """List destinations."""
+    settings = _settings()
+    _setup_logging(settings)
+    store = _destination_store(settings)
+    try:
+        for d in store.all():
+            click.echo(_describe_destination(d))
+    finally:
+        store.stop()
+
+
+@destinations.command("show")
+@click.argument("destination_id")
+def destinations_show(destination_id: str) -> None:
+    """Show one destination (secrets redacted)."""
+    import orjson
+
+    from schemas.destinations import DestinationError
+
+    settings = _settings()
+    _setup_logging(settings)
+    store = _destination_store(settings)
+    try:
+        d = store.require(destination_id)
+    except DestinationError as exc:
+        _fail(str(exc))
+    finally:
+        store.stop()
+    shown = {
+        "id": d.id,
+        "name": d.name,
+        "platform": d.platform,
+        "paused": d.paused,
+        "settings": d.redacted_settings(),
+        "filter": d.filter.model_dump(),
+        "consumer_group": d.group_id,
+        "dead_letter_topic": settings.topics.destination_dlq(d.id),
+        "created_at": d.created_at.isoformat(),
+        "updated_at": d.updated_at.isoformat(),
+    }
+    click.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+def _change_destination(destination_id: str, action: str) -> None:
+    from schemas.destinations import DestinationError
+
+    settings = _settings()
+    _setup_logging(settings)
+    store = _destination_store(settings)
+    try:
+        if action == "remove":
+            store.remove(destination_id)
+        else:
+            store.set_paused(destination_id, action == "pause")
+    except DestinationError as exc:
+        _fail(str(exc))
+    finally:
+        store.stop()
+    done = {"remove": "removed", "pause": "paused", "resume": "resumed"}[action]
+    click.echo(f"{done} {destination_id}")
+
+
+@destinations.command("remove")
+@click.argument("destination_id")
+def destinations_remove(destination_id: str) -> None:
+    """Remove a destination (its consumer group and dead letters stay in Kafka)."""
+    _change_destination(destination_id, "remove")
+
+
+@destinations.command("pause")
+@click.argument("destination_id")
+def destinations_pause(destination_id: str) -> None:
+    """Pause delivery: the destination falls behind and resumes where it stopped."""
+    _change_destination(destination_id, "pause")
+
+
+@destinations.command("resume")
+@click.argument("destination_id")
+def destinations_resume(destination_id: str) -> None:
+    """Resume delivery."""
+    _change_destination(destination_id, "resume")
+
+
 # -- kafka -------------------------------------------------------------------------------
 @main.group()
 def kafka() -> None:
@@ -335,7 +475,7 @@ def api() -> None:
     tokens = TokenLog(settings).start()
     click.echo(f"Query API on {settings.api_url}")
     uvicorn.run(
-        create_app(LogRepository(location), tokens, SessionSigner(settings.signing_key())),
+        create_app(LogRepository(location), tokens, SessionSigner(settings.secret_key_bytes())),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -102,7 +102,7 @@ def run_worker(
         api = create_api(
             LogRepository(location),
             tokens,
-            SessionSigner(settings.signing_key()),
+            SessionSigner(settings.secret_key_bytes()),
             ingest_status=lambda: dataclasses.asdict(processor.stats),
         )
         services.append(ApiService(api, settings.api_host, settings.api_port))

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
         return config
 
-    def signing_key(self) -> bytes:
+    def secret_key_bytes(self) -> bytes:
         """``AUTHTRAIL_SECRET_KEY``, else the key generated once into the data dir."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()

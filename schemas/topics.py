@@ -10,6 +10,8 @@ RAW = "auth-events"
 NORMALIZED = "auth-events.normalized"
 DLQ = "auth-events.dlq"
 TOKENS = "authtrail.tokens"  # compacted: API tokens (hashed), keyed by token id
+DESTINATIONS = "authtrail.destinations"  # compacted: destinations (secrets sealed), by id
+CONNECTOR_STATUS = "authtrail.connector-status"  # compacted: status per destination
 
 # Headers the pipeline puts on every dead-lettered record.
 DLQ_REASON_HEADER = "authtrail-reason"
@@ -26,6 +28,9 @@ class Topics:
     normalized: str
     dlq: str
     tokens: str
+    destinations: str
+    connector_status: str
+    prefix: str = ""
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> Topics:
@@ -34,10 +39,24 @@ class Topics:
             normalized=prefix + NORMALIZED,
             dlq=prefix + DLQ,
             tokens=prefix + TOKENS,
+            destinations=prefix + DESTINATIONS,
+            connector_status=prefix + CONNECTOR_STATUS,
+            prefix=prefix,
         )
 
+    def destination_dlq(self, destination_id: str) -> str:
+        """Where a destination's permanently rejected events go."""
+        return f"{self.dlq}.{destination_id}"
+
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.normalized, self.dlq, self.tokens)
+        return (
+            self.raw,
+            self.normalized,
+            self.dlq,
+            self.tokens,
+            self.destinations,
+            self.connector_status,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +78,13 @@ def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
         TopicSpec(topics.dlq, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
         # Configuration: compacted, kept forever (the latest record per key is the state).
         TopicSpec(topics.tokens, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
+        TopicSpec(topics.destinations, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
+        TopicSpec(topics.connector_status, {"cleanup.policy": "compact"}, 1),
+    )
+
+
+def destination_dlq_spec(topics: Topics, destination_id: str) -> TopicSpec:
+    """A destination's dead-letter topic: 30 days to inspect and redrive."""
+    return TopicSpec(
+        topics.destination_dlq(destination_id), {"retention.ms": str(30 * 24 * 3600 * 1000)}
     )

@@ -263,5 +263,5 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> Iterator[FastAPI]:
     repository = LogRepository(store)
-    yield create_app(repository, token_log, SessionSigner(api_settings.signing_key()))
+    yield create_app(repository, token_log, SessionSigner(api_settings.secret_key_bytes()))
     repository.close()

@@ -13,7 +13,6 @@ from schemas import jsonschema_export
 from schemas.catalogue import CATALOGUE, describe, implied_outcome
 from schemas.clickhouse import StoreLocation, StoreUnavailableError
 from schemas.settings import Settings, redact_url
-from schemas.topics import Topics
 from tests.expected import SEED_EVENTS
 
 
@@ -52,9 +51,14 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: ob
     monkeypatch.setenv("AUTHTRAIL_TOPIC_PREFIX", "t1.")
     settings = Settings()
     assert settings.api_url == "http://127.0.0.1:18123"
-    assert settings.topics == Topics(
-        "t1.auth-events", "t1.auth-events.normalized", "t1.auth-events.dlq", "t1.authtrail.tokens"
+    topics = settings.topics
+    assert (topics.raw, topics.normalized, topics.dlq, topics.tokens) == (
+        "t1.auth-events",
+        "t1.auth-events.normalized",
+        "t1.auth-events.dlq",
+        "t1.authtrail.tokens",
     )
+    assert topics.destination_dlq("abc") == "t1.auth-events.dlq.abc"
     assert settings.resolved_clickhouse_url == f"chdb://{tmp_path}/clickhouse"
     assert settings.embedded_kafka
     monkeypatch.setenv("AUTHTRAIL_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")

@@ -1,0 +1,103 @@
+"""The destinations every connector process sees: the compacted ``authtrail.destinations``
+topic (secrets sealed with ``AUTHTRAIL_SECRET_KEY``), read into memory and kept current.
+
+Writes (add, change, pause, resume, remove) go through ``DestinationStore`` from the CLI or
+the API; running connectors pick them up within moments, without a restart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from schemas.compacted import CompactedView, publish
+from schemas.destinations import (
+    Destination,
+    DestinationError,
+    SecretBox,
+    from_record,
+    make_destination,
+    to_record,
+)
+from schemas.events import utc_now_ms
+from schemas.settings import Settings
+from schemas.topic_admin import ensure_topics
+from schemas.topics import destination_dlq_spec
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, Destination | None, Destination | None], None]
+
+
+class DestinationStore:
+    """Reads and writes destinations. ``on_change(id, old, new)`` (optional) is called
+    from the store's thread for every change, a removal having ``new=None``."""
+
+    def __init__(self, settings: Settings, on_change: Listener | None = None) -> None:
+        self._settings = settings
+        self._box = SecretBox(settings.secret_key_bytes())
+
+        def decode(key: str, value: bytes) -> Destination | None:
+            try:
+                return from_record(value, self._box)
+            except (DestinationError, ValueError, KeyError) as exc:
+                log.error("destination %s cannot be read: %s", key, exc)
+                return None
+
+        self._view: CompactedView[Destination] = CompactedView(
+            settings.kafka_client_config(), settings.topics.destinations, decode, on_change
+        )
+
+    def start(self, timeout_s: float = 30.0) -> DestinationStore:
+        self._view.start(timeout_s)
+        return self
+
+    def stop(self) -> None:
+        self._view.stop()
+
+    def catch_up(self, timeout_s: float = 5.0) -> bool:
+        return self._view.catch_up(timeout_s)
+
+    def all(self) -> list[Destination]:
+        return sorted(self._view.items().values(), key=lambda d: (d.created_at, d.id))
+
+    def get(self, destination_id: str) -> Destination | None:
+        return self._view.get(destination_id)
+
+    def require(self, destination_id: str) -> Destination:
+        destination = self.get(destination_id)
+        if destination is None:
+            raise DestinationError("id", f"no destination {destination_id}")
+        return destination
+
+    def _write(self, destination: Destination) -> None:
+        publish(
+            self._settings.kafka_client_config(),
+            self._settings.topics.destinations,
+            destination.id,
+            to_record(destination, self._box),
+        )
+        self._view.catch_up()
+
+    def add(self, platform: str, name: str, values: dict[str, str]) -> Destination:
+        """Validates, creates the destination's dead-letter topic, stores it."""
+        destination = make_destination(platform, name, values)
+        ensure_topics(self._settings, [destination_dlq_spec(self._settings.topics, destination.id)])
+        self._write(destination)
+        return destination
+
+    def set_paused(self, destination_id: str, paused: bool) -> Destination:
+        current = self.require(destination_id)
+        updated = current.model_copy(update={"paused": paused, "updated_at": utc_now_ms()})
+        self._write(updated)
+        return updated
+
+    def remove(self, destination_id: str) -> Destination:
+        current = self.require(destination_id)
+        publish(
+            self._settings.kafka_client_config(),
+            self._settings.topics.destinations,
+            destination_id,
+            None,
+        )
+        self._view.catch_up()
+        return current

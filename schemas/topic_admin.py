@@ -1,0 +1,50 @@
+"""Creates topics with the admin client, idempotently: the pipeline's at set-up, and a
+destination's dead-letter topic when the destination is added."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, cast
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from schemas.settings import Settings
+from schemas.topics import TopicSpec, topic_specs
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(
+    settings: Settings, specs: Iterable[TopicSpec] | None = None, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Creates every missing topic of ``specs`` (default: the pipeline's); returns
+    ``{name: "created" | "exists"}``. Raises ``KafkaException`` for any other failure
+    (authorisation, broker unreachable)."""
+    admin = AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    result: dict[str, str] = {}
+    wanted = []
+    for spec in topic_specs(settings.topics) if specs is None else specs:
+        if spec.name in existing:
+            result[spec.name] = "exists"
+        else:
+            wanted.append(
+                NewTopic(
+                    spec.name,
+                    spec.partitions or settings.topic_partitions,
+                    settings.topic_replication,
+                    config=spec.configs,
+                )
+            )
+    if wanted:
+        for name, future in admin.create_topics(wanted, operation_timeout=timeout_s).items():
+            try:
+                future.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                result[name] = "exists"
+    return result

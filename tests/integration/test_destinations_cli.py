@@ -1,0 +1,94 @@
+"""`authtrail destinations ...` against the real broker: stored in the compacted topic with
+secrets sealed, shown redacted, paused, resumed, removed; bad settings name the key."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+
+from tests.integration.conftest import base_env, consume_all, run_cli
+
+DD_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_destination_lifecycle(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"d{uuid.uuid4().hex[:8]}."
+    env = base_env(
+        tmp_path / "var", AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap, AUTHTRAIL_TOPIC_PREFIX=prefix
+    )
+    assert run_cli(env, "topics", "create").returncode == 0
+
+    added = run_cli(
+        env,
+        "destinations",
+        "add",
+        "datadog",
+        "--name",
+        "Datadog EU",
+        "--set",
+        "site=datadoghq.eu",
+        "--set",
+        f"api_key={DD_KEY}",
+        "--set",
+        "filter.outcomes=failure",
+    )
+    assert added.returncode == 0, added.stderr
+    dd_id = added.stdout.strip()
+    sumo = run_cli(
+        env,
+        "destinations",
+        "add",
+        "sumologic",
+        "--name",
+        "Sumo",
+        "--set",
+        "url=https://collectors.sumologic.com/receiver/v1/http/SECRETCODE123",
+    )
+    assert sumo.returncode == 0, sumo.stderr
+
+    listed = run_cli(env, "destinations", "list").stdout
+    assert dd_id in listed and "datadog" in listed and "Sumo" in listed
+    shown = orjson.loads(run_cli(env, "destinations", "show", dd_id).stdout)
+    assert shown["settings"]["api_key"] == "••••cdef"
+    assert shown["filter"]["outcomes"] == ["failure"]
+    assert shown["consumer_group"] == f"authtrail.connector.{dd_id}"
+    assert shown["dead_letter_topic"] == f"{prefix}auth-events.dlq.{dd_id}"
+
+    # Secrets are sealed in the topic itself.
+    records = consume_all(kafka_bootstrap, f"{prefix}authtrail.destinations", 2)
+    raw = b"".join(m.value() or b"" for m in records)
+    assert DD_KEY.encode() not in raw and b"SECRETCODE123" not in raw
+
+    assert run_cli(env, "destinations", "pause", dd_id).stdout.strip() == f"paused {dd_id}"
+    assert "paused" in run_cli(env, "destinations", "list").stdout
+    assert run_cli(env, "destinations", "resume", dd_id).returncode == 0
+    assert run_cli(env, "destinations", "remove", dd_id).stdout.strip() == f"removed {dd_id}"
+    assert dd_id not in run_cli(env, "destinations", "list").stdout
+    missing = run_cli(env, "destinations", "show", dd_id)
+    assert missing.returncode == 1 and "no destination" in missing.stderr
+
+
+def test_invalid_destination_names_the_key(kafka_bootstrap: str, tmp_path: Path) -> None:
+    prefix = f"d{uuid.uuid4().hex[:8]}."
+    env = base_env(
+        tmp_path / "var", AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap, AUTHTRAIL_TOPIC_PREFIX=prefix
+    )
+    run_cli(env, "topics", "create")
+    bad = run_cli(
+        env,
+        "destinations",
+        "add",
+        "eventbridge",
+        "--name",
+        "EB",
+        "--set",
+        "region=mars-1",
+        "--set",
+        "secret_access_key=topsecretvalue1234",
+    )
+    assert bad.returncode == 1
+    assert "region" in bad.stderr and "topsecretvalue1234" not in bad.stderr + bad.stdout
+    wrong = run_cli(env, "destinations", "add", "splunk", "--name", "S", "--set", "oops")
+    assert wrong.returncode == 1 and "KEY=VALUE" in wrong.stderr
