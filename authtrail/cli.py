@@ -79,7 +79,8 @@ def _raise_interrupted(_signum: int, _frame: FrameType | None) -> None:
 @click.option("--demo-rate", default=20.0, show_default=True, help="Demo events per second.")
 def up(demo: bool, demo_rate: float) -> None:
     """Run the whole system: Kafka (embedded unless AUTHTRAIL_KAFKA_BOOTSTRAP is set),
-    topics, the ingest worker with the log store and the query API, until Ctrl-C."""
+    topics, the ingest worker with the log store and the query API, and the connectors,
+    until Ctrl-C."""
     from authtrail.kafka_local import KafkaError, LocalKafka, port_in_use
     from authtrail.topics import create_topics, wait_for_group_coordinator
     from authtrail.worker import run_worker
@@ -125,7 +126,11 @@ def up(demo: bool, demo_rate: float) -> None:
             "",
         ]
         code = run_worker(
-            settings, with_api=True, demo_rate=demo_rate if demo else None, banner=banner
+            settings,
+            with_api=True,
+            with_connectors=True,
+            demo_rate=demo_rate if demo else None,
+            banner=banner,
         )
     except _Interrupted:
         code = 0
@@ -356,6 +361,64 @@ def destinations_pause(destination_id: str) -> None:
 def destinations_resume(destination_id: str) -> None:
     """Resume delivery."""
     _change_destination(destination_id, "resume")
+
+
+@destinations.command("status")
+@click.argument("destination_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def destinations_status(destination_id: str | None, as_json: bool) -> None:
+    """State, lag, delivered, dead-lettered, retries, last success and last error."""
+    import time
+
+    import orjson
+
+    from connectors.status import read_status, summarize
+
+    settings = _settings()
+    _setup_logging(settings)
+    store = _destination_store(settings)
+    try:
+        chosen = store.all() if destination_id is None else [store.require(destination_id)]
+    finally:
+        store.stop()
+    published = read_status(settings)
+    now = time.time()
+    rows = [summarize(settings, d, published.get(d.id, []), now) for d in chosen]
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    for r in rows:
+        click.echo(
+            f"{r['id']}  {r['platform']:11}  {r['state']:11}  lag {r['lag']:>8}  "
+            f"delivered {r['delivered']:>9}  dead-lettered {r['dead_lettered']:>6}  "
+            f"retries {r['retries']:>6}  {r['name']}"
+        )
+        if r["last_error"]:
+            click.echo(f"    last error: {r['last_error']}")
+
+
+# -- connectors --------------------------------------------------------------------------
+@main.group()
+def connectors() -> None:
+    """The Stream side: connector consumers."""
+
+
+@connectors.command("run")
+@click.option("--destination", "only", multiple=True, help="Only this destination (repeat).")
+def connectors_run(only: tuple[str, ...]) -> None:
+    """Run one consumer per enabled destination until Ctrl-C; follows changes live."""
+    from connectors.runtime import ConnectorRuntime
+
+    settings = _settings()
+    _setup_logging(settings)
+    runtime = ConnectorRuntime(settings, only)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        runtime.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    runtime.run()
 
 
 # -- kafka -------------------------------------------------------------------------------

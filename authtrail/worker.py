@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 import faust
@@ -55,6 +56,24 @@ class DemoService(Service):
         self._stopping = True
 
 
+class ConnectorService(Service):
+    """The Stream side's connector runtime, in a thread of the worker process."""
+
+    def __init__(self, settings: Settings, **kw: Any) -> None:
+        super().__init__(**kw)
+        from connectors.runtime import ConnectorRuntime
+
+        self._runtime = ConnectorRuntime(settings)
+        self._thread = threading.Thread(target=self._runtime.run, name="connectors", daemon=True)
+
+    async def on_start(self) -> None:
+        self._thread.start()
+
+    async def on_stop(self) -> None:
+        self._runtime.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 90)
+
+
 class Banner(Service):
     """Prints where to look once everything has started."""
 
@@ -80,6 +99,7 @@ def run_worker(
     settings: Settings,
     *,
     with_api: bool,
+    with_connectors: bool = False,
     demo_rate: float | None = None,
     demo_duration_s: float = 0.0,
     banner: list[str] | None = None,
@@ -106,6 +126,8 @@ def run_worker(
             ingest_status=lambda: dataclasses.asdict(processor.stats),
         )
         services.append(ApiService(api, settings.api_host, settings.api_port))
+    if with_connectors:
+        services.append(ConnectorService(settings))
     if demo_rate:
         services.append(DemoService(settings, demo_rate, demo_duration_s))
     if banner:

@@ -66,7 +66,9 @@ def _boundaries() -> list[datetime]:
     ]
     for tz in ZONES:
         local = NOW.astimezone(ZoneInfo(tz))
-        cuts.append(datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)))
+        midnight = datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz))
+        # The next midnight too: the suite may run across it.
+        cuts += [midnight, midnight + timedelta(days=1)]
     return cuts
 
 
@@ -311,7 +313,8 @@ def test_each_filter_matches_the_oracle(
     rows = fetch_all(client, tokens["viewer"], q.params)
     ids = [r["event_id"] for r in rows]
     assert ids == expected(dataset, q.predicate), name
-    if name not in ("q=sql-ish", "q=account id is not searched"):
+    # Right after a zone's midnight its "today" is rightly empty.
+    if name not in ("q=sql-ish", "q=account id is not searched") and not name.startswith("today"):
         assert ids, f"{name}: the data set should have matches"
 
 

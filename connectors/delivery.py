@@ -1,0 +1,152 @@
+"""Delivering one batch through a sink, whatever the platform answers.
+
+Contract of ``Delivery.deliver(entries)``:
+* returns when every entry is accepted by the platform or dead-lettered (the returned
+  ``DeadLetter`` list names each with the platform's reply);
+* transient failures (no reply, 408, 429, 5xx, busy) are retried with exponential backoff
+  and full jitter, honouring Retry-After, capped — for as long as it takes;
+* a request over a limit is split; an entry too large on its own is dead-lettered;
+* refused data is bisected down to the entries at fault, which are dead-lettered, the rest
+  delivered; per-entry failures (EventBridge) re-send only the failed entries;
+* raises ``AuthFailedError`` on refused credentials (nothing of the batch may be counted as
+  delivered: the caller keeps its offsets and re-checks slowly), and ``InterruptedError``
+  when ``should_stop`` turns true while waiting to retry (the caller must not commit).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from connectors.sink import Reply, SendResult, Sink
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    index: int  # position in the batch given to ``deliver``
+    reason: str
+    reply: Reply
+
+
+class AuthFailedError(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.describe())
+        self.reply = reply
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    requests: int = 0
+    retries: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    failing_since: float | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Delivery:
+    """See the module docstring. One per destination worker (not thread-safe)."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        should_stop: Callable[[], bool],
+        max_backoff_s: float = 60.0,
+        base_backoff_s: float = 0.5,
+        stats: DeliveryStats | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._sink = sink
+        self._should_stop = should_stop
+        self._max = max_backoff_s
+        self._base = base_backoff_s
+        self._sleep = sleep
+        self.stats = stats or DeliveryStats()
+
+    def deliver(self, entries: Sequence[bytes]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        limit = self._sink.limits.max_entry_bytes
+        work: list[list[int]] = []
+        fitting = []
+        for i, entry in enumerate(entries):
+            if len(entry) > limit:
+                dead.append(
+                    DeadLetter(
+                        i,
+                        f"entry is {len(entry)} bytes; {self._sink.platform} takes at most {limit}",
+                        Reply(None, "too_large", ""),
+                    )
+                )
+            else:
+                fitting.append(i)
+        if fitting:
+            work.append(fitting)
+        while work:
+            group = work.pop()
+            result = self._send_until_not_transient([entries[i] for i in group])
+            if result.kind == "ok":
+                continue
+            if result.kind == "auth":
+                raise AuthFailedError(result.reply)
+            if result.kind in ("too_large", "invalid"):
+                if len(group) == 1:
+                    why = (
+                        "too large for the platform"
+                        if result.kind == "too_large"
+                        else "refused by the platform"
+                    )
+                    dead.append(
+                        DeadLetter(group[0], f"{why}: {result.reply.describe()}", result.reply)
+                    )
+                else:
+                    middle = len(group) // 2
+                    work.extend([group[middle:], group[:middle]])
+                continue
+            # partial: keep what was accepted, dead-letter the refused, re-send the rest
+            again = []
+            for position, state in result.entries.items():
+                if state == "invalid":
+                    reply = result.entry_replies.get(position, result.reply)
+                    dead.append(
+                        DeadLetter(
+                            group[position], f"refused by the platform: {reply.describe()}", reply
+                        )
+                    )
+                elif state == "retry":
+                    again.append(group[position])
+            if again:
+                self._backoff(None, 1)
+                work.append(again)
+        return sorted(dead, key=lambda d: d.index)
+
+    def _send_until_not_transient(self, batch: list[bytes]) -> SendResult:
+        attempt = 0
+        while True:
+            self.stats.requests += 1
+            result = self._sink.send(batch)
+            if result.kind != "retry":
+                if result.kind in ("ok", "partial"):
+                    self.stats.failing_since = None
+                return result
+            attempt += 1
+            self.stats.retries += 1
+            self.stats.last_error = result.reply.describe()
+            self.stats.last_error_at = time.time()
+            self.stats.failing_since = self.stats.failing_since or time.time()
+            self._backoff(result.retry_after, attempt)
+
+    def _backoff(self, retry_after: float | None, attempt: int) -> None:
+        if retry_after is not None:
+            delay = min(self._max, retry_after)
+        else:
+            delay = random.uniform(0, min(self._max, self._base * 2 ** min(attempt, 16)))
+        deadline = time.monotonic() + delay
+        while True:
+            if self._should_stop():
+                raise InterruptedError("stopping while a batch waits to be retried")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._sleep(min(remaining, 0.25))

@@ -1,0 +1,84 @@
+"""Datadog Logs API v2.
+
+Each event becomes one log: ``message`` = the log text, ``ddsource`` = source (authtrail),
+``service``, ``hostname`` = authtrail, ``status`` = info or warn (failures), ``ddtags`` =
+``account:<id>,event:<key>,outcome:<outcome>`` plus the configured tags, ``timestamp`` =
+when it happened (ms), and the whole normalized event as attributes under ``authtrail``.
+Requests: at most 1,000 logs and 5 MB uncompressed, gzipped; 202 is success."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from connectors import http
+from connectors.sink import Limits, Reply, SendResult
+from schemas.destinations import DatadogSettings, Destination
+
+
+class DatadogSink:
+    platform = "datadog"
+    limits = Limits(max_entries=1000, max_bytes=5_000_000, max_entry_bytes=1_000_000)
+
+    def __init__(self, destination: Destination) -> None:
+        settings = destination.settings
+        assert isinstance(settings, DatadogSettings)
+        self._settings = settings
+        base = settings.endpoint or f"https://http-intake.logs.{settings.site}"
+        self._url = f"{base}/api/v2/logs"
+        self._validate_url = (
+            None if settings.endpoint else (f"https://api.{settings.site}/api/v1/validate")
+        )
+        self._headers = {
+            "DD-API-KEY": settings.api_key.get_secret_value(),
+            "Content-Type": "application/json",
+        }
+        self._http = http.client()
+        self._extra_tags = f",{settings.tags}" if settings.tags else ""
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        account = event.get("account_id") or "none"
+        log = {
+            "message": event.get("description", ""),
+            "ddsource": self._settings.source,
+            "service": self._settings.service,
+            "hostname": "authtrail",
+            "status": "warn" if event.get("outcome") == "failure" else "info",
+            "ddtags": f"account:{account},event:{event.get('event_key')},"
+            f"outcome:{event.get('outcome')}{self._extra_tags}",
+            "timestamp": _epoch_ms(event.get("occurred_at")),
+            "authtrail": event,
+        }
+        return orjson.dumps(log)
+
+    def send(self, entries: Sequence[bytes]) -> SendResult:
+        body, encoding = http.compress(b"[" + b",".join(entries) + b"]", self.limits.gzip)
+        response = http.post(self._http, self._url, body, {**self._headers, **encoding})
+        if isinstance(response, SendResult):
+            return response
+        return http.classify_status(response)
+
+    def healthcheck(self) -> SendResult:
+        if self._validate_url is None:
+            return SendResult("ok", Reply(None, "", "no healthcheck through a custom endpoint"))
+        try:
+            response = self._http.get(self._validate_url, headers=self._headers)
+        except Exception as exc:
+            return SendResult("retry", Reply(None, "connection", type(exc).__name__))
+        return http.classify_status(response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _epoch_ms(value: Any) -> int | None:
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None

@@ -1,0 +1,127 @@
+"""Runs one worker per enabled destination and keeps the set in step with the config
+topic: destinations added, changed, paused, resumed or removed take effect within moments,
+without a restart. Publishes each worker's status to ``authtrail.connector-status`` every
+few seconds. SREs scale a destination by running more processes: Kafka spreads its
+partitions among them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, cast
+
+from confluent_kafka import Producer
+
+from connectors.config import DestinationStore
+from connectors.worker import REPLICA, DestinationWorker
+from schemas.destinations import Destination
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 2.0
+
+
+class ConnectorRuntime:
+    """See the module docstring. ``only``: run just these destination ids."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        only: Iterable[str] = (),
+        linger_s: float = 1.0,
+        auth_recheck_s: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._only = set(only)
+        self._linger = linger_s
+        self._auth_recheck = auth_recheck_s
+        self._workers: dict[str, DestinationWorker] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._changed = threading.Event()
+        self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
+        self._status_producer = Producer(
+            {**settings.kafka_client_config(), "linger.ms": 50, "logger": cast(Any, log)}
+        )
+
+    def run(self) -> None:
+        """Until ``stop()``: reconciles workers on every change, restarts crashed ones,
+        publishes status."""
+        self._store.start()
+        last_status = 0.0
+        try:
+            while not self._stopping.is_set():
+                self._reconcile(self._store.all())
+                if time.monotonic() - last_status >= STATUS_INTERVAL_S:
+                    self._publish_status()
+                    last_status = time.monotonic()
+                self._changed.wait(0.5)
+                self._changed.clear()
+        finally:
+            self._stop_all()
+            self._publish_status()
+            self._store.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._changed.set()
+
+    def workers(self) -> dict[str, DestinationWorker]:
+        with self._lock:
+            return dict(self._workers)
+
+    def _wanted(self, destination: Destination) -> bool:
+        return not destination.paused and (not self._only or destination.id in self._only)
+
+    def _reconcile(self, destinations: list[Destination]) -> None:
+        wanted = {d.id: d for d in destinations if self._wanted(d)}
+        with self._lock:
+            for destination_id, worker in list(self._workers.items()):
+                current = wanted.get(destination_id)
+                changed = (
+                    current is not None and current.updated_at != worker.destination.updated_at
+                )
+                if current is None or changed or not worker.is_alive():
+                    worker.stop()
+                    worker.join(60)
+                    del self._workers[destination_id]
+                    reason = (
+                        "removed or paused"
+                        if current is None
+                        else "changed"
+                        if changed
+                        else "crashed; restarting"
+                    )
+                    log.info("destination %s: worker stopped (%s)", destination_id, reason)
+            for destination_id, destination in wanted.items():
+                if destination_id not in self._workers:
+                    worker = DestinationWorker(
+                        self._settings, destination, self._linger, self._auth_recheck
+                    )
+                    worker.start()
+                    self._workers[destination_id] = worker
+                    log.info(
+                        "destination %s (%s): worker started", destination_id, destination.platform
+                    )
+
+    def _stop_all(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(60)
+
+    def _publish_status(self) -> None:
+        topic = self._settings.topics.connector_status
+        for destination_id, worker in self.workers().items():
+            worker.status.updated_at = time.time()
+            self._status_producer.produce(
+                topic, key=f"{destination_id}/{REPLICA}".encode(), value=worker.status.to_json()
+            )
+        if self._status_producer.flush(5):
+            log.warning("connector status not published within 5 s")

@@ -1,0 +1,316 @@
+"""One destination's consumer: its own consumer group on ``auth-events.normalized``, its own
+offsets, retries and dead-letter topic.
+
+Contract of ``DestinationWorker``:
+* consumes batches (up to the platform's entry limit, or what arrived within the linger);
+* events the destination's filter excludes count as done without a request;
+* commits a batch's offsets only after every event of it is delivered or dead-lettered
+  (``auth-events.dlq.<id>``, with headers naming the platform's status, code and reply);
+* never skips: while the platform fails it retries (the destination shows ``failing`` and
+  its lag grows); refused credentials make it ``auth_failed``: the batch is re-read and
+  retried every ``AUTH_RECHECK_S`` until the credentials work again;
+* keeps its group membership while it waits (it polls its paused partitions), so a long
+  outage does not trigger a rebalance storm; a rebalance at any point loses nothing: what
+  was not committed is delivered again (duplicates carry the same ``event_id``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import orjson
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
+from connectors.platforms import build_sink
+from schemas.destinations import Destination
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+State = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stopped"]
+AUTH_RECHECK_S = 30.0
+LINGER_S = 1.0
+REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class WorkerStatus:
+    """What the Stream tab shows of one destination in this process."""
+
+    destination_id: str
+    replica: str = REPLICA
+    state: State = "starting"
+    delivered: int = 0
+    dead_lettered: int = 0
+    filtered: int = 0
+    retries: int = 0
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    updated_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({k: getattr(self, k) for k in self.__slots__})
+
+
+class DestinationWorker(threading.Thread):
+    """See the module docstring. ``stop()`` ends it after the batch in hand (a batch
+    waiting to be retried is abandoned uncommitted: it is delivered again later)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        destination: Destination,
+        linger_s: float = LINGER_S,
+        auth_recheck_s: float = AUTH_RECHECK_S,
+    ) -> None:
+        super().__init__(name=f"connector-{destination.id}", daemon=True)
+        self.destination = destination
+        self._settings = settings
+        self._linger = linger_s
+        self._auth_recheck = auth_recheck_s
+        self._stopping = threading.Event()
+        self.status = WorkerStatus(destination.id)
+        self._dlq_topic = settings.topics.destination_dlq(destination.id)
+        self._consumer: Consumer | None = None
+        self._stats = DeliveryStats()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        sink = build_sink(self.destination)
+        stats = self._stats = DeliveryStats()
+        delivery = Delivery(sink, self._stopping.is_set, stats=stats, sleep=self._keepalive)
+        consumer = Consumer(
+            {
+                **self._settings.kafka_client_config(),
+                "group.id": self.destination.group_id,
+                "client.id": f"authtrail-connector-{self.destination.id}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "max.poll.interval.ms": 600_000,
+                "logger": cast(Any, log),
+            }
+        )
+        self._consumer = consumer
+        producer = Producer(
+            {
+                **self._settings.kafka_client_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "logger": cast(Any, log),
+            }
+        )
+        consumer.subscribe([self._settings.topics.normalized])
+        try:
+            while not self._stopping.is_set():
+                batch = self._collect(consumer, sink.limits.max_entries)
+                if not batch:
+                    continue
+                try:
+                    self._process(batch, sink, delivery, producer, consumer)
+                except AuthFailedError as exc:
+                    self._rewind(consumer, batch)
+                    self._set_state("auth_failed", f"credentials refused: {exc.reply.describe()}")
+                    log.warning(
+                        "destination %s: credentials refused (%s); re-checking every %.0fs",
+                        self.destination.id,
+                        exc.reply.describe(),
+                        self._auth_recheck,
+                    )
+                    self._wait(self._auth_recheck)
+                except InterruptedError:
+                    break
+                finally:
+                    self.status.retries = stats.retries
+        except Exception as exc:  # the supervisor restarts the worker
+            log.exception("destination %s stopped on an error", self.destination.id)
+            self._set_state("failing", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            consumer.close()  # no commit here: only delivered batches are committed
+            producer.flush(10)
+            sink.close()
+            self.status.state = "stopped"
+
+    def _collect(self, consumer: Consumer, max_entries: int) -> list[Message]:
+        batch: list[Message] = []
+        deadline: float | None = None
+        while len(batch) < max_entries and not self._stopping.is_set():
+            if deadline is None:
+                timeout = 0.5
+            else:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+            messages = consumer.consume(num_messages=max_entries - len(batch), timeout=timeout)
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    batch.append(message)
+                else:
+                    log.warning("destination %s: %s", self.destination.id, error.str())
+            if not batch:
+                break  # idle: let the caller check whether to stop
+            if deadline is None:
+                deadline = time.monotonic() + self._linger
+        return batch
+
+    def _process(
+        self,
+        batch: Sequence[Message],
+        sink: Any,
+        delivery: Delivery,
+        producer: Producer,
+        consumer: Consumer,
+    ) -> None:
+        wanted: list[tuple[Message, bytes]] = []
+        filtered = 0
+        for message in batch:
+            value = message.value() or b""
+            try:
+                event = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                event = None
+            if not isinstance(event, dict):
+                # Not ours to judge: the pipeline only writes valid events here.
+                wanted.append((message, b""))
+                continue
+            if not self.destination.filter.matches(event):
+                filtered += 1
+                continue
+            wanted.append((message, sink.encode(event)))
+        dead: list[DeadLetter] = []
+        if wanted:
+            consumer.pause(consumer.assignment())
+            try:
+                dead = delivery.deliver([entry for _, entry in wanted])
+            finally:
+                consumer.resume(consumer.assignment())
+        if dead:
+            self._dead_letter(producer, [(wanted[d.index][0], d) for d in dead])
+        self._commit(consumer, batch)
+        self.status.delivered += len(wanted) - len(dead)
+        self.status.dead_lettered += len(dead)
+        self.status.filtered += filtered
+        self.status.last_success = time.time()
+        self._set_state("healthy", None)
+
+    def _dead_letter(self, producer: Producer, letters: list[tuple[Message, DeadLetter]]) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        while True:
+            errors: list[str] = []
+
+            def on_delivery(err: Any, _msg: Any, errors: list[str] = errors) -> None:
+                if err is not None:
+                    errors.append(err.str())
+
+            for message, letter in letters:
+                reply = letter.reply
+                headers: list[tuple[str, str | bytes | None]] = [
+                    ("authtrail-reason", letter.reason.encode()),
+                    ("authtrail-destination", self.destination.id.encode()),
+                    ("authtrail-platform", self.destination.platform.encode()),
+                    (
+                        "authtrail-platform-status",
+                        str(reply.status if reply.status is not None else "").encode(),
+                    ),
+                    ("authtrail-platform-code", reply.code.encode()),
+                    ("authtrail-platform-reply", reply.message[:1000].encode()),
+                    (
+                        "authtrail-source",
+                        f"{message.topic()}/{message.partition()}/{message.offset()}".encode(),
+                    ),
+                    ("authtrail-dead-lettered-at", now.encode()),
+                ]
+                producer.produce(
+                    self._dlq_topic,
+                    value=message.value(),
+                    key=message.key(),
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+            if producer.flush(30) == 0 and not errors:
+                return
+            log.warning(
+                "destination %s: dead letters not stored (%s); retrying",
+                self.destination.id,
+                errors[:1] or "timeout",
+            )
+            self._wait(2.0)
+            if self._stopping.is_set():
+                raise InterruptedError("stopping before dead letters were stored")
+
+    def _commit(self, consumer: Consumer, batch: Sequence[Message]) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            highest[key] = max(highest.get(key, -1), message.offset() or 0)
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except Exception as exc:
+            # The partitions moved to another replica during the batch: it delivers them
+            # again from the last commit (duplicates, never loss).
+            log.info(
+                "destination %s: commit after a rebalance refused (%s)", self.destination.id, exc
+            )
+
+    def _rewind(self, consumer: Consumer, batch: Sequence[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic() or "", message.partition() or 0)
+            first[key] = min(first.get(key, 1 << 62), message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                consumer.seek(TopicPartition(topic, partition, offset))
+            except Exception as exc:
+                log.info(
+                    "destination %s: rewind of %s/%d skipped (%s)",
+                    self.destination.id,
+                    topic,
+                    partition,
+                    exc,
+                )
+
+    # -- waiting without leaving the group -------------------------------------------------
+    def _keepalive(self, seconds: float) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            time.sleep(seconds)
+            return
+        # Partitions are paused during a delivery, so this serves the group protocol only.
+        message = consumer.poll(seconds)
+        if message is not None and message.error() is None:
+            consumer.seek(
+                TopicPartition(
+                    message.topic() or "", message.partition() or 0, message.offset() or 0
+                )
+            )
+        if self.status.state != "auth_failed":
+            self._set_state("failing", self._stats.last_error)
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            self._keepalive(min(0.5, deadline - time.monotonic()))
+
+    def _set_state(self, state: State, error: str | None) -> None:
+        self.status.state = state
+        if error is not None:
+            self.status.last_error = error
+            self.status.last_error_at = time.time()
+        self.status.updated_at = time.time()

@@ -1,0 +1,230 @@
+"""Connector consumers against the real broker and the Datadog receiver (which enforces the
+platform's contract): mapping, transient faults without loss, a poison event dead-lettered
+with the platform's reply, refused credentials that pause and resume, filters, pause and
+resume, and one destination down while another keeps flowing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from connectors.config import DestinationStore
+from connectors.receivers import DatadogReceiver
+from connectors.runtime import ConnectorRuntime
+from schemas.settings import Settings
+from schemas.topic_admin import ensure_topics
+from tests.integration.conftest import consume_all
+
+API_KEY = "0123456789abcdef0123456789abcdef"
+
+
+class Stream:
+    """A prefix of topics on the session broker, its destinations and a runtime."""
+
+    def __init__(self, bootstrap: str, data_dir: Path) -> None:
+        self.settings = Settings(
+            data_dir=data_dir,
+            kafka_bootstrap=bootstrap,
+            topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
+            topic_partitions=3,
+        )
+        ensure_topics(self.settings)
+        self.store = DestinationStore(self.settings).start()
+        self.runtime = ConnectorRuntime(self.settings, linger_s=0.2, auth_recheck_s=0.5)
+        self._thread = threading.Thread(target=self.runtime.run, daemon=True)
+        self._producer = Producer(self.settings.kafka_client_config())
+        self.sent: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add_datadog(self, receiver: DatadogReceiver, **extra: str) -> str:
+        values = {"api_key": API_KEY, "endpoint": receiver.url, **extra}
+        return self.store.add("datadog", f"dd {uuid.uuid4().hex[:4]}", values).id
+
+    def produce(self, count: int, **fields: Any) -> list[dict[str, Any]]:
+        events = []
+        for i in range(count):
+            event = {
+                "schema_version": 1,
+                "event_id": str(uuid.uuid4()),
+                "event_key": "login.failed" if i % 3 == 0 else "login.completed",
+                "description": "Login failed" if i % 3 == 0 else "Login completed",
+                "outcome": "failure" if i % 3 == 0 else "success",
+                "occurred_at": "2026-11-26T12:00:00.000Z",
+                "received_at": "2026-11-26T12:00:00.100Z",
+                "account_id": f"acc_{i % 4}",
+                "account_name": f"Account {i % 4}",
+                "actor_id": "usr_1",
+                "actor_email": "ana@acme.io",
+                "actor_type": "user",
+                "actor_display": "ana@acme.io",
+                "ip": "99.81.198.187",
+                "country": "IE",
+                "user_agent": "curl/8",
+                "ua_browser": "curl 8",
+                "ua_os": "",
+                "ua_device": "",
+                "trace_id": "",
+                "reason": "",
+                "attributes": {"n": i},
+                "raw": "{}",
+            }
+            event.update(fields)
+            self._producer.produce(
+                self.settings.topics.normalized,
+                key=event["account_id"].encode(),
+                value=orjson.dumps(event),
+            )
+            events.append(event)
+        assert self._producer.flush(30) == 0
+        self.sent.extend(events)
+        return events
+
+    def status(self, destination_id: str) -> Any:
+        worker = self.runtime.workers().get(destination_id)
+        return worker.status if worker else None
+
+    def close(self) -> None:
+        self.runtime.stop()
+        self._thread.join(60)
+        self.store.stop()
+
+
+@pytest.fixture
+def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
+    instance = Stream(kafka_bootstrap, tmp_path)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def datadog() -> Iterator[DatadogReceiver]:
+    with DatadogReceiver(api_key=API_KEY) as receiver:
+        yield receiver
+
+
+def ids(receiver: DatadogReceiver) -> list[str]:
+    return [e["authtrail"]["event_id"] for e in receiver.store.events()]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_every_event_arrives_mapped(stream: Stream, datadog: DatadogReceiver) -> None:
+    stream.add_datadog(datadog, tags="team:iam")
+    stream.start()
+    events = stream.produce(2500)
+    assert datadog.store.wait_for(2500, timeout=60)
+    assert set(ids(datadog)) == {e["event_id"] for e in events}
+    entry = next(
+        e for e in datadog.store.events() if e["authtrail"]["event_id"] == events[0]["event_id"]
+    )
+    assert entry["message"] == "Login failed"
+    assert entry["ddsource"] == "authtrail" and entry["service"] == "authtrail"
+    assert entry["status"] == "warn"
+    assert entry["ddtags"] == "account:acc_0,event:login.failed,outcome:failure,team:iam"
+    assert entry["timestamp"] == int(datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp() * 1000)
+    assert datadog.store.requests.get(413, 0) == 0  # never over the 1,000-entry limit
+
+
+def test_transient_faults_lose_nothing(stream: Stream, datadog: DatadogReceiver) -> None:
+    destination = stream.add_datadog(datadog)
+    datadog.faults.throttle(2, retry_after=0.3)
+    datadog.faults.fail_next(3, 503)
+    stream.start()
+    events = stream.produce(300)
+    assert datadog.store.wait_for(300, timeout=60)
+    assert set(ids(datadog)) == {e["event_id"] for e in events}
+    assert wait_until(lambda: stream.status(destination).retries >= 5)
+    assert datadog.store.requests.get(429, 0) == 2
+
+
+def test_poison_event_is_dead_lettered_the_rest_delivered(
+    stream: Stream, datadog: DatadogReceiver
+) -> None:
+    destination = stream.add_datadog(datadog)
+    datadog.faults.reject_marker("POISON-PILL")
+    stream.start()
+    good = stream.produce(99)
+    bad = stream.produce(1, reason="POISON-PILL")
+    assert datadog.store.wait_for(99, timeout=60)
+    letters = consume_all(
+        stream.settings.kafka_bootstrap or "",
+        stream.settings.topics.destination_dlq(destination),
+        1,
+    )
+    headers = {k: (v or b"").decode() for k, v in letters[0].headers()}
+    assert orjson.loads(letters[0].value())["event_id"] == bad[0]["event_id"]
+    assert headers["authtrail-platform"] == "datadog"
+    assert headers["authtrail-platform-status"] == "400"
+    assert "refused by the platform" in headers["authtrail-reason"]
+    assert set(ids(datadog)) == {e["event_id"] for e in good}
+    assert wait_until(lambda: stream.status(destination).dead_lettered == 1)
+
+
+def test_refused_credentials_pause_then_resume(stream: Stream, datadog: DatadogReceiver) -> None:
+    destination = stream.add_datadog(datadog)
+    datadog.faults.set_credentials_valid(False)
+    stream.start()
+    events = stream.produce(50)
+    assert wait_until(
+        lambda: (
+            stream.status(destination) is not None
+            and stream.status(destination).state == "auth_failed"
+        )
+    )
+    assert datadog.store.events() == []
+    datadog.faults.set_credentials_valid(True)
+    assert datadog.store.wait_for(50, timeout=60)
+    assert set(ids(datadog)) == {e["event_id"] for e in events}
+    assert wait_until(lambda: stream.status(destination).state == "healthy")
+
+
+def test_filter_pause_and_resume(stream: Stream, datadog: DatadogReceiver) -> None:
+    destination = stream.add_datadog(datadog, **{"filter.outcomes": "failure"})
+    stream.start()
+    events = stream.produce(90)
+    failures = {e["event_id"] for e in events if e["outcome"] == "failure"}
+    assert datadog.store.wait_for(len(failures), timeout=60)
+    assert wait_until(lambda: stream.status(destination).filtered == 60)
+    assert set(ids(datadog)) == failures
+    stream.store.set_paused(destination, True)
+    assert wait_until(lambda: destination not in stream.runtime.workers())
+    later = stream.produce(30, outcome="failure")
+    time.sleep(1.0)
+    assert len(datadog.store.events()) == len(failures)
+    stream.store.set_paused(destination, False)
+    assert datadog.store.wait_for(len(failures) + 30, timeout=60)
+    assert {e["event_id"] for e in later} <= set(ids(datadog))
+
+
+def test_one_destination_down_does_not_hold_back_another(
+    stream: Stream, datadog: DatadogReceiver
+) -> None:
+    with DatadogReceiver(api_key=API_KEY) as other:
+        stream.add_datadog(datadog)
+        stream.add_datadog(other)
+        datadog.down()
+        stream.start()
+        events = stream.produce(200)
+        assert other.store.wait_for(200, timeout=60)
+        assert datadog.store.events() == []
+        datadog.up()
+        assert datadog.store.wait_for(200, timeout=90)
+        assert set(ids(datadog)) == set(ids(other)) == {e["event_id"] for e in events}
