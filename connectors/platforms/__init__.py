@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from connectors.sink import Sink
 from schemas.destinations import Destination
 
 
 def build_sink(destination: Destination) -> Sink:
     """The sink for ``destination``'s platform."""
-    from connectors.platforms import datadog
+    from connectors.platforms import coralogix, datadog, splunk, sumologic
 
-    builders = {"datadog": datadog.DatadogSink}
+    builders: dict[str, Callable[[Destination], Sink]] = {
+        "datadog": datadog.DatadogSink,
+        "splunk": splunk.SplunkSink,
+        "sumologic": sumologic.SumoLogicSink,
+        "coralogix": coralogix.CoralogixSink,
+    }
     builder = builders.get(destination.platform)
     if builder is None:
         raise ValueError(f"platform {destination.platform} has no connector in this version")

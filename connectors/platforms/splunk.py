@@ -1,0 +1,144 @@
+"""Splunk HTTP Event Collector.
+
+Each event becomes one HEC event object: ``time`` = when it happened (epoch seconds with
+ms), ``host`` (default ``authtrail``), ``source``, ``sourcetype``, ``index`` when set,
+``event`` = the normalized event, and indexed ``fields`` account_id, event_key, outcome.
+Objects are sent concatenated (newline-separated, no array), gzipped, at most 1 MB per
+request (Splunk Cloud's common limit). Replies carry a code: 0 success; 9 busy and 8
+internal error are retried; 1-4 are credentials; 5-7 and 10-14 refuse the data. With
+indexer acknowledgment on, a request counts as delivered only once its ackId is
+acknowledged (polled with backoff for up to ``ACK_TIMEOUT_S``; a batch not acknowledged by
+then is sent again: duplicates, never loss)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from connectors import http
+from connectors.sink import Limits, Reply, SendResult
+from schemas.destinations import Destination, SplunkSettings
+
+ACK_TIMEOUT_S = 300.0
+_RETRY_CODES = {8, 9}
+_AUTH_CODES = {1, 2, 3, 4}
+
+
+class SplunkSink:
+    platform = "splunk"
+    limits = Limits(max_entries=5000, max_bytes=1_000_000, max_entry_bytes=1_000_000)
+
+    def __init__(self, destination: Destination) -> None:
+        settings = destination.settings
+        assert isinstance(settings, SplunkSettings)
+        self._settings = settings
+        base = settings.endpoint or settings.url
+        self._url = f"{base}/services/collector/event"
+        self._ack_url = f"{base}/services/collector/ack"
+        self._health_url = f"{base}/services/collector/health"
+        self._headers = {
+            "Authorization": f"Splunk {settings.token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+        if settings.indexer_ack:
+            self._headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
+        self._http = http.client(verify=settings.verify_tls)
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        entry: dict[str, Any] = {
+            "time": _epoch_seconds(event.get("occurred_at")),
+            "host": self._settings.host or "authtrail",
+            "source": self._settings.source,
+            "sourcetype": self._settings.sourcetype,
+            "event": event,
+            "fields": {
+                "account_id": event.get("account_id") or "",
+                "event_key": event.get("event_key") or "",
+                "outcome": event.get("outcome") or "",
+            },
+        }
+        if self._settings.index:
+            entry["index"] = self._settings.index
+        return orjson.dumps(entry)
+
+    def send(self, entries: Sequence[bytes]) -> SendResult:
+        body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
+        response = http.post(self._http, self._url, body, {**self._headers, **encoding})
+        if isinstance(response, SendResult):
+            return response
+        result = classify(response)
+        if result.kind == "ok" and self._settings.indexer_ack:
+            ack_id = _json(response).get("ackId")
+            if ack_id is not None:
+                return self._wait_for_ack(int(ack_id))
+        return result
+
+    def _wait_for_ack(self, ack_id: int) -> SendResult:
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        delay = 0.2
+        while time.monotonic() < deadline:
+            response = http.post(
+                self._http, self._ack_url, orjson.dumps({"acks": [ack_id]}), self._headers
+            )
+            acked = (
+                isinstance(response, httpx.Response)
+                and response.status_code == 200
+                and _json(response).get("acks", {}).get(str(ack_id)) is True
+            )
+            if acked:
+                return SendResult("ok", Reply(200, "0", "indexed"))
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        return SendResult(
+            "retry", Reply(200, "ack-timeout", f"not indexed within {ACK_TIMEOUT_S:.0f}s")
+        )
+
+    def healthcheck(self) -> SendResult:
+        try:
+            response = self._http.get(self._health_url, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return SendResult("retry", Reply(None, "connection", type(exc).__name__))
+        return classify(response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def classify(response: httpx.Response) -> SendResult:
+    """HEC's reply codes first, the HTTP status where there is none."""
+    body = _json(response)
+    code = body.get("code")
+    text = str(body.get("text", ""))[:300]
+    if not isinstance(code, int) or response.status_code == 413:
+        return http.classify_status(response, "", text)
+    reply = Reply(response.status_code, str(code), text)
+    if code in (0, 17):
+        return SendResult("ok", reply)
+    if code in _RETRY_CODES or response.status_code >= 500 or response.status_code == 429:
+        return SendResult("retry", reply, http.retry_after(response.headers))
+    if code in _AUTH_CODES:
+        return SendResult("auth", reply)
+    return SendResult("invalid", reply)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        value = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None
