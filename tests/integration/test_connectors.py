@@ -96,7 +96,8 @@ class Stream:
 
     def close(self) -> None:
         self.runtime.stop()
-        self._thread.join(60)
+        if self._thread.is_alive():
+            self._thread.join(60)
         self.store.stop()
 
 
@@ -228,3 +229,61 @@ def test_one_destination_down_does_not_hold_back_another(
         datadog.up()
         assert datadog.store.wait_for(200, timeout=90)
         assert set(ids(datadog)) == set(ids(other)) == {e["event_id"] for e in events}
+
+
+def test_two_replicas_share_a_destination(stream: Stream, datadog: DatadogReceiver) -> None:
+    destination = stream.add_datadog(datadog)
+    second = ConnectorRuntime(stream.settings, linger_s=0.2)
+    thread = threading.Thread(target=second.run, daemon=True)
+    stream.start()
+    thread.start()
+    try:
+        assert wait_until(
+            lambda: destination in second.workers() and destination in stream.runtime.workers()
+        )
+        time.sleep(3)  # both in the group before the events arrive
+        events = stream.produce(3000)
+        assert datadog.store.wait_for(3000, timeout=90)
+        assert set(ids(datadog)) == {e["event_id"] for e in events}
+        shares = [r.workers()[destination].status.delivered for r in (stream.runtime, second)]
+        assert all(share > 0 for share in shares), shares
+    finally:
+        second.stop()
+        thread.join(60)
+
+
+def test_kill_9_mid_stream_loses_nothing(
+    stream: Stream, datadog: DatadogReceiver, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+
+    from tests.integration.conftest import AUTHTRAIL, base_env
+
+    stream.add_datadog(datadog)
+    env = base_env(
+        stream.settings.data_dir,
+        AUTHTRAIL_KAFKA_BOOTSTRAP=stream.settings.kafka_bootstrap or "",
+        AUTHTRAIL_TOPIC_PREFIX=stream.settings.topic_prefix,
+    )
+    datadog.faults.set_delay(0.05)  # slow enough to be killed mid-stream
+    events = stream.produce(6000)
+    log = (tmp_path / "connectors.log").open("ab")
+    first = subprocess.Popen(
+        [AUTHTRAIL, "connectors", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    assert wait_until(lambda: len(datadog.store.events()) >= 1500, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    datadog.faults.set_delay(0)
+    second = subprocess.Popen(
+        [AUTHTRAIL, "connectors", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        assert wait_until(lambda: {e["event_id"] for e in events} <= set(ids(datadog)), timeout=120)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0
+    received = ids(datadog)
+    duplicates = len(received) - len(set(received))
+    assert duplicates <= 3 * 1000  # at most the batches in flight (one per partition)
