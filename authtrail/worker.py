@@ -14,12 +14,15 @@ from typing import Any
 
 import faust
 from mode import Service
+from prometheus_client import CollectorRegistry, make_asgi_app
 
 from authtrail.demo import run_demo
 from authtrail.produce import RawProducer
+from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
 from pipeline.enrich import Enricher
+from pipeline.metrics import IngestCollector
 from pipeline.normalize import Normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
@@ -59,11 +62,9 @@ class DemoService(Service):
 class ConnectorService(Service):
     """The Stream side's connector runtime, in a thread of the worker process."""
 
-    def __init__(self, settings: Settings, **kw: Any) -> None:
+    def __init__(self, runtime: ConnectorRuntime, **kw: Any) -> None:
         super().__init__(**kw)
-        from connectors.runtime import ConnectorRuntime
-
-        self._runtime = ConnectorRuntime(settings)
+        self._runtime = runtime
         self._thread = threading.Thread(target=self._runtime.run, name="connectors", daemon=True)
 
     async def on_start(self) -> None:
@@ -117,6 +118,11 @@ def run_worker(
     )
     app = create_faust_app(settings, processor)
     services: list[Service] = []
+    registry = CollectorRegistry()
+    registry.register(IngestCollector(processor.stats))
+    runtime = ConnectorRuntime(settings) if with_connectors else None
+    if runtime is not None:
+        registry.register(runtime.metrics())
     if with_api:
         tokens = TokenLog(settings).start()
         api = create_api(
@@ -125,9 +131,10 @@ def run_worker(
             SessionSigner(settings.secret_key_bytes()),
             ingest_status=lambda: dataclasses.asdict(processor.stats),
         )
+        api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings.api_host, settings.api_port))
-    if with_connectors:
-        services.append(ConnectorService(settings))
+    if runtime is not None:
+        services.append(ConnectorService(runtime))
     if demo_rate:
         services.append(DemoService(settings, demo_rate, demo_duration_s))
     if banner:

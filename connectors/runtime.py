@@ -15,6 +15,8 @@ from typing import Any, cast
 from confluent_kafka import Producer
 
 from connectors.config import DestinationStore
+from connectors.metrics import ConnectorCollector
+from connectors.status import lag
 from connectors.worker import REPLICA, DestinationWorker
 from schemas.destinations import Destination
 from schemas.settings import Settings
@@ -68,6 +70,10 @@ class ConnectorRuntime:
     def stop(self) -> None:
         self._stopping.set()
         self._changed.set()
+
+    def metrics(self) -> ConnectorCollector:
+        """A Prometheus collector over this runtime's workers."""
+        return ConnectorCollector(self.workers, lambda group: lag(self._settings, group))
 
     def workers(self) -> dict[str, DestinationWorker]:
         with self._lock:

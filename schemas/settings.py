@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: Port = Field(8080, description="Query API port.")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        9464, description="Prometheus /metrics of 'authtrail connectors run' (0: off)."
+    )
 
     @field_validator("data_dir", "cache_dir")
     @classmethod

@@ -43,7 +43,13 @@ def free_port() -> int:
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
-    env.update({"AUTHTRAIL_DATA_DIR": str(data_dir), "AUTHTRAIL_TOPIC_PARTITIONS": "3"})
+    env.update(
+        {
+            "AUTHTRAIL_DATA_DIR": str(data_dir),
+            "AUTHTRAIL_TOPIC_PARTITIONS": "3",
+            "AUTHTRAIL_METRICS_PORT": str(free_port()),
+        }
+    )
     env.update(extra)
     return env
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
@@ -281,6 +282,9 @@ def test_kill_9_mid_stream_loses_nothing(
     )
     try:
         assert wait_until(lambda: {e["event_id"] for e in events} <= set(ids(datadog)), timeout=120)
+        metrics = httpx.get(f"http://127.0.0.1:{env['AUTHTRAIL_METRICS_PORT']}/metrics").text
+        assert "authtrail_connector_delivered_total{" in metrics
+        assert 'state="healthy"} 1.0' in metrics
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(60) == 0

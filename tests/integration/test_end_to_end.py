@@ -64,6 +64,8 @@ def test_seed_events_read_back_from_the_api(authtrail: Authtrail) -> None:
         9,
     )
     assert {orjson.loads(m.value())["event_id"] for m in normalized} == set(by_id)
+    metrics = httpx.get(f"{authtrail.api}/metrics/").text
+    assert "authtrail_ingest_stored_total 9.0" in metrics
     assert authtrail.stop() == 0
 
 
