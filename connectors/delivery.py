@@ -67,22 +67,34 @@ class Delivery:
 
     def deliver(self, entries: Sequence[bytes]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
-        limit = self._sink.limits.max_entry_bytes
+        limits = self._sink.limits
         work: list[list[int]] = []
-        fitting = []
+        chunk: list[int] = []
+        chunk_bytes = 0
         for i, entry in enumerate(entries):
-            if len(entry) > limit:
+            size = len(entry)
+            if size > limits.max_entry_bytes:
                 dead.append(
                     DeadLetter(
                         i,
-                        f"entry is {len(entry)} bytes; {self._sink.platform} takes at most {limit}",
+                        f"entry is {size} bytes; {self._sink.platform} "
+                        f"takes at most {limits.max_entry_bytes}",
                         Reply(None, "too_large", ""),
                     )
                 )
-            else:
-                fitting.append(i)
-        if fitting:
-            work.append(fitting)
+                continue
+            # +1: the separator each platform's body puts between entries.
+            if chunk and (
+                len(chunk) >= limits.max_entries or chunk_bytes + size + 1 > limits.max_bytes
+            ):
+                work.append(chunk)
+                chunk, chunk_bytes = [], 0
+            chunk.append(i)
+            chunk_bytes += size + 1
+        if chunk:
+            work.append(chunk)
+        work.reverse()  # a stack: sent in order
+        partial_attempts = 0
         while work:
             group = work.pop()
             result = self._send_until_not_transient([entries[i] for i in group])
@@ -117,7 +129,11 @@ class Delivery:
                 elif state == "retry":
                     again.append(group[position])
             if again:
-                self._backoff(None, 1)
+                partial_attempts += 1
+                self.stats.retries += 1
+                self.stats.last_error = result.reply.describe()
+                self.stats.last_error_at = time.time()
+                self._backoff(None, partial_attempts)
                 work.append(again)
         return sorted(dead, key=lambda d: d.index)
 

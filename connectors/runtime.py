@@ -24,6 +24,7 @@ from schemas.settings import Settings
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+RESTART_AFTER_S = 10.0
 
 
 class ConnectorRuntime:
@@ -41,6 +42,7 @@ class ConnectorRuntime:
         self._linger = linger_s
         self._auth_recheck = auth_recheck_s
         self._workers: dict[str, DestinationWorker] = {}
+        self._started_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._changed = threading.Event()
@@ -90,7 +92,18 @@ class ConnectorRuntime:
                 changed = (
                     current is not None and current.updated_at != worker.destination.updated_at
                 )
-                if current is None or changed or not worker.is_alive():
+                crashed = not worker.is_alive()
+                if (
+                    crashed
+                    and current is not None
+                    and not changed
+                    and (
+                        time.monotonic() - self._started_at.get(destination_id, 0.0)
+                        < RESTART_AFTER_S
+                    )
+                ):
+                    continue  # a crashed worker is restarted at most every RESTART_AFTER_S
+                if current is None or changed or crashed:
                     worker.stop()
                     worker.join(60)
                     del self._workers[destination_id]
@@ -109,6 +122,7 @@ class ConnectorRuntime:
                     )
                     worker.start()
                     self._workers[destination_id] = worker
+                    self._started_at[destination_id] = time.monotonic()
                     log.info(
                         "destination %s (%s): worker started", destination_id, destination.platform
                     )

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
 from connectors.platforms import build_sink
+from connectors.sink import Reply
 from schemas.destinations import Destination
 from schemas.settings import Settings
 
@@ -83,13 +84,20 @@ class DestinationWorker(threading.Thread):
         self._dlq_topic = settings.topics.destination_dlq(destination.id)
         self._consumer: Consumer | None = None
         self._stats = DeliveryStats()
+        self._paused = False
 
     def stop(self) -> None:
         self._stopping.set()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        sink = build_sink(self.destination)
+        try:
+            sink = build_sink(self.destination)
+        except Exception as exc:
+            self._set_state("failing", f"cannot start: {type(exc).__name__}: {exc}")
+            log.error("destination %s cannot start: %s", self.destination.id, exc)
+            self.status.state = "stopped"
+            return
         stats = self._stats = DeliveryStats()
         delivery = Delivery(sink, self._stopping.is_set, stats=stats, sleep=self._keepalive)
         consumer = Consumer(
@@ -101,6 +109,8 @@ class DestinationWorker(threading.Thread):
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "max.poll.interval.ms": 600_000,
+                "fetch.wait.max.ms": 100,
+                "queued.max.messages.kbytes": 65_536,
                 "logger": cast(Any, log),
             }
         )
@@ -131,7 +141,8 @@ class DestinationWorker(threading.Thread):
                         exc.reply.describe(),
                         self._auth_recheck,
                     )
-                    self._wait(self._auth_recheck)
+                    self._wait_for_credentials(sink)
+                    self._resume(consumer)
                 except InterruptedError:
                     break
                 finally:
@@ -178,6 +189,7 @@ class DestinationWorker(threading.Thread):
         consumer: Consumer,
     ) -> None:
         wanted: list[tuple[Message, bytes]] = []
+        unreadable: list[Message] = []
         filtered = 0
         for message in batch:
             value = message.value() or b""
@@ -186,8 +198,7 @@ class DestinationWorker(threading.Thread):
             except orjson.JSONDecodeError:
                 event = None
             if not isinstance(event, dict):
-                # Not ours to judge: the pipeline only writes valid events here.
-                wanted.append((message, b""))
+                unreadable.append(message)
                 continue
             if not self.destination.filter.matches(event):
                 filtered += 1
@@ -195,16 +206,25 @@ class DestinationWorker(threading.Thread):
             wanted.append((message, sink.encode(event)))
         dead: list[DeadLetter] = []
         if wanted:
-            consumer.pause(consumer.assignment())
             try:
                 dead = delivery.deliver([entry for _, entry in wanted])
             finally:
-                consumer.resume(consumer.assignment())
-        if dead:
-            self._dead_letter(producer, [(wanted[d.index][0], d) for d in dead])
+                self._resume(consumer)
+        letters = [(wanted[d.index][0], d) for d in dead]
+        letters += [
+            (
+                m,
+                DeadLetter(
+                    -1, "not a normalized event (not a JSON object)", Reply(None, "unreadable", "")
+                ),
+            )
+            for m in unreadable
+        ]
+        if letters:
+            self._dead_letter(producer, letters)
         self._commit(consumer, batch)
         self.status.delivered += len(wanted) - len(dead)
-        self.status.dead_lettered += len(dead)
+        self.status.dead_lettered += len(letters)
         self.status.filtered += filtered
         self.status.last_success = time.time()
         self._set_state("healthy", None)
@@ -292,7 +312,11 @@ class DestinationWorker(threading.Thread):
         if consumer is None:
             time.sleep(seconds)
             return
-        # Partitions are paused during a delivery, so this serves the group protocol only.
+        # Waiting to retry: pause the partitions (pausing drops the prefetched queue, so it
+        # is only done once a wait is needed) and poll to serve the group protocol.
+        if not self._paused:
+            consumer.pause(consumer.assignment())
+            self._paused = True
         message = consumer.poll(seconds)
         if message is not None and message.error() is None:
             consumer.seek(
@@ -302,6 +326,19 @@ class DestinationWorker(threading.Thread):
             )
         if self.status.state != "auth_failed":
             self._set_state("failing", self._stats.last_error)
+
+    def _wait_for_credentials(self, sink: Any) -> None:
+        """Re-checks slowly with the platform's healthcheck (no events sent) until it no
+        longer refuses the credentials; the rewound batch is then sent again."""
+        while not self._stopping.is_set():
+            self._wait(self._auth_recheck)
+            if self._stopping.is_set() or sink.healthcheck().kind != "auth":
+                return
+
+    def _resume(self, consumer: Consumer) -> None:
+        if self._paused:
+            consumer.resume(consumer.assignment())
+            self._paused = False
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -11,10 +11,11 @@ from schemas.destinations import Destination
 
 def build_sink(destination: Destination) -> Sink:
     """The sink for ``destination``'s platform."""
-    from connectors.platforms import coralogix, datadog, splunk, sumologic
+    from connectors.platforms import coralogix, datadog, eventbridge, splunk, sumologic
 
     builders: dict[str, Callable[[Destination], Sink]] = {
         "datadog": datadog.DatadogSink,
+        "eventbridge": eventbridge.EventBridgeSink,
         "splunk": splunk.SplunkSink,
         "sumologic": sumologic.SumoLogicSink,
         "coralogix": coralogix.CoralogixSink,
