@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
+
 ResultKind = Literal["ok", "retry", "too_large", "invalid", "auth", "partial"]
 
 
@@ -68,8 +70,10 @@ class Sink(Protocol):
     platform: str
     limits: Limits
 
-    def encode(self, event: dict[str, Any]) -> bytes:
-        """The platform's entry for one normalized event (serialized)."""
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
+        """The platform's entry for one normalized event (serialized). ``raw``, when given,
+        is ``event`` as it was read (JSON): platforms that embed the whole event splice it
+        in instead of serializing it again (the dearest part of encoding)."""
         ...
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
@@ -83,3 +87,10 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def embed(head: dict[str, Any], key: str, event: dict[str, Any], raw: bytes | None) -> bytes:
+    """``head`` serialized with ``key`` set to the event: ``raw`` spliced in when given."""
+    if raw is None:
+        return orjson.dumps({**head, key: event})
+    return orjson.dumps(head)[:-1] + b',"' + key.encode() + b'":' + raw + b"}"

@@ -203,7 +203,7 @@ class DestinationWorker(threading.Thread):
             if not self.destination.filter.matches(event):
                 filtered += 1
                 continue
-            wanted.append((message, sink.encode(event)))
+            wanted.append((message, sink.encode(event, value)))
         dead: list[DeadLetter] = []
         if wanted:
             try:

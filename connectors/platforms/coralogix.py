@@ -36,14 +36,14 @@ class CoralogixSink:
         }
         self._http = http.client()
 
-    def encode(self, event: dict[str, Any]) -> bytes:
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
         entry = {
             "applicationName": self._settings.application,
             "subsystemName": self._settings.subsystem,
             "computerName": "authtrail",
             "severity": 5 if event.get("outcome") == "failure" else 3,
             "category": event.get("event_key") or "",
-            "text": orjson.dumps(event).decode(),
+            "text": (raw if raw is not None else orjson.dumps(event)).decode(),
         }
         timestamp = _epoch_ms(event.get("occurred_at"))
         if timestamp is not None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult
+from connectors.sink import Limits, Reply, SendResult, embed
 from schemas.destinations import DatadogSettings, Destination
 
 
@@ -38,7 +36,7 @@ class DatadogSink:
         self._http = http.client()
         self._extra_tags = f",{settings.tags}" if settings.tags else ""
 
-    def encode(self, event: dict[str, Any]) -> bytes:
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
         account = event.get("account_id") or "none"
         log = {
             "message": event.get("description", ""),
@@ -49,9 +47,8 @@ class DatadogSink:
             "ddtags": f"account:{account},event:{event.get('event_key')},"
             f"outcome:{event.get('outcome')}{self._extra_tags}",
             "timestamp": _epoch_ms(event.get("occurred_at")),
-            "authtrail": event,
         }
-        return orjson.dumps(log)
+        return embed(log, "authtrail", event, raw)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"[" + b",".join(entries) + b"]", self.limits.gzip)

@@ -100,11 +100,11 @@ class EventBridgeSink:
         self._client: Any = _make_client(settings)
 
     # -- encoder ------------------------------------------------------------------------------
-    def encode(self, event: dict[str, Any]) -> bytes:
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
         entry: dict[str, Any] = {
             "Source": self._settings.source,
             "DetailType": _detail_type(event),
-            "Detail": orjson.dumps(event).decode(),
+            "Detail": (raw if raw is not None else orjson.dumps(event)).decode(),
             "EventBusName": self._settings.event_bus,
             "Resources": [],
         }

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult
+from connectors.sink import Limits, Reply, SendResult, embed
 from schemas.destinations import Destination, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
@@ -50,13 +50,12 @@ class SplunkSink:
             self._headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
         self._http = http.client(verify=settings.verify_tls)
 
-    def encode(self, event: dict[str, Any]) -> bytes:
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
         entry: dict[str, Any] = {
             "time": _epoch_seconds(event.get("occurred_at")),
             "host": self._settings.host or "authtrail",
             "source": self._settings.source,
             "sourcetype": self._settings.sourcetype,
-            "event": event,
             "fields": {
                 "account_id": event.get("account_id") or "",
                 "event_key": event.get("event_key") or "",
@@ -65,7 +64,7 @@ class SplunkSink:
         }
         if self._settings.index:
             entry["index"] = self._settings.index
-        return orjson.dumps(entry)
+        return embed(entry, "event", event, raw)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)

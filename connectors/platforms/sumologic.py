@@ -39,8 +39,8 @@ class SumoLogicSink:
                 self._headers[header] = value
         self._http = http.client()
 
-    def encode(self, event: dict[str, Any]) -> bytes:
-        return orjson.dumps(event)
+    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
+        return raw if raw is not None else orjson.dumps(event)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
