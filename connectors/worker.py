@@ -57,6 +57,7 @@ class WorkerStatus:
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    partitions: list[int] = field(default_factory=list)  # this replica's share
     updated_at: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:
@@ -124,7 +125,12 @@ class DestinationWorker(threading.Thread):
                 "logger": cast(Any, log),
             }
         )
-        consumer.subscribe([self._settings.topics.normalized])
+        consumer.subscribe(
+            [self._settings.topics.normalized],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         try:
             while not self._stopping.is_set():
                 batch = self._collect(consumer, sink.limits.max_entries)
@@ -334,6 +340,16 @@ class DestinationWorker(threading.Thread):
             self._wait(self._auth_recheck)
             if self._stopping.is_set() or sink.healthcheck().kind != "auth":
                 return
+
+    # Cooperative rebalancing hands partitions over incrementally.
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.status.partitions = sorted(
+            {*self.status.partitions, *(tp.partition for tp in partitions)}
+        )
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions}
+        self.status.partitions = [p for p in self.status.partitions if p not in gone]
 
     def _resume(self, consumer: Consumer) -> None:
         if self._paused:

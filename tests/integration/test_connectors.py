@@ -239,10 +239,12 @@ def test_two_replicas_share_a_destination(stream: Stream, datadog: DatadogReceiv
     stream.start()
     thread.start()
     try:
-        assert wait_until(
-            lambda: destination in second.workers() and destination in stream.runtime.workers()
-        )
-        time.sleep(3)  # both in the group before the events arrive
+
+        def shared() -> bool:
+            workers = [r.workers().get(destination) for r in (stream.runtime, second)]
+            return all(w is not None and w.status.partitions for w in workers)
+
+        assert wait_until(shared, timeout=60)  # both replicas own partitions
         events = stream.produce(3000)
         assert datadog.store.wait_for(3000, timeout=90)
         assert set(ids(datadog)) == {e["event_id"] for e in events}
