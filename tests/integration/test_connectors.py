@@ -293,3 +293,34 @@ def test_kill_9_mid_stream_loses_nothing(
     received = ids(datadog)
     duplicates = len(received) - len(set(received))
     assert duplicates <= 3 * 1000  # at most the batches in flight (one per partition)
+
+
+def test_status_shows_state_lag_and_counts(stream: Stream, datadog: DatadogReceiver) -> None:
+    from tests.integration.conftest import base_env, run_cli
+
+    destination = stream.add_datadog(datadog, **{"filter.outcomes": "success"})
+    stream.start()
+    events = stream.produce(120)
+    successes = sum(e["outcome"] == "success" for e in events)
+    assert datadog.store.wait_for(successes, timeout=60)
+    env = base_env(
+        stream.settings.data_dir,
+        AUTHTRAIL_KAFKA_BOOTSTRAP=stream.settings.kafka_bootstrap or "",
+        AUTHTRAIL_TOPIC_PREFIX=stream.settings.topic_prefix,
+    )
+
+    def status() -> dict[str, Any]:
+        result = run_cli(env, "destinations", "status", destination, "--json")
+        assert result.returncode == 0, result.stderr
+        rows: list[dict[str, Any]] = orjson.loads(result.stdout)
+        return rows[0]
+
+    assert wait_until(lambda: status()["delivered"] == successes, timeout=30)
+    row = status()
+    assert (row["state"], row["lag"], row["replicas"]) == ("healthy", 0, 1)
+    assert row["filtered"] == 120 - successes and row["dead_lettered"] == 0
+    assert API_KEY not in orjson.dumps(row).decode()
+    stream.store.set_paused(destination, True)
+    assert wait_until(lambda: status()["state"] == "paused", timeout=30)
+    stream.produce(10)
+    assert wait_until(lambda: status()["lag"] == 10, timeout=30)
