@@ -199,7 +199,14 @@ def run_platform(
         from connectors.platforms import build_sink
 
         sink = build_sink(destination)
-        entries = [sink.encode(e) for e in sample_events[: sink.limits.max_entries]]
+        entries: list[bytes] = []
+        size = 0
+        for event in sample_events[: sink.limits.max_entries]:  # one full request's worth
+            entry = sink.encode(event)
+            if size + len(entry) + 1 > sink.limits.max_bytes:
+                break
+            entries.append(entry)
+            size += len(entry) + 1
         sink.close()
         body, shape = request_shape(name, entries)
         limit = receiver_limit(receiver.url + shape["path"], body, shape["headers"], len(entries))
@@ -231,7 +238,7 @@ def run_platform(
             "events": count,
             "events_per_s": round(rate),
             "receiver_limit_per_s": round(limit),
-            "ratio": round(rate / limit, 3),
+            "ratio": round(rate / limit, 3) if limit else None,
             "peak_rss_mb": round(peak, 1),
         }
 

@@ -16,12 +16,15 @@ Contract of ``DestinationWorker``:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -41,6 +44,18 @@ State = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stop
 AUTH_RECHECK_S = 30.0
 LINGER_S = 1.0
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+
+
+_Letter = tuple[Message, DeadLetter]
+KEEPALIVE_AFTER_S = 5.0  # a send slower than this is waiting on retries
+
+
+@dataclass(slots=True)
+class _Prepared:
+    batch: list[Message]
+    wanted: list[tuple[Message, bytes]] = field(default_factory=list)
+    unreadable: list[Message] = field(default_factory=list)
+    filtered: int = 0
 
 
 @dataclass(slots=True)
@@ -100,7 +115,7 @@ class DestinationWorker(threading.Thread):
             self.status.state = "stopped"
             return
         stats = self._stats = DeliveryStats()
-        delivery = Delivery(sink, self._stopping.is_set, stats=stats, sleep=self._keepalive)
+        delivery = Delivery(sink, self._stopping.is_set, stats=stats, sleep=self._nap)
         consumer = Consumer(
             {
                 **self._settings.kafka_client_config(),
@@ -131,33 +146,53 @@ class DestinationWorker(threading.Thread):
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+        # One batch is sent (in the sender thread) while the next is read and encoded here;
+        # batches are committed in order, here, after their delivery finished.
+        sender = ThreadPoolExecutor(1, thread_name_prefix=f"send-{self.destination.id}")
+        pending: tuple[_Prepared, Future[list[_Letter]]] | None = None
         try:
             while not self._stopping.is_set():
                 batch = self._collect(consumer, sink.limits.max_entries)
-                if not batch:
-                    continue
-                try:
-                    self._process(batch, sink, delivery, producer, consumer)
-                except AuthFailedError as exc:
-                    self._rewind(consumer, batch)
-                    self._set_state("auth_failed", f"credentials refused: {exc.reply.describe()}")
-                    log.warning(
-                        "destination %s: credentials refused (%s); re-checking every %.0fs",
-                        self.destination.id,
-                        exc.reply.describe(),
-                        self._auth_recheck,
-                    )
-                    self._wait_for_credentials(sink)
-                    self._resume(consumer)
-                except InterruptedError:
-                    break
-                finally:
-                    self.status.retries = stats.retries
+                prepared = self._prepare(batch, sink) if batch else None
+                if pending is not None:
+                    try:
+                        letters = self._await(consumer, pending[1])
+                    except AuthFailedError as exc:
+                        later = prepared.batch if prepared is not None else []
+                        self._rewind(consumer, [*pending[0].batch, *later])
+                        pending = None
+                        self._set_state(
+                            "auth_failed", f"credentials refused: {exc.reply.describe()}"
+                        )
+                        log.warning(
+                            "destination %s: credentials refused (%s); re-checking every %.0fs",
+                            self.destination.id,
+                            exc.reply.describe(),
+                            self._auth_recheck,
+                        )
+                        self._wait_for_credentials(sink)
+                        self._resume(consumer)
+                        continue
+                    except InterruptedError:
+                        break
+                    self._finish(consumer, pending[0], letters)
+                    pending = None
+                if prepared is not None:
+                    pending = (prepared, sender.submit(self._send, prepared, delivery, producer))
+            if pending is not None and not self._stopping.is_set():
+                self._finish(consumer, pending[0], self._await(consumer, pending[1]))
+            elif pending is not None:
+                # Stopping: a batch that completes in time is committed; one that waits for a
+                # retry is abandoned uncommitted (handed back to the group).
+                with contextlib.suppress(InterruptedError, AuthFailedError, FutureTimeout):
+                    self._finish(consumer, pending[0], pending[1].result(timeout=30))
         except Exception as exc:  # the supervisor restarts the worker
             log.exception("destination %s stopped on an error", self.destination.id)
             self._set_state("failing", f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            sender.shutdown(wait=True)
+            self.status.retries = stats.retries
             consumer.close()  # no commit here: only delivered batches are committed
             producer.flush(10)
             sink.close()
@@ -186,17 +221,9 @@ class DestinationWorker(threading.Thread):
                 deadline = time.monotonic() + self._linger
         return batch
 
-    def _process(
-        self,
-        batch: Sequence[Message],
-        sink: Any,
-        delivery: Delivery,
-        producer: Producer,
-        consumer: Consumer,
-    ) -> None:
-        wanted: list[tuple[Message, bytes]] = []
-        unreadable: list[Message] = []
-        filtered = 0
+    def _prepare(self, batch: list[Message], sink: Any) -> _Prepared:
+        """Filters and encodes a batch (in the consumer thread)."""
+        prepared = _Prepared(batch)
         for message in batch:
             value = message.value() or b""
             try:
@@ -204,19 +231,18 @@ class DestinationWorker(threading.Thread):
             except orjson.JSONDecodeError:
                 event = None
             if not isinstance(event, dict):
-                unreadable.append(message)
-                continue
-            if not self.destination.filter.matches(event):
-                filtered += 1
-                continue
-            wanted.append((message, sink.encode(event, value)))
-        dead: list[DeadLetter] = []
-        if wanted:
-            try:
-                dead = delivery.deliver([entry for _, entry in wanted])
-            finally:
-                self._resume(consumer)
-        letters = [(wanted[d.index][0], d) for d in dead]
+                prepared.unreadable.append(message)
+            elif not self.destination.filter.matches(event):
+                prepared.filtered += 1
+            else:
+                prepared.wanted.append((message, sink.encode(event, value)))
+        return prepared
+
+    def _send(self, prepared: _Prepared, delivery: Delivery, producer: Producer) -> list[_Letter]:
+        """Delivers a prepared batch and stores its dead letters (in the sender thread).
+        Raises ``AuthFailedError`` / ``InterruptedError`` as ``Delivery`` does."""
+        dead = delivery.deliver([entry for _, entry in prepared.wanted]) if prepared.wanted else []
+        letters = [(prepared.wanted[d.index][0], d) for d in dead]
         letters += [
             (
                 m,
@@ -224,14 +250,34 @@ class DestinationWorker(threading.Thread):
                     -1, "not a normalized event (not a JSON object)", Reply(None, "unreadable", "")
                 ),
             )
-            for m in unreadable
+            for m in prepared.unreadable
         ]
         if letters:
             self._dead_letter(producer, letters)
-        self._commit(consumer, batch)
-        self.status.delivered += len(wanted) - len(dead)
+        return letters
+
+    def _await(self, consumer: Consumer, future: Future[list[_Letter]]) -> list[_Letter]:
+        """The sender's result; while it takes long (retries), keeps the group membership
+        by polling the paused partitions and shows the destination as failing."""
+        waited = 0.0
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except FutureTimeout:
+                waited += 0.5
+            if self._stats.failing_since is not None:
+                self._set_state("failing", self._stats.last_error)
+            if waited >= KEEPALIVE_AFTER_S:
+                self._keepalive(0.2)
+
+    def _finish(self, consumer: Consumer, prepared: _Prepared, letters: list[_Letter]) -> None:
+        self._resume(consumer)
+        self._commit(consumer, prepared.batch)
+        dead_from_platform = len(letters) - len(prepared.unreadable)
+        self.status.delivered += len(prepared.wanted) - dead_from_platform
         self.status.dead_lettered += len(letters)
-        self.status.filtered += filtered
+        self.status.filtered += prepared.filtered
+        self.status.retries = self._stats.retries
         self.status.last_success = time.time()
         self._set_state("healthy", None)
 
@@ -330,8 +376,6 @@ class DestinationWorker(threading.Thread):
                     message.topic() or "", message.partition() or 0, message.offset() or 0
                 )
             )
-        if self.status.state != "auth_failed":
-            self._set_state("failing", self._stats.last_error)
 
     def _wait_for_credentials(self, sink: Any) -> None:
         """Re-checks slowly with the platform's healthcheck (no events sent) until it no
@@ -350,6 +394,9 @@ class DestinationWorker(threading.Thread):
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}
         self.status.partitions = [p for p in self.status.partitions if p not in gone]
+
+    def _nap(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
 
     def _resume(self, consumer: Consumer) -> None:
         if self._paused:

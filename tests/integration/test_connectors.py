@@ -248,8 +248,13 @@ def test_two_replicas_share_a_destination(stream: Stream, datadog: DatadogReceiv
         events = stream.produce(3000)
         assert datadog.store.wait_for(3000, timeout=90)
         assert set(ids(datadog)) == {e["event_id"] for e in events}
-        shares = [r.workers()[destination].status.delivered for r in (stream.runtime, second)]
-        assert all(share > 0 for share in shares), shares
+
+        def shares() -> list[int]:
+            return [r.workers()[destination].status.delivered for r in (stream.runtime, second)]
+
+        # A batch is counted once its commit is done, a moment after the platform has it.
+        assert wait_until(lambda: sum(shares()) >= 3000, timeout=30), shares()
+        assert all(share > 0 for share in shares()), shares()
     finally:
         second.stop()
         thread.join(60)
