@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -94,3 +95,14 @@ def embed(head: dict[str, Any], key: str, event: dict[str, Any], raw: bytes | No
     if raw is None:
         return orjson.dumps({**head, key: event})
     return orjson.dumps(head)[:-1] + b',"' + key.encode() + b'":' + raw + b"}"
+
+
+def occurred_seconds(event: dict[str, Any]) -> float | None:
+    """The event's ``occurred_at`` as epoch seconds (ms precision), None if unreadable."""
+    value = event.get("occurred_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None

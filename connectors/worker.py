@@ -126,7 +126,7 @@ class DestinationWorker(threading.Thread):
                 "partition.assignment.strategy": "cooperative-sticky",
                 "max.poll.interval.ms": 600_000,
                 "fetch.wait.max.ms": 100,
-                "queued.max.messages.kbytes": 65_536,
+                "queued.max.messages.kbytes": 16_384,
                 "logger": cast(Any, log),
             }
         )

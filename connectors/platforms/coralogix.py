@@ -9,13 +9,12 @@ are retried, 401/403 are credentials, other 4xx refuse the data."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult
+from connectors.sink import Limits, Reply, SendResult, occurred_seconds
 from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, Destination
 
 
@@ -45,9 +44,9 @@ class CoralogixSink:
             "category": event.get("event_key") or "",
             "text": (raw if raw is not None else orjson.dumps(event)).decode(),
         }
-        timestamp = _epoch_ms(event.get("occurred_at"))
-        if timestamp is not None:
-            entry["timestamp"] = timestamp
+        seconds = occurred_seconds(event)
+        if seconds is not None:
+            entry["timestamp"] = seconds * 1000
         return orjson.dumps(entry)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
@@ -62,12 +61,3 @@ class CoralogixSink:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _epoch_ms(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
-    except ValueError:
-        return None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult, embed
+from connectors.sink import Limits, Reply, SendResult, embed, occurred_seconds
 from schemas.destinations import DatadogSettings, Destination
 
 
@@ -46,7 +46,7 @@ class DatadogSink:
             "status": "warn" if event.get("outcome") == "failure" else "info",
             "ddtags": f"account:{account},event:{event.get('event_key')},"
             f"outcome:{event.get('outcome')}{self._extra_tags}",
-            "timestamp": _epoch_ms(event.get("occurred_at")),
+            "timestamp": _ms(occurred_seconds(event)),
         }
         return embed(log, "authtrail", event, raw)
 
@@ -70,12 +70,5 @@ class DatadogSink:
         self._http.close()
 
 
-def _epoch_ms(value: Any) -> int | None:
-    from datetime import datetime
-
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult, embed
+from connectors.sink import Limits, Reply, SendResult, embed, occurred_seconds
 from schemas.destinations import Destination, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
@@ -52,7 +51,7 @@ class SplunkSink:
 
     def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
         entry: dict[str, Any] = {
-            "time": _epoch_seconds(event.get("occurred_at")),
+            "time": occurred_seconds(event),
             "host": self._settings.host or "authtrail",
             "source": self._settings.source,
             "sourcetype": self._settings.sourcetype,
@@ -132,12 +131,3 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _epoch_seconds(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return round(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp(), 3)
-    except ValueError:
-        return None

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,90 +15,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from confluent_kafka import Producer
 
-from connectors.config import DestinationStore
 from connectors.receivers import DatadogReceiver
 from connectors.runtime import ConnectorRuntime
-from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
 from tests.integration.conftest import consume_all
+from tests.integration.streaming import Stream, wait_until
 
 API_KEY = "0123456789abcdef0123456789abcdef"
-
-
-class Stream:
-    """A prefix of topics on the session broker, its destinations and a runtime."""
-
-    def __init__(self, bootstrap: str, data_dir: Path) -> None:
-        self.settings = Settings(
-            data_dir=data_dir,
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
-            topic_partitions=3,
-        )
-        ensure_topics(self.settings)
-        self.store = DestinationStore(self.settings).start()
-        self.runtime = ConnectorRuntime(self.settings, linger_s=0.2, auth_recheck_s=0.5)
-        self._thread = threading.Thread(target=self.runtime.run, daemon=True)
-        self._producer = Producer(self.settings.kafka_client_config())
-        self.sent: list[dict[str, Any]] = []
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def add_datadog(self, receiver: DatadogReceiver, **extra: str) -> str:
-        values = {"api_key": API_KEY, "endpoint": receiver.url, **extra}
-        return self.store.add("datadog", f"dd {uuid.uuid4().hex[:4]}", values).id
-
-    def produce(self, count: int, **fields: Any) -> list[dict[str, Any]]:
-        events = []
-        for i in range(count):
-            event = {
-                "schema_version": 1,
-                "event_id": str(uuid.uuid4()),
-                "event_key": "login.failed" if i % 3 == 0 else "login.completed",
-                "description": "Login failed" if i % 3 == 0 else "Login completed",
-                "outcome": "failure" if i % 3 == 0 else "success",
-                "occurred_at": "2026-11-26T12:00:00.000Z",
-                "received_at": "2026-11-26T12:00:00.100Z",
-                "account_id": f"acc_{i % 4}",
-                "account_name": f"Account {i % 4}",
-                "actor_id": "usr_1",
-                "actor_email": "ana@acme.io",
-                "actor_type": "user",
-                "actor_display": "ana@acme.io",
-                "ip": "99.81.198.187",
-                "country": "IE",
-                "user_agent": "curl/8",
-                "ua_browser": "curl 8",
-                "ua_os": "",
-                "ua_device": "",
-                "trace_id": "",
-                "reason": "",
-                "attributes": {"n": i},
-                "raw": "{}",
-            }
-            event.update(fields)
-            self._producer.produce(
-                self.settings.topics.normalized,
-                key=event["account_id"].encode(),
-                value=orjson.dumps(event),
-            )
-            events.append(event)
-        assert self._producer.flush(30) == 0
-        self.sent.extend(events)
-        return events
-
-    def status(self, destination_id: str) -> Any:
-        worker = self.runtime.workers().get(destination_id)
-        return worker.status if worker else None
-
-    def close(self) -> None:
-        self.runtime.stop()
-        if self._thread.is_alive():
-            self._thread.join(60)
-        self.store.stop()
 
 
 @pytest.fixture
@@ -115,21 +37,16 @@ def datadog() -> Iterator[DatadogReceiver]:
         yield receiver
 
 
+def add_datadog(stream: Stream, receiver: DatadogReceiver, **extra: str) -> str:
+    return stream.add("datadog", {"api_key": API_KEY, "endpoint": receiver.url, **extra})
+
+
 def ids(receiver: DatadogReceiver) -> list[str]:
     return [e["authtrail"]["event_id"] for e in receiver.store.events()]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_every_event_arrives_mapped(stream: Stream, datadog: DatadogReceiver) -> None:
-    stream.add_datadog(datadog, tags="team:iam")
+    add_datadog(stream, datadog, tags="team:iam")
     stream.start()
     events = stream.produce(2500)
     assert datadog.store.wait_for(2500, timeout=60)
@@ -146,7 +63,7 @@ def test_every_event_arrives_mapped(stream: Stream, datadog: DatadogReceiver) ->
 
 
 def test_transient_faults_lose_nothing(stream: Stream, datadog: DatadogReceiver) -> None:
-    destination = stream.add_datadog(datadog)
+    destination = add_datadog(stream, datadog)
     datadog.faults.throttle(2, retry_after=0.3)
     datadog.faults.fail_next(3, 503)
     stream.start()
@@ -160,7 +77,7 @@ def test_transient_faults_lose_nothing(stream: Stream, datadog: DatadogReceiver)
 def test_poison_event_is_dead_lettered_the_rest_delivered(
     stream: Stream, datadog: DatadogReceiver
 ) -> None:
-    destination = stream.add_datadog(datadog)
+    destination = add_datadog(stream, datadog)
     datadog.faults.reject_marker("POISON-PILL")
     stream.start()
     good = stream.produce(99)
@@ -181,7 +98,7 @@ def test_poison_event_is_dead_lettered_the_rest_delivered(
 
 
 def test_refused_credentials_pause_then_resume(stream: Stream, datadog: DatadogReceiver) -> None:
-    destination = stream.add_datadog(datadog)
+    destination = add_datadog(stream, datadog)
     datadog.faults.set_credentials_valid(False)
     stream.start()
     events = stream.produce(50)
@@ -199,7 +116,7 @@ def test_refused_credentials_pause_then_resume(stream: Stream, datadog: DatadogR
 
 
 def test_filter_pause_and_resume(stream: Stream, datadog: DatadogReceiver) -> None:
-    destination = stream.add_datadog(datadog, **{"filter.outcomes": "failure"})
+    destination = add_datadog(stream, datadog, **{"filter.outcomes": "failure"})
     stream.start()
     events = stream.produce(90)
     failures = {e["event_id"] for e in events if e["outcome"] == "failure"}
@@ -220,8 +137,8 @@ def test_one_destination_down_does_not_hold_back_another(
     stream: Stream, datadog: DatadogReceiver
 ) -> None:
     with DatadogReceiver(api_key=API_KEY) as other:
-        stream.add_datadog(datadog)
-        stream.add_datadog(other)
+        add_datadog(stream, datadog)
+        add_datadog(stream, other)
         datadog.down()
         stream.start()
         events = stream.produce(200)
@@ -233,7 +150,7 @@ def test_one_destination_down_does_not_hold_back_another(
 
 
 def test_two_replicas_share_a_destination(stream: Stream, datadog: DatadogReceiver) -> None:
-    destination = stream.add_datadog(datadog)
+    destination = add_datadog(stream, datadog)
     second = ConnectorRuntime(stream.settings, linger_s=0.2)
     thread = threading.Thread(target=second.run, daemon=True)
     stream.start()
@@ -268,7 +185,7 @@ def test_kill_9_mid_stream_loses_nothing(
 
     from tests.integration.conftest import AUTHTRAIL, base_env
 
-    stream.add_datadog(datadog)
+    add_datadog(stream, datadog)
     env = base_env(
         stream.settings.data_dir,
         AUTHTRAIL_KAFKA_BOOTSTRAP=stream.settings.kafka_bootstrap or "",
@@ -303,7 +220,7 @@ def test_kill_9_mid_stream_loses_nothing(
 def test_status_shows_state_lag_and_counts(stream: Stream, datadog: DatadogReceiver) -> None:
     from tests.integration.conftest import base_env, run_cli
 
-    destination = stream.add_datadog(datadog, **{"filter.outcomes": "success"})
+    destination = add_datadog(stream, datadog, **{"filter.outcomes": "success"})
     stream.start()
     events = stream.produce(120)
     successes = sum(e["outcome"] == "success" for e in events)

@@ -25,17 +25,13 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from confluent_kafka import Producer
 from moto.server import ThreadedMotoServer
 
-from connectors.config import DestinationStore
 from connectors.platforms import eventbridge
 from connectors.platforms.eventbridge import EventBridgeSink, aws_entry_size
-from connectors.runtime import ConnectorRuntime
 from schemas.destinations import Destination, make_destination
-from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
-from tests.integration.conftest import consume_all, free_port
+from tests.integration.conftest import free_port
+from tests.integration.streaming import Stream, normalized_event, wait_until
 
 REGION = "eu-west-1"
 ACCESS_KEY = "AKIAAUTHTRAILTEST0001"
@@ -141,61 +137,17 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 # -- the stream ----------------------------------------------------------------------------------
-class Stream:
-    """A prefix of topics on the session broker, EventBridge destinations, a runtime."""
-
-    def __init__(self, bootstrap: str, data_dir: Path) -> None:
-        self.settings = Settings(
-            data_dir=data_dir,
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"eb{uuid.uuid4().hex[:8]}.",
-            topic_partitions=3,
-        )
-        ensure_topics(self.settings)
-        self.store = DestinationStore(self.settings).start()
-        self.runtime = ConnectorRuntime(self.settings, linger_s=0.2, auth_recheck_s=0.5)
-        self._thread = threading.Thread(target=self.runtime.run, daemon=True)
-        self._producer = Producer(self.settings.kafka_client_config())
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def add_eventbridge(self, aws: Aws, bus: str) -> str:
-        values = {
+def add_eventbridge(stream: Stream, aws: Aws, bus: str) -> str:
+    return stream.add(
+        "eventbridge",
+        {
             "region": REGION,
             "event_bus": bus,
             "access_key_id": ACCESS_KEY,
             "secret_access_key": SECRET_KEY,
             "endpoint": aws.url,
-        }
-        return self.store.add("eventbridge", f"eb {uuid.uuid4().hex[:4]}", values).id
-
-    def produce(self, count: int, **fields: Any) -> list[dict[str, Any]]:
-        events = [normalized_event(i, **fields) for i in range(count)]
-        for event in events:
-            self._producer.produce(
-                self.settings.topics.normalized,
-                key=event["account_id"].encode(),
-                value=orjson.dumps(event),
-            )
-        assert self._producer.flush(30) == 0
-        return events
-
-    def status(self, destination_id: str) -> Any:
-        worker = self.runtime.workers().get(destination_id)
-        return worker.status if worker else None
-
-    def dead_letters(self, destination_id: str, expected: int) -> list[Any]:
-        return consume_all(
-            self.settings.kafka_bootstrap or "",
-            self.settings.topics.destination_dlq(destination_id),
-            expected,
-        )
-
-    def close(self) -> None:
-        self.runtime.stop()
-        self._thread.join(60)
-        self.store.stop()
+        },
+    )
 
 
 @pytest.fixture
@@ -203,37 +155,6 @@ def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
     instance = Stream(kafka_bootstrap, tmp_path)
     yield instance
     instance.close()
-
-
-def normalized_event(i: int, **fields: Any) -> dict[str, Any]:
-    failed = i % 3 == 0
-    event: dict[str, Any] = {
-        "schema_version": 1,
-        "event_id": str(uuid.uuid4()),
-        "event_key": "login.failed" if failed else "login.completed",
-        "description": "Login failed" if failed else "Login completed",
-        "outcome": "failure" if failed else "success",
-        "occurred_at": "2026-11-26T12:00:00.000Z",
-        "received_at": "2026-11-26T12:00:00.100Z",
-        "account_id": f"acc_{i % 4}",
-        "account_name": f"Account {i % 4}",
-        "actor_id": "usr_1",
-        "actor_email": "ana@acme.io",
-        "actor_type": "user",
-        "actor_display": "ana@acme.io",
-        "ip": "99.81.198.187",
-        "country": "IE",
-        "user_agent": "curl/8",
-        "ua_browser": "curl 8",
-        "ua_os": "",
-        "ua_device": "",
-        "trace_id": "",
-        "reason": "",
-        "attributes": {"n": i},
-        "raw": "{}",
-    }
-    event.update(fields)
-    return event
 
 
 def names() -> tuple[str, str]:
@@ -245,15 +166,6 @@ def detail_ids(delivered: list[dict[str, Any]]) -> list[str]:
     return [str(envelope["detail"]["event_id"]) for envelope in delivered]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def headers_of(message: Any) -> dict[str, str]:
     return {key: (value or b"").decode() for key, value in message.headers()}
 
@@ -263,7 +175,7 @@ def test_every_event_arrives_once_mapped(aws: Aws, stream: Stream, recorder: Rec
     bus, queue = names()
     queue_url = aws.queue(queue)
     aws.bus(bus, queue_url)
-    destination = stream.add_eventbridge(aws, bus)
+    destination = add_eventbridge(stream, aws, bus)
     stream.start()
     events = stream.produce(150)
     delivered = aws.receive(queue_url, 150)
@@ -307,7 +219,7 @@ def test_partial_failure_resends_throttled_dead_letters_malformed(
         }
 
     recorder.hook = first_call_fails_two
-    destination = stream.add_eventbridge(aws, bus)
+    destination = add_eventbridge(stream, aws, bus)
     stream.start()
     events = stream.produce(40)
     delivered = aws.receive(queue_url, 39)
@@ -332,7 +244,7 @@ def test_missing_bus_pauses_then_delivers_everything(
 ) -> None:
     bus, queue = names()
     queue_url = aws.queue(queue)
-    destination = stream.add_eventbridge(aws, bus)  # the bus does not exist yet
+    destination = add_eventbridge(stream, aws, bus)  # the bus does not exist yet
     stream.start()
     events = stream.produce(30)
     assert wait_until(
@@ -354,7 +266,7 @@ def test_entry_over_256_kb_is_dead_lettered(aws: Aws, stream: Stream, recorder: 
     bus, queue = names()
     queue_url = aws.queue(queue)
     aws.bus(bus, queue_url)
-    destination = stream.add_eventbridge(aws, bus)
+    destination = add_eventbridge(stream, aws, bus)
     stream.start()
     good = stream.produce(20)
     huge = stream.produce(1, attributes={"blob": "x" * 300_000})

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.receivers import CoralogixReceiver, Receiver, SplunkReceiver, SumoReceiver
 from tests.integration.conftest import consume_all
-from tests.integration.test_connectors import Stream, wait_until
+from tests.integration.streaming import Stream, wait_until
 
 HEC_TOKEN = "12345678-1234-1234-1234-123456789012"
 CX_KEY = "cxtp_0123456789abcdefABCDEF"
