@@ -116,20 +116,7 @@ class DestinationWorker(threading.Thread):
             return
         stats = self._stats = DeliveryStats()
         delivery = Delivery(sink, self._stopping.is_set, stats=stats, sleep=self._nap)
-        consumer = Consumer(
-            {
-                **self._settings.kafka_client_config(),
-                "group.id": self.destination.group_id,
-                "client.id": f"authtrail-connector-{self.destination.id}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "max.poll.interval.ms": 600_000,
-                "fetch.wait.max.ms": 100,
-                "queued.max.messages.kbytes": 16_384,
-                "logger": cast(Any, log),
-            }
-        )
+        consumer = self._open_consumer()
         self._consumer = consumer
         producer = Producer(
             {
@@ -139,12 +126,6 @@ class DestinationWorker(threading.Thread):
                 "linger.ms": 5,
                 "logger": cast(Any, log),
             }
-        )
-        consumer.subscribe(
-            [self._settings.topics.normalized],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
         )
         # One batch is sent (in the sender thread) while the next is read and encoded here;
         # batches are committed in order, here, after their delivery finished.
@@ -158,9 +139,7 @@ class DestinationWorker(threading.Thread):
                     try:
                         letters = self._await(consumer, pending[1])
                     except AuthFailedError as exc:
-                        later = prepared.batch if prepared is not None else []
-                        self._rewind(consumer, [*pending[0].batch, *later])
-                        pending = None
+                        pending = None  # and the batch read since: neither is committed
                         self._set_state(
                             "auth_failed", f"credentials refused: {exc.reply.describe()}"
                         )
@@ -171,7 +150,12 @@ class DestinationWorker(threading.Thread):
                             self._auth_recheck,
                         )
                         self._wait_for_credentials(sink)
-                        self._resume(consumer)
+                        # A fresh consumer re-reads from the committed offsets: nothing of
+                        # the refused batches is skipped (seeking back is not reliable on
+                        # partitions paused meanwhile).
+                        consumer.close()
+                        consumer = self._consumer = self._open_consumer()
+                        self._paused = False
                         continue
                     except InterruptedError:
                         break
@@ -197,6 +181,30 @@ class DestinationWorker(threading.Thread):
             producer.flush(10)
             sink.close()
             self.status.state = "stopped"
+
+    def _open_consumer(self) -> Consumer:
+        consumer = Consumer(
+            {
+                **self._settings.kafka_client_config(),
+                "group.id": self.destination.group_id,
+                "client.id": f"authtrail-connector-{self.destination.id}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "max.poll.interval.ms": 600_000,
+                "fetch.wait.max.ms": 100,
+                "queued.max.messages.kbytes": 16_384,
+                "logger": cast(Any, log),
+            }
+        )
+        self.status.partitions = []
+        consumer.subscribe(
+            [self._settings.topics.normalized],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        return consumer
 
     def _collect(self, consumer: Consumer, max_entries: int) -> list[Message]:
         batch: list[Message] = []
@@ -341,24 +349,6 @@ class DestinationWorker(threading.Thread):
                 "destination %s: commit after a rebalance refused (%s)", self.destination.id, exc
             )
 
-    def _rewind(self, consumer: Consumer, batch: Sequence[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for message in batch:
-            key = (message.topic() or "", message.partition() or 0)
-            first[key] = min(first.get(key, 1 << 62), message.offset() or 0)
-        for (topic, partition), offset in first.items():
-            try:
-                consumer.seek(TopicPartition(topic, partition, offset))
-            except Exception as exc:
-                log.info(
-                    "destination %s: rewind of %s/%d skipped (%s)",
-                    self.destination.id,
-                    topic,
-                    partition,
-                    exc,
-                )
-
-    # -- waiting without leaving the group -------------------------------------------------
     def _keepalive(self, seconds: float) -> None:
         consumer = self._consumer
         if consumer is None:
