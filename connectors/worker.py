@@ -273,6 +273,7 @@ class DestinationWorker(threading.Thread):
                 return future.result(timeout=0.5)
             except FutureTimeout:
                 waited += 0.5
+            self.status.retries = self._stats.retries
             if self._stats.failing_since is not None:
                 self._set_state("failing", self._stats.last_error)
             if waited >= KEEPALIVE_AFTER_S:

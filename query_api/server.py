@@ -61,3 +61,6 @@ class ApiService(Service):
         repository = getattr(self._app.state, "repository", None)
         if repository is not None:
             repository.close()
+        tokens = getattr(self._app.state, "tokens", None)
+        if tokens is not None:  # before the broker goes, or it logs every reconnect
+            tokens.stop()
