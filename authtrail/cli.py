@@ -412,6 +412,12 @@ def connectors_run(only: tuple[str, ...]) -> None:
     settings = _settings()
     _setup_logging(settings)
     runtime = ConnectorRuntime(settings, only)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        runtime.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     if settings.metrics_port:
         from prometheus_client import CollectorRegistry, start_http_server
 
@@ -419,12 +425,6 @@ def connectors_run(only: tuple[str, ...]) -> None:
         registry.register(runtime.metrics())
         start_http_server(settings.metrics_port, settings.api_host, registry=registry)
         click.echo(f"metrics: http://{settings.api_connect_host}:{settings.metrics_port}/metrics")
-
-    def _stop(_signum: int, _frame: FrameType | None) -> None:
-        runtime.stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     runtime.run()
 
 

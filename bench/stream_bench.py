@@ -197,12 +197,13 @@ def run_platform(
         destination = store.add(name, f"bench {name}", destination_settings(receiver))
         store.stop()
         from connectors.platforms import build_sink
+        from connectors.sink import encode_event
 
         sink = build_sink(destination)
         entries: list[bytes] = []
         size = 0
         for event in sample_events[: sink.limits.max_entries]:  # one full request's worth
-            entry = sink.encode(event)
+            entry = encode_event(sink, event)
             if size + len(entry) + 1 > sink.limits.max_bytes:
                 break
             entries.append(entry)

@@ -16,6 +16,7 @@ Contract of ``Delivery.deliver(entries)``:
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,16 +39,36 @@ class AuthFailedError(Exception):
 
 @dataclass(slots=True)
 class DeliveryStats:
+    """Counters shared by the deliveries of one destination, which run in several sender
+    threads at once: updates go through the methods (one lock)."""
+
     requests: int = 0
     retries: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
     failing_since: float | None = None
-    extra: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sent(self, result: SendResult) -> None:
+        with self._lock:
+            self.requests += 1
+            if result.kind in ("ok", "partial"):
+                self.failing_since = None
+
+    def retried(self, reply: Reply, failing: bool) -> None:
+        """A retry after ``reply``; ``failing``: nothing of the request got through."""
+        now = time.time()
+        with self._lock:
+            self.retries += 1
+            self.last_error = reply.describe()
+            self.last_error_at = now
+            if failing and self.failing_since is None:
+                self.failing_since = now
 
 
 class Delivery:
-    """See the module docstring. One per destination worker (not thread-safe)."""
+    """See the module docstring. One per batch in flight; the sink and the stats may be
+    shared by several at once."""
 
     def __init__(
         self,
@@ -130,9 +151,7 @@ class Delivery:
                     again.append(group[position])
             if again:
                 partial_attempts += 1
-                self.stats.retries += 1
-                self.stats.last_error = result.reply.describe()
-                self.stats.last_error_at = time.time()
+                self.stats.retried(result.reply, failing=False)
                 self._backoff(None, partial_attempts)
                 work.append(again)
         return sorted(dead, key=lambda d: d.index)
@@ -140,17 +159,12 @@ class Delivery:
     def _send_until_not_transient(self, batch: list[bytes]) -> SendResult:
         attempt = 0
         while True:
-            self.stats.requests += 1
             result = self._sink.send(batch)
+            self.stats.sent(result)
             if result.kind != "retry":
-                if result.kind in ("ok", "partial"):
-                    self.stats.failing_since = None
                 return result
             attempt += 1
-            self.stats.retries += 1
-            self.stats.last_error = result.reply.describe()
-            self.stats.last_error_at = time.time()
-            self.stats.failing_since = self.stats.failing_since or time.time()
+            self.stats.retried(result.reply, failing=True)
             self._backoff(result.retry_after, attempt)
 
     def _backoff(self, retry_after: float | None, attempt: int) -> None:

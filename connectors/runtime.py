@@ -34,13 +34,9 @@ class ConnectorRuntime:
         self,
         settings: Settings,
         only: Iterable[str] = (),
-        linger_s: float = 1.0,
-        auth_recheck_s: float = 30.0,
     ) -> None:
         self._settings = settings
         self._only = set(only)
-        self._linger = linger_s
-        self._auth_recheck = auth_recheck_s
         self._workers: dict[str, DestinationWorker] = {}
         self._started_at: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -117,9 +113,7 @@ class ConnectorRuntime:
                     log.info("destination %s: worker stopped (%s)", destination_id, reason)
             for destination_id, destination in wanted.items():
                 if destination_id not in self._workers:
-                    worker = DestinationWorker(
-                        self._settings, destination, self._linger, self._auth_recheck
-                    )
+                    worker = DestinationWorker(self._settings, destination)
                     worker.start()
                     self._workers[destination_id] = worker
                     self._started_at[destination_id] = time.monotonic()

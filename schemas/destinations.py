@@ -87,12 +87,12 @@ class DestinationFilter(BaseModel):
     outcomes: list[Literal["success", "failure"]] = []
     accounts: list[Annotated[str, Field(min_length=1, max_length=256)]] = []
 
-    def matches(self, event: dict[str, Any]) -> bool:
-        if self.event_keys and event.get("event_key") not in self.event_keys:
+    def matches(self, event_key: str, outcome: str, account_id: str) -> bool:
+        if self.event_keys and event_key not in self.event_keys:
             return False
-        if self.outcomes and event.get("outcome") not in self.outcomes:
+        if self.outcomes and outcome not in self.outcomes:
             return False
-        return not self.accounts or event.get("account_id") in self.accounts
+        return not self.accounts or account_id in self.accounts
 
 
 class PlatformSettings(BaseModel):

@@ -79,6 +79,17 @@ class Settings(BaseSettings):
         "once into <data_dir>/secret.key. Set the same value on every replica.",
     )
 
+    # Connectors
+    connector_linger_seconds: float = Field(
+        1.0, gt=0, le=60, description="How long a connector waits to fill a batch."
+    )
+    connector_max_in_flight: int = Field(
+        4, ge=1, le=64, description="Batches a destination sends at once (committed in order)."
+    )
+    connector_auth_recheck_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How often refused credentials are re-checked."
+    )
+
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: Port = Field(8080, description="Query API port.")

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult, occurred_seconds
+from connectors.sink import EventHead, Limits, Reply, SendResult, embed, json_string
 from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, Destination
 
 
@@ -35,19 +33,18 @@ class CoralogixSink:
         }
         self._http = http.client()
 
-    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
-        entry = {
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
+        entry: dict[str, Any] = {
             "applicationName": self._settings.application,
             "subsystemName": self._settings.subsystem,
             "computerName": "authtrail",
-            "severity": 5 if event.get("outcome") == "failure" else 3,
-            "category": event.get("event_key") or "",
-            "text": (raw if raw is not None else orjson.dumps(event)).decode(),
+            "severity": 5 if head.outcome == "failure" else 3,
+            "category": head.event_key,
         }
-        seconds = occurred_seconds(event)
+        seconds = head.occurred_seconds()
         if seconds is not None:
             entry["timestamp"] = seconds * 1000
-        return orjson.dumps(entry)
+        return embed(entry, "text", json_string(raw))
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body = b"[" + b",".join(entries) + b"]"

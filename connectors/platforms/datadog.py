@@ -9,10 +9,9 @@ Requests: at most 1,000 logs and 5 MB uncompressed, gzipped; 202 is success."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult, embed, occurred_seconds
+from connectors.sink import EventHead, Limits, Reply, SendResult, embed
 from schemas.destinations import DatadogSettings, Destination
 
 
@@ -36,19 +35,19 @@ class DatadogSink:
         self._http = http.client()
         self._extra_tags = f",{settings.tags}" if settings.tags else ""
 
-    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
-        account = event.get("account_id") or "none"
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
+        seconds = head.occurred_seconds()
         log = {
-            "message": event.get("description", ""),
+            "message": head.description,
             "ddsource": self._settings.source,
             "service": self._settings.service,
             "hostname": "authtrail",
-            "status": "warn" if event.get("outcome") == "failure" else "info",
-            "ddtags": f"account:{account},event:{event.get('event_key')},"
-            f"outcome:{event.get('outcome')}{self._extra_tags}",
-            "timestamp": _ms(occurred_seconds(event)),
+            "status": "warn" if head.outcome == "failure" else "info",
+            "ddtags": f"account:{head.account_id or 'none'},event:{head.event_key},"
+            f"outcome:{head.outcome}{self._extra_tags}",
+            "timestamp": None if seconds is None else round(seconds * 1000),
         }
-        return embed(log, "authtrail", event, raw)
+        return embed(log, "authtrail", raw)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"[" + b",".join(entries) + b"]", self.limits.gzip)
@@ -68,7 +67,3 @@ class DatadogSink:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)

@@ -36,7 +36,7 @@ import orjson
 from botocore import exceptions as aws_errors  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from connectors.sink import Limits, Reply, SendResult
+from connectors.sink import EventHead, Limits, Reply, SendResult, embed, json_string
 from schemas.destinations import Destination, EventBridgeSettings
 
 MAX_ENTRIES = 10
@@ -100,19 +100,17 @@ class EventBridgeSink:
         self._client: Any = _make_client(settings)
 
     # -- encoder ------------------------------------------------------------------------------
-    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
         entry: dict[str, Any] = {
             "Source": self._settings.source,
-            "DetailType": _detail_type(event),
-            "Detail": (raw if raw is not None else orjson.dumps(event)).decode(),
+            "DetailType": _detail_type(head),
             "EventBusName": self._settings.event_bus,
             "Resources": [],
         }
-        when = _time_text(event.get("occurred_at"))
-        if when is not None:
-            entry["Time"] = when
-        body = orjson.dumps(entry)
-        size = aws_entry_size(entry)
+        if head.occurred_at is not None:
+            entry["Time"] = _time_text(head.occurred_at)
+        body = embed(entry, "Detail", json_string(raw))
+        size = aws_entry_size(entry) + len(raw)  # Detail: the event's UTF-8 bytes
         if len(body) < size:
             # Never the case with this encoding (Detail's escaping only adds bytes); kept so
             # Delivery's per-entry check can never pass an entry AWS counts as larger.
@@ -213,8 +211,8 @@ def aws_entry_size(entry: dict[str, Any]) -> int:
     return size
 
 
-def _detail_type(event: dict[str, Any]) -> str:
-    text = str(event.get("description") or "").strip() or str(event.get("event_key") or "")
+def _detail_type(head: EventHead) -> str:
+    text = head.description.strip() or head.event_key
     return (text or "authtrail event")[:MAX_DETAIL_TYPE_CHARS]
 
 
@@ -230,11 +228,10 @@ def _parse_time(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _time_text(value: Any) -> str | None:
-    moment = _parse_time(value)
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _time_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult, embed, occurred_seconds
+from connectors.sink import EventHead, Limits, Reply, SendResult, embed
 from schemas.destinations import Destination, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
@@ -49,21 +49,21 @@ class SplunkSink:
             self._headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
         self._http = http.client(verify=settings.verify_tls)
 
-    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
         entry: dict[str, Any] = {
-            "time": occurred_seconds(event),
+            "time": head.occurred_seconds(),
             "host": self._settings.host or "authtrail",
             "source": self._settings.source,
             "sourcetype": self._settings.sourcetype,
             "fields": {
-                "account_id": event.get("account_id") or "",
-                "event_key": event.get("event_key") or "",
-                "outcome": event.get("outcome") or "",
+                "account_id": head.account_id,
+                "event_key": head.event_key,
+                "outcome": head.outcome,
             },
         }
         if self._settings.index:
             entry["index"] = self._settings.index
-        return embed(entry, "event", event, raw)
+        return embed(entry, "event", raw)
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)

@@ -9,13 +9,10 @@ be re-sent), 408, 503 and 504 are retried honouring Retry-After; 401 is credenti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from connectors import http
-from connectors.sink import Limits, Reply, SendResult
+from connectors.sink import EventHead, Limits, Reply, SendResult
 from schemas.destinations import Destination, SumoLogicSettings
 
 
@@ -39,8 +36,8 @@ class SumoLogicSink:
                 self._headers[header] = value
         self._http = http.client()
 
-    def encode(self, event: dict[str, Any], raw: bytes | None = None) -> bytes:
-        return raw if raw is not None else orjson.dumps(event)
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
+        return raw
 
     def send(self, entries: Sequence[bytes]) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)

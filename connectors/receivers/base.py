@@ -37,11 +37,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import orjson
 import uvicorn
 import zstandard
+from isal import isal_zlib
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,6 +50,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 LOCALHOST = "127.0.0.1"
+# isal's stubs declare its error as an instance, not a class.
+_INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 JSON_MEDIA_TYPE = "application/json"
 
 ReplyBody = bytes | dict[str, Any] | None
@@ -76,10 +79,12 @@ def _inflate(raw: bytes, wbits: int, cap: int, *, multi_member: bool) -> bytes:
     total = 0
     data = raw
     while True:
-        inflater = zlib.decompressobj(wbits)
+        # ISA-L inflates twice as fast as zlib: the receivers stand in for platforms in
+        # benchmarks, on the connector's machine, so their CPU is the connector's loss.
+        inflater = isal_zlib.decompressobj(wbits)
         try:
             chunk = inflater.decompress(data, cap + 1 - total)
-        except zlib.error as exc:
+        except _INFLATE_ERROR as exc:
             raise BodyDecodeError(f"body does not decompress: {exc}") from exc
         parts.append(chunk)
         total += len(chunk)

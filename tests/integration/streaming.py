@@ -70,10 +70,12 @@ class Stream:
             kafka_bootstrap=bootstrap,
             topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
             topic_partitions=3,
+            connector_linger_seconds=0.2,
+            connector_auth_recheck_seconds=0.5,
         )
         ensure_topics(self.settings)
         self.store = DestinationStore(self.settings).start()
-        self.runtime = ConnectorRuntime(self.settings, linger_s=0.2, auth_recheck_s=0.5)
+        self.runtime = ConnectorRuntime(self.settings)
         self._thread = threading.Thread(target=self.runtime.run, daemon=True)
         self._producer = Producer(self.settings.kafka_client_config())
 

@@ -29,6 +29,7 @@ from moto.server import ThreadedMotoServer
 
 from connectors.platforms import eventbridge
 from connectors.platforms.eventbridge import EventBridgeSink, aws_entry_size
+from connectors.sink import encode_event
 from schemas.destinations import Destination, make_destination
 from tests.integration.conftest import free_port
 from tests.integration.streaming import Stream, normalized_event, wait_until
@@ -337,7 +338,7 @@ def accept(entries: list[dict[str, Any]]) -> dict[str, Any]:
 def test_encode_maps_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sink, fake = sink_with(monkeypatch, accept)
     event = normalized_event(0)
-    entry = orjson.loads(sink.encode(event))
+    entry = orjson.loads(encode_event(sink, event))
     assert entry == {
         "Source": "authtrail",
         "DetailType": "Login failed",
@@ -346,16 +347,17 @@ def test_encode_maps_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
         "Time": "2026-11-26T12:00:00.000Z",
         "Resources": [],
     }
-    assert sink.send([sink.encode(event)]).kind == "ok"
+    assert sink.send([encode_event(sink, event)]).kind == "ok"
     sent = fake.calls[0][0]
     assert sent["Time"].isoformat() == "2026-11-26T12:00:00+00:00"  # a datetime for boto3
     assert orjson.loads(sent["Detail"]) == event
     # DetailType: the event key when there is no text, at most 128 characters
-    no_text = orjson.loads(sink.encode({**event, "description": ""}))
+    no_text = orjson.loads(encode_event(sink, {**event, "description": ""}))
     assert no_text["DetailType"] == "login.failed"
-    long_text = orjson.loads(sink.encode({**event, "description": "é" * 300}))
+    long_text = orjson.loads(encode_event(sink, {**event, "description": "é" * 300}))
     assert long_text["DetailType"] == "é" * 128
-    assert "Time" not in orjson.loads(sink.encode({**event, "occurred_at": "not a time"}))
+    with pytest.raises(ValueError, match="occurred_at"):
+        encode_event(sink, {**event, "occurred_at": "not a time"})  # dead-lettered upstream
 
 
 @pytest.mark.parametrize(
@@ -372,7 +374,7 @@ def test_encoded_entry_is_never_smaller_than_aws_size(
     monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
 ) -> None:
     sink, _ = sink_with(monkeypatch, accept)
-    body = sink.encode(normalized_event(3, **fields))
+    body = encode_event(sink, normalized_event(3, **fields))
     assert len(body) >= aws_entry_size(orjson.loads(body))
 
 
@@ -391,7 +393,7 @@ def test_aws_size_rule() -> None:
 
 def test_oversized_entry_exceeds_the_entry_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     sink, _ = sink_with(monkeypatch, accept)
-    body = sink.encode(normalized_event(1, attributes={"blob": "x" * 256_000}))
+    body = encode_event(sink, normalized_event(1, attributes={"blob": "x" * 256_000}))
     assert aws_entry_size(orjson.loads(body)) > 256_000
     assert len(body) > sink.limits.max_entry_bytes
     assert sink.limits.max_entries == 10 and sink.limits.gzip is False
@@ -401,7 +403,7 @@ def test_request_over_the_total_size_is_split_before_sending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sink, fake = sink_with(monkeypatch, accept)
-    big = sink.encode(normalized_event(1, reason="y" * 100_000))
+    big = encode_event(sink, normalized_event(1, reason="y" * 100_000))
     result = sink.send([big, big, big])
     assert result.kind == "too_large" and fake.calls == []
     assert sink.send([big, big]).kind == "ok"
@@ -421,7 +423,7 @@ def test_partial_reply_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:
         }
 
     sink, _ = sink_with(monkeypatch, answer)
-    body = sink.encode(normalized_event(0))
+    body = encode_event(sink, normalized_event(0))
     result = sink.send([body] * 5)
     assert result.kind == "partial"
     assert result.entries == {0: "ok", 1: "retry", 2: "retry", 3: "invalid", 4: "invalid"}
@@ -437,14 +439,16 @@ def test_every_entry_refused_for_authorization_is_auth(monkeypatch: pytest.Monke
         return {"FailedEntryCount": len(entries), "Entries": [refusal] * len(entries)}
 
     sink, _ = sink_with(monkeypatch, answer)
-    result = sink.send([sink.encode(normalized_event(0))] * 3)
+    result = sink.send([encode_event(sink, normalized_event(0))] * 3)
     assert result.kind == "auth"
     assert result.reply.code == "NotAuthorizedForSourceException"
 
 
 def test_undecodable_entry_is_refused_the_others_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     sink, fake = sink_with(monkeypatch, accept)
-    result = sink.send([sink.encode(normalized_event(0)), b"", sink.encode(normalized_event(1))])
+    result = sink.send(
+        [encode_event(sink, normalized_event(0)), b"", encode_event(sink, normalized_event(1))]
+    )
     assert result.kind == "partial"
     assert result.entries == {0: "ok", 1: "invalid", 2: "ok"}
     assert len(fake.calls[0]) == 2
@@ -480,7 +484,7 @@ def test_undecodable_entry_is_refused_the_others_sent(monkeypatch: pytest.Monkey
 )
 def test_whole_call_failures(monkeypatch: pytest.MonkeyPatch, exc: Exception, kind: str) -> None:
     sink, _ = sink_with(monkeypatch, raises(exc))
-    result = sink.send([sink.encode(normalized_event(0))])
+    result = sink.send([encode_event(sink, normalized_event(0))])
     assert result.kind == kind
     if isinstance(exc, ClientError):
         assert result.reply.code == exc.response["Error"]["Code"]
@@ -489,7 +493,7 @@ def test_whole_call_failures(monkeypatch: pytest.MonkeyPatch, exc: Exception, ki
 def test_missing_bus_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     error = client_error("ResourceNotFoundException", 400, "Event bus audit does not exist.")
     sink, _ = sink_with(monkeypatch, raises(error))
-    result = sink.send([sink.encode(normalized_event(0))])
+    result = sink.send([encode_event(sink, normalized_event(0))])
     assert result.kind == "auth"
     assert "event bus audit does not exist" in result.reply.message
 
@@ -530,7 +534,7 @@ def test_one_attempt_per_send_botocore_does_not_retry() -> None:
         sink = EventBridgeSink(
             destination(access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY, endpoint=url)
         )
-        result = sink.send([sink.encode(normalized_event(0))])
+        result = sink.send([encode_event(sink, normalized_event(0))])
         sink.close()
     finally:
         server.shutdown()

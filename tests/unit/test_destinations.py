@@ -120,10 +120,8 @@ def test_filter_matching() -> None:
             "filter.accounts": "acc_1",
         },
     )
-    assert destination.filter.matches(
-        {"event_key": "login.failed", "account_id": "acc_1", "outcome": "failure"}
-    )
-    assert not destination.filter.matches({"event_key": "login.failed", "account_id": "acc_2"})
-    assert not destination.filter.matches({"event_key": "login.completed", "account_id": "acc_1"})
+    assert destination.filter.matches("login.failed", "failure", "acc_1")
+    assert not destination.filter.matches("login.failed", "failure", "acc_2")
+    assert not destination.filter.matches("login.completed", "failure", "acc_1")
     everything = make_destination("coralogix", "cx", {"api_key": "cxtp_0123456789abcdef"})
-    assert everything.filter.matches({"event_key": "x"})
+    assert everything.filter.matches("x", "", "")
