@@ -152,12 +152,9 @@ def _first_run_admin_token(settings: Settings) -> str | None:
     """Creates an admin token when the installation has no active one; returns it."""
     from query_api.tokens import TokenLog, create_token
 
-    view = TokenLog(settings).start()
-    try:
+    with TokenLog(settings) as view:
         if any(r.active and r.role == "admin" for r in view.records()):
             return None
-    finally:
-        view.stop()
     plaintext, _record = create_token(settings, "admin", "first admin (authtrail up)")
     return plaintext
 
@@ -200,13 +197,10 @@ def token_list() -> None:
 
     settings = _settings()
     _setup_logging(settings)
-    view = TokenLog(settings).start()
-    try:
+    with TokenLog(settings) as view:
         for r in view.records():
             state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}Z" if r.revoked_at else "active"
             click.echo(f"{r.id}  {r.role:6}  {r.account or '*':16}  {state:24}  {r.name}")
-    finally:
-        view.stop()
 
 
 @token.command("revoke")
@@ -217,13 +211,11 @@ def token_revoke(token_id: str) -> None:
 
     settings = _settings()
     _setup_logging(settings)
-    view = TokenLog(settings).start()
-    try:
-        revoke_token(settings, view, token_id)
-    except TokenLogError as exc:
-        _fail(str(exc))
-    finally:
-        view.stop()
+    with TokenLog(settings) as view:
+        try:
+            revoke_token(settings, view, token_id)
+        except TokenLogError as exc:
+            _fail(str(exc))
     click.echo(f"revoked {token_id}")
 
 
@@ -236,7 +228,7 @@ def destinations() -> None:
 def _destination_store(settings: Settings) -> DestinationStore:
     from connectors.config import DestinationStore
 
-    return DestinationStore(settings).start()
+    return DestinationStore(settings)
 
 
 def _describe_destination(d: Destination) -> str:
@@ -268,13 +260,11 @@ def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
         if not sep or not key.strip():
             _fail(f"--set takes KEY=VALUE, not {item.split('=')[0]!r}")
         pairs[key.strip()] = value
-    store = _destination_store(settings)
-    try:
-        destination = store.add(platform, name, pairs)
-    except DestinationError as exc:
-        _fail(f"invalid destination: {exc}")
-    finally:
-        store.stop()
+    with _destination_store(settings) as store:
+        try:
+            destination = store.add(platform, name, pairs)
+        except DestinationError as exc:
+            _fail(f"invalid destination: {exc}")
     click.echo(destination.id)
 
 
@@ -283,12 +273,9 @@ def destinations_list() -> None:
     """List destinations."""
     settings = _settings()
     _setup_logging(settings)
-    store = _destination_store(settings)
-    try:
+    with _destination_store(settings) as store:
         for d in store.all():
             click.echo(_describe_destination(d))
-    finally:
-        store.stop()
 
 
 @destinations.command("show")
@@ -301,13 +288,11 @@ def destinations_show(destination_id: str) -> None:
 
     settings = _settings()
     _setup_logging(settings)
-    store = _destination_store(settings)
-    try:
-        d = store.require(destination_id)
-    except DestinationError as exc:
-        _fail(str(exc))
-    finally:
-        store.stop()
+    with _destination_store(settings) as store:
+        try:
+            d = store.require(destination_id)
+        except DestinationError as exc:
+            _fail(str(exc))
     shown = {
         "id": d.id,
         "name": d.name,
@@ -328,16 +313,14 @@ def _change_destination(destination_id: str, action: str) -> None:
 
     settings = _settings()
     _setup_logging(settings)
-    store = _destination_store(settings)
-    try:
-        if action == "remove":
-            store.remove(destination_id)
-        else:
-            store.set_paused(destination_id, action == "pause")
-    except DestinationError as exc:
-        _fail(str(exc))
-    finally:
-        store.stop()
+    with _destination_store(settings) as store:
+        try:
+            if action == "remove":
+                store.remove(destination_id)
+            else:
+                store.set_paused(destination_id, action == "pause")
+        except DestinationError as exc:
+            _fail(str(exc))
     done = {"remove": "removed", "pause": "paused", "resume": "resumed"}[action]
     click.echo(f"{done} {destination_id}")
 
@@ -373,14 +356,15 @@ def destinations_status(destination_id: str | None, as_json: bool) -> None:
     import orjson
 
     from connectors.status import read_status, summarize
+    from schemas.destinations import DestinationError
 
     settings = _settings()
     _setup_logging(settings)
-    store = _destination_store(settings)
-    try:
-        chosen = store.all() if destination_id is None else [store.require(destination_id)]
-    finally:
-        store.stop()
+    with _destination_store(settings) as store:
+        try:
+            chosen = store.all() if destination_id is None else [store.require(destination_id)]
+        except DestinationError as exc:
+            _fail(str(exc))
     published = read_status(settings)
     now = time.time()
     rows = [summarize(settings, d, published.get(d.id, []), now) for d in chosen]

@@ -193,9 +193,8 @@ def run_platform(
 ) -> dict[str, Any]:
     make_receiver, destination_settings = platforms()[name]
     with make_receiver() as receiver:
-        store = DestinationStore(settings).start()
-        destination = store.add(name, f"bench {name}", destination_settings(receiver))
-        store.stop()
+        with DestinationStore(settings) as store:
+            destination = store.add(name, f"bench {name}", destination_settings(receiver))
         from connectors.platforms import build_sink
         from connectors.sink import encode_event
 

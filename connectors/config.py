@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from schemas.compacted import CompactedView, publish
+from schemas.compacted import CompactedView, ViewedTopic, publish
 from schemas.destinations import (
     Destination,
     DestinationError,
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, Destination | None, Destination | None], None]
 
 
-class DestinationStore:
+class DestinationStore(ViewedTopic[Destination]):
     """Reads and writes destinations. ``on_change(id, old, new)`` (optional) is called
     from the store's thread for every change, a removal having ``new=None``."""
 
@@ -47,21 +47,8 @@ class DestinationStore:
             settings.kafka_client_config(), settings.topics.destinations, decode, on_change
         )
 
-    def start(self, timeout_s: float = 30.0) -> DestinationStore:
-        self._view.start(timeout_s)
-        return self
-
-    def stop(self) -> None:
-        self._view.stop()
-
-    def catch_up(self, timeout_s: float = 5.0) -> bool:
-        return self._view.catch_up(timeout_s)
-
     def all(self) -> list[Destination]:
         return sorted(self._view.items().values(), key=lambda d: (d.created_at, d.id))
-
-    def get(self, destination_id: str) -> Destination | None:
-        return self._view.get(destination_id)
 
     def require(self, destination_id: str) -> Destination:
         destination = self.get(destination_id)

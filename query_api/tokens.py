@@ -8,7 +8,7 @@ import logging
 
 from pydantic import ValidationError
 
-from schemas.compacted import CompactedView, ConfigTopicError, publish
+from schemas.compacted import CompactedView, ConfigTopicError, ViewedTopic, publish
 from schemas.events import utc_now_ms
 from schemas.settings import Settings
 from schemas.tokens import Role, TokenRecord, new_token, parse_token, verify
@@ -45,7 +45,7 @@ def _decode(_key: str, value: bytes) -> TokenRecord | None:
         return None
 
 
-class TokenLog:
+class TokenLog(ViewedTopic[TokenRecord]):
     """The tokens, kept current from the topic. ``authenticate`` is read-your-writes: a
     token id it has not seen makes it catch up to the topic's end first, so a token used
     right after ``token create`` is known."""
@@ -54,19 +54,6 @@ class TokenLog:
         self._view: CompactedView[TokenRecord] = CompactedView(
             settings.kafka_client_config(), settings.topics.tokens, _decode
         )
-
-    def start(self, timeout_s: float = 30.0) -> TokenLog:
-        self._view.start(timeout_s)
-        return self
-
-    def stop(self) -> None:
-        self._view.stop()
-
-    def catch_up(self, timeout_s: float = 5.0) -> bool:
-        return self._view.catch_up(timeout_s)
-
-    def get(self, token_id: str) -> TokenRecord | None:
-        return self._view.get(token_id)
 
     def records(self) -> list[TokenRecord]:
         return sorted(self._view.items().values(), key=lambda r: r.created_at)

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -183,3 +183,30 @@ class CompactedView(Generic[T]):
     def items(self) -> dict[str, T]:
         with self._lock:
             return dict(self._state)
+
+
+class ViewedTopic(Generic[T]):
+    """Base of the stores kept in a configuration topic (destinations, tokens): their
+    ``start``, ``stop``, ``catch_up`` and ``get`` are their view's; ``with`` starts and
+    stops it."""
+
+    _view: CompactedView[T]
+
+    def start(self, timeout_s: float = 30.0) -> Self:
+        self._view.start(timeout_s)
+        return self
+
+    def stop(self) -> None:
+        self._view.stop()
+
+    def catch_up(self, timeout_s: float = 5.0) -> bool:
+        return self._view.catch_up(timeout_s)
+
+    def get(self, key: str) -> T | None:
+        return self._view.get(key)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
