@@ -523,13 +523,20 @@ def api() -> None:
         migrate(connect(location), location, settings.retention_days)
     except StoreUnavailableError as exc:
         _fail(str(exc))
+    from connectors.config import DestinationStore
     from query_api.auth import SessionSigner
     from query_api.tokens import TokenLog
 
     tokens = TokenLog(settings).start()
     click.echo(f"Query API on {settings.api_url}")
     uvicorn.run(
-        create_app(LogRepository(location), tokens, SessionSigner(settings.secret_key_bytes())),
+        create_app(
+            LogRepository(location),
+            tokens,
+            SessionSigner(settings.secret_key_bytes()),
+            destinations=DestinationStore(settings).start(),
+            settings=settings,
+        ),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 
 from authtrail.demo import run_demo
 from authtrail.produce import RawProducer
+from connectors.config import DestinationStore
 from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
@@ -130,6 +131,8 @@ def run_worker(
             tokens,
             SessionSigner(settings.secret_key_bytes()),
             ingest_status=lambda: dataclasses.asdict(processor.stats),
+            destinations=DestinationStore(settings).start(),
+            settings=settings,
         )
         api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings.api_host, settings.api_port))

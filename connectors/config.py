@@ -7,7 +7,8 @@ the API; running connectors pick them up within moments, without a restart."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from schemas.compacted import CompactedView, ViewedTopic, publish
 from schemas.destinations import (
@@ -65,12 +66,21 @@ class DestinationStore(ViewedTopic[Destination]):
         )
         self._view.catch_up()
 
-    def add(self, platform: str, name: str, values: dict[str, str]) -> Destination:
+    def add(
+        self, platform: str, name: str, values: Mapping[str, Any], paused: bool = False
+    ) -> Destination:
         """Validates, creates the destination's dead-letter topic, stores it."""
         destination = make_destination(platform, name, values)
+        if paused:
+            destination = destination.model_copy(update={"paused": True})
         ensure_topics(self._settings, [destination_dlq_spec(self._settings.topics, destination.id)])
         self._write(destination)
         return destination
+
+    def replace(self, destination: Destination) -> None:
+        """Stores a changed destination (validated by its maker: ``updated_destination``)."""
+        self.require(destination.id)
+        self._write(destination.model_copy(update={"updated_at": utc_now_ms()}))
 
     def set_paused(self, destination_id: str, paused: bool) -> Destination:
         current = self.require(destination_id)

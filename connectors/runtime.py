@@ -39,6 +39,7 @@ class ConnectorRuntime:
         self._only = set(only)
         self._workers: dict[str, DestinationWorker] = {}
         self._started_at: dict[str, float] = {}
+        self._rate_base: dict[str, tuple[float, int]] = {}  # (time, delivered) last published
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._changed = threading.Event()
@@ -133,7 +134,12 @@ class ConnectorRuntime:
     def _publish_status(self) -> None:
         topic = self._settings.topics.connector_status
         for destination_id, worker in self.workers().items():
-            worker.status.updated_at = time.time()
+            now = worker.status.updated_at = time.time()
+            delivered = worker.status.delivered
+            since, before = self._rate_base.get(destination_id, (now, delivered))
+            if now > since and delivered >= before:
+                worker.status.events_per_s = round((delivered - before) / (now - since), 1)
+            self._rate_base[destination_id] = (now, delivered)
             self._status_producer.produce(
                 topic, key=f"{destination_id}/{REPLICA}".encode(), value=worker.status.to_json()
             )

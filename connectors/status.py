@@ -106,6 +106,7 @@ def summarize(
         "filtered": sum(int(r.get("filtered") or 0) for r in replicas),
         "retries": sum(int(r.get("retries") or 0) for r in replicas),
         "replicas": len(live),
+        "events_per_s": round(sum(float(r.get("events_per_s") or 0) for r in live), 1),
         "last_success": max(successes) if successes else None,
         "last_error": errors[-1]["last_error"] if errors else None,
     }

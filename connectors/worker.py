@@ -72,6 +72,7 @@ class WorkerStatus:
     dead_lettered: int = 0
     filtered: int = 0
     retries: int = 0
+    events_per_s: float = 0.0  # delivered, over the last status interval
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None

@@ -15,12 +15,15 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from connectors.config import DestinationStore
 from query_api.auth import SessionSigner
 from query_api.filters import BadParameterError
 from query_api.repository import LogRepository
+from query_api.routes import destinations as destinations_routes
 from query_api.routes import logs, ops, session, web
 from query_api.tokens import TokenLog
 from schemas.clickhouse import StoreUnavailableError
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,13 @@ def create_app(
     tokens: TokenLog,
     signer: SessionSigner,
     ingest_status: Callable[[], dict[str, Any]] | None = None,
+    destinations: DestinationStore | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
-    worker's counters to ``/healthz``."""
+    worker's counters to ``/healthz``; ``destinations`` and ``settings`` enable the Stream
+    routes (503 without them)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -59,15 +65,19 @@ def create_app(
     app.state.tokens = tokens
     app.state.signer = signer
     app.state.ingest_status = ingest_status
+    app.state.destinations = destinations
+    app.state.settings = settings
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for error in exc.errors():
             loc = [str(p) for p in error.get("loc", ())]
+            # "filter.outcomes", not "0": list positions do not name a field.
+            path = ".".join(p for p in loc[1:] if not p.isdigit())
             errors.append(
                 {
-                    "parameter": loc[-1] if len(loc) > 1 else (loc[0] if loc else "request"),
+                    "parameter": path or (loc[0] if loc else "request"),
                     "in": loc[0] if loc else "request",
                     "message": str(error.get("msg", "invalid")),
                 }
@@ -95,6 +105,7 @@ def create_app(
         return _errors(503, [{"parameter": "", "in": "store", "message": "log store unavailable"}])
 
     app.include_router(logs.router)
+    app.include_router(destinations_routes.router)
     app.include_router(session.router)
     app.include_router(ops.router)
     app.include_router(web.router)

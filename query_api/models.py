@@ -108,3 +108,86 @@ class SessionInfo(BaseModel):
     name: str
     role: Literal["admin", "viewer"]
     account: str | None
+
+
+# -- the Stream side ---------------------------------------------------------------------
+class DestinationType(BaseModel):
+    """A platform the Stream tab can set up: its settings' JSON Schema draws the form
+    (secrets are marked ``writeOnly`` and listed in ``secrets``)."""
+
+    platform: str
+    name: str
+    description: str
+    icon: str = Field(description="URL of the platform's icon (SVG).")
+    secrets: list[str]
+    settings_schema: dict[str, Any]
+
+
+class DestinationFilterBody(BaseModel):
+    model_config = {"extra": "forbid"}
+    event_keys: list[str] = []
+    outcomes: list[Literal["success", "failure"]] = []
+    accounts: list[str] = []
+
+
+class DestinationCreate(BaseModel):
+    """A new destination: its platform's settings (see ``/destination-types``)."""
+
+    model_config = {"extra": "forbid"}
+    platform: str
+    name: str
+    settings: dict[str, Any] = {}
+    filter: DestinationFilterBody = DestinationFilterBody()
+    paused: bool = False
+
+
+class DestinationPatch(BaseModel):
+    """Changes: only what is given. A secret left out (or null) keeps its value; another
+    setting set to null goes back to its default."""
+
+    model_config = {"extra": "forbid"}
+    name: str | None = None
+    settings: dict[str, Any] = {}
+    filter: DestinationFilterBody | None = None
+
+
+class DestinationOut(BaseModel):
+    """A destination as the API shows it: secrets only as "set, ends in …"."""
+
+    id: str
+    name: str
+    platform: str
+    settings: dict[str, Any]
+    filter: DestinationFilterBody
+    paused: bool
+    consumer_group: str
+    dead_letter_topic: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DestinationStatus(BaseModel):
+    id: str
+    name: str
+    platform: str
+    state: str = Field(description="healthy, failing, auth_failed, paused, starting, not running")
+    lag: int | None
+    delivered: int
+    dead_lettered: int
+    filtered: int
+    retries: int
+    replicas: int
+    events_per_s: float
+    last_success: float | None
+    last_error: str | None
+
+
+class TestEventReply(BaseModel):
+    """The platform's reply to one sample event."""
+
+    ok: bool
+    result: str
+    status: int | None
+    code: str
+    message: str
+    event_id: str

@@ -61,6 +61,8 @@ class ApiService(Service):
         repository = getattr(self._app.state, "repository", None)
         if repository is not None:
             repository.close()
-        tokens = getattr(self._app.state, "tokens", None)
-        if tokens is not None:  # before the broker goes, or it logs every reconnect
-            tokens.stop()
+        # Before the broker goes, or they log every reconnect.
+        for view in ("tokens", "destinations"):
+            store = getattr(self._app.state, view, None)
+            if store is not None:
+                store.stop()

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -245,6 +246,30 @@ SETTINGS_MODELS: dict[str, type[PlatformSettings]] = {
 }
 
 
+PLATFORM_INFO: dict[str, tuple[str, str]] = {
+    "datadog": (
+        "Datadog",
+        "Auth events as Datadog logs: search, dashboards and monitors beside your services.",
+    ),
+    "eventbridge": (
+        "Amazon EventBridge",
+        "Auth events on an event bus: route them to Lambda, SQS, Step Functions or SIEMs.",
+    ),
+    "splunk": (
+        "Splunk",
+        "Auth events into a Splunk index over HEC: correlate them in your SIEM.",
+    ),
+    "sumologic": (
+        "Sumo Logic",
+        "Auth events to a Sumo Logic HTTP source: search and alert on them in Sumo.",
+    ),
+    "coralogix": (
+        "Coralogix",
+        "Auth events as Coralogix logs, with severity by outcome, for alerts and archives.",
+    ),
+}
+
+
 class Destination(BaseModel):
     """One configured destination. ``settings`` is the platform's model."""
 
@@ -299,11 +324,12 @@ def new_id() -> str:
 
 
 def parse_settings(
-    platform: str, values: dict[str, str]
+    platform: str, values: Mapping[str, Any]
 ) -> tuple[PlatformSettings, DestinationFilter]:
-    """Validates ``key=value`` settings for ``platform`` (``filter.*`` keys included,
-    comma-separated lists). Raises ``DestinationError`` naming the first bad key; its
-    message never contains a secret's value."""
+    """Validates ``key=value`` settings for ``platform`` (``filter.*`` keys included: a
+    list, or a comma-separated text). Values are text (the CLI) or JSON values (the API).
+    Raises ``DestinationError`` naming the first bad key; its message never contains a
+    secret's value."""
     if platform not in SETTINGS_MODELS:
         raise DestinationError("platform", f"must be one of {', '.join(PLATFORMS)}")
     model = SETTINGS_MODELS[platform]
@@ -312,7 +338,10 @@ def parse_settings(
     for key, value in values.items():
         if key.startswith("filter."):
             name = key.removeprefix("filter.")
-            filter_values[name] = [v.strip() for v in value.split(",") if v.strip()]
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                raise DestinationError(key, "a list of texts, or one comma-separated text")
+            filter_values[name] = [v.strip() for v in items if v.strip()]
         else:
             settings_values[key] = value
     try:
@@ -382,7 +411,7 @@ def from_record(value: bytes, box: SecretBox) -> Destination:
 
 
 def make_destination(
-    platform: str, name: str, values: dict[str, str], destination_id: str | None = None
+    platform: str, name: str, values: Mapping[str, Any], destination_id: str | None = None
 ) -> Destination:
     """A new (or replacement) destination from ``key=value`` settings."""
     settings, destination_filter = parse_settings(platform, values)
@@ -399,3 +428,26 @@ def make_destination(
         )
     except ValidationError as exc:
         raise _first(exc, "") from None
+
+
+def current_values(destination: Destination) -> dict[str, Any]:
+    """A destination's settings as ``make_destination`` takes them (secrets in clear,
+    ``filter.*`` lists), the base an update is applied to."""
+    values: dict[str, Any] = {}
+    for key, value in destination.settings.model_dump().items():
+        if value is not None:
+            values[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    for key, items in destination.filter.model_dump().items():
+        values[f"filter.{key}"] = items
+    return values
+
+
+def updated_destination(
+    current: Destination, name: str | None, changes: Mapping[str, Any]
+) -> Destination:
+    """``current`` with ``changes`` applied (a ``None`` clears an optional setting) and
+    validated as a whole; id, creation time and paused state are kept."""
+    values = {**current_values(current), **changes}
+    values = {k: v for k, v in values.items() if v is not None}
+    fresh = make_destination(current.platform, name or current.name, values, current.id)
+    return fresh.model_copy(update={"created_at": current.created_at, "paused": current.paused})

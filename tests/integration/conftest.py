@@ -24,6 +24,7 @@ from confluent_kafka import Consumer
 from fastapi import FastAPI
 
 from authtrail.topics import create_topics
+from connectors.config import DestinationStore
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.repository import LogRepository
@@ -269,5 +270,13 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> Iterator[FastAPI]:
     repository = LogRepository(store)
-    yield create_app(repository, token_log, SessionSigner(api_settings.secret_key_bytes()))
+    destinations = DestinationStore(api_settings).start()
+    yield create_app(
+        repository,
+        token_log,
+        SessionSigner(api_settings.secret_key_bytes()),
+        destinations=destinations,
+        settings=api_settings,
+    )
+    destinations.stop()
     repository.close()

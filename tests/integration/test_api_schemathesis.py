@@ -17,6 +17,9 @@ def test_no_server_errors(api_app: FastAPI, tokens: dict[str, str]) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", api_app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8
+    # "Send test event" reaches out to the platforms' real addresses: covered against the
+    # local receivers in test_destinations_api.
+    operations = [op for op in operations if not op.path.endswith("/test")]
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -1,0 +1,236 @@
+"""``/api/v1/destination-types`` and ``/api/v1/destinations``: the Stream tab's API.
+
+Reading (types, destinations, status) takes any token; every change takes an admin token.
+Destinations are validated per platform; an invalid one is a 422 naming the setting
+(``settings.api_key``, ``filter.outcomes``). Secrets are write-only: replies show that one
+is set and its last 4 characters. Changes are written to the ``authtrail.destinations``
+topic, which every connector process follows: they take effect within seconds."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from connectors.config import DestinationStore
+from connectors.status import read_status, summarize
+from connectors.test_event import send_test_event
+from query_api.auth import Admin, Viewer
+from query_api.models import (
+    DestinationCreate,
+    DestinationFilterBody,
+    DestinationOut,
+    DestinationPatch,
+    DestinationStatus,
+    DestinationType,
+    TestEventReply,
+)
+from schemas.destinations import (
+    PLATFORM_INFO,
+    SETTINGS_MODELS,
+    Destination,
+    DestinationError,
+    make_destination,
+    new_id,
+    updated_destination,
+)
+from schemas.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["stream"])
+
+DestinationId = Annotated[str, Path(pattern=r"^[a-z0-9]{10}$", description="Destination id.")]
+
+
+def get_store(request: Request) -> DestinationStore:
+    store: DestinationStore | None = request.app.state.destinations
+    if store is None:
+        raise HTTPException(503, {"parameter": "", "in": "stream", "message": "not configured"})
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Store = Annotated[DestinationStore, Depends(get_store)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def _invalid(exc: DestinationError) -> HTTPException:
+    # The messages are the validators' own and never carry a secret's value.
+    return HTTPException(422, {"parameter": exc.field, "in": "body", "message": exc.message})
+
+
+def _not_found(destination_id: str) -> HTTPException:
+    return HTTPException(
+        404, {"parameter": "id", "in": "path", "message": f"no destination {destination_id}"}
+    )
+
+
+def _values(settings: dict[str, Any], filter_: DestinationFilterBody | None) -> dict[str, Any]:
+    values = {key: value for key, value in settings.items() if not key.startswith("filter.")}
+    if filter_ is not None:
+        values.update({f"filter.{key}": items for key, items in filter_.model_dump().items()})
+    return values
+
+
+def _out(destination: Destination, settings: Settings) -> DestinationOut:
+    return DestinationOut(
+        id=destination.id,
+        name=destination.name,
+        platform=destination.platform,
+        settings=destination.redacted_settings(),
+        filter=DestinationFilterBody.model_validate(destination.filter.model_dump()),
+        paused=destination.paused,
+        consumer_group=destination.group_id,
+        dead_letter_topic=settings.topics.destination_dlq(destination.id),
+        created_at=destination.created_at,
+        updated_at=destination.updated_at,
+    )
+
+
+def _find(store: DestinationStore, destination_id: str) -> Destination:
+    destination = store.get(destination_id)
+    if destination is None and store.catch_up(3.0):
+        destination = store.get(destination_id)
+    if destination is None:
+        raise _not_found(destination_id)
+    return destination
+
+
+@router.get("/destination-types", response_model=list[DestinationType])
+def destination_types(_viewer: Viewer) -> list[DestinationType]:
+    """The platforms, with the JSON Schema of each one's settings."""
+    types = []
+    for platform, model in SETTINGS_MODELS.items():
+        name, description = PLATFORM_INFO[platform]
+        schema = model.model_json_schema()
+        for secret in model.SECRETS:
+            schema["properties"][secret]["writeOnly"] = True
+        types.append(
+            DestinationType(
+                platform=platform,
+                name=name,
+                description=description,
+                icon=f"/static/platforms/{platform}.svg",
+                secrets=list(model.SECRETS),
+                settings_schema=schema,
+            )
+        )
+    return types
+
+
+@router.post("/destination-types/{platform}/test", response_model=TestEventReply)
+async def test_unsaved(platform: str, body: DestinationCreate, _admin: Admin) -> TestEventReply:
+    """Sends one sample event with settings not saved yet; the platform's reply."""
+    if body.platform != platform:
+        raise HTTPException(
+            422, {"parameter": "platform", "in": "body", "message": "differs from the path"}
+        )
+    try:
+        destination = make_destination(
+            platform, body.name, _values(body.settings, body.filter), new_id()
+        )
+    except DestinationError as exc:
+        raise _invalid(exc) from None
+    reply = await run_in_threadpool(send_test_event, destination)
+    return TestEventReply.model_validate(reply, from_attributes=True)
+
+
+@router.get("/destinations", response_model=list[DestinationOut])
+def list_destinations(_viewer: Viewer, store: Store, settings: AppSettings) -> list[DestinationOut]:
+    """Every destination, oldest first."""
+    return [_out(d, settings) for d in store.all()]
+
+
+@router.post("/destinations", response_model=DestinationOut, status_code=201)
+def create_destination(
+    body: DestinationCreate, _admin: Admin, store: Store, settings: AppSettings
+) -> DestinationOut:
+    """Validates and stores a destination; connectors start delivering to it at once
+    (from the oldest retained event) unless it is created paused."""
+    try:
+        destination = store.add(
+            body.platform, body.name, _values(body.settings, body.filter), paused=body.paused
+        )
+    except DestinationError as exc:
+        raise _invalid(exc) from None
+    return _out(destination, settings)
+
+
+@router.get("/destinations/{destination_id}", response_model=DestinationOut)
+def get_destination(
+    destination_id: DestinationId, _viewer: Viewer, store: Store, settings: AppSettings
+) -> DestinationOut:
+    return _out(_find(store, destination_id), settings)
+
+
+@router.patch("/destinations/{destination_id}", response_model=DestinationOut)
+def patch_destination(
+    destination_id: DestinationId,
+    body: DestinationPatch,
+    _admin: Admin,
+    store: Store,
+    settings: AppSettings,
+) -> DestinationOut:
+    """Changes name, settings or filter; validated as a whole."""
+    current = _find(store, destination_id)
+    secrets = SETTINGS_MODELS[current.platform].SECRETS
+    changes = {k: v for k, v in body.settings.items() if not (k in secrets and v is None)}
+    try:
+        updated = updated_destination(current, body.name, _values(changes, body.filter))
+    except DestinationError as exc:
+        raise _invalid(exc) from None
+    store.replace(updated)
+    return _out(updated, settings)
+
+
+@router.delete("/destinations/{destination_id}", status_code=204)
+def delete_destination(destination_id: DestinationId, _admin: Admin, store: Store) -> Response:
+    """Removes it; its consumer group and dead letters stay in Kafka."""
+    _find(store, destination_id)
+    store.remove(destination_id)
+    return Response(status_code=204)
+
+
+@router.post("/destinations/{destination_id}/pause", response_model=DestinationOut)
+def pause_destination(
+    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+) -> DestinationOut:
+    """Stops delivery; the destination falls behind and later resumes where it stopped."""
+    _find(store, destination_id)
+    return _out(store.set_paused(destination_id, True), settings)
+
+
+@router.post("/destinations/{destination_id}/resume", response_model=DestinationOut)
+def resume_destination(
+    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+) -> DestinationOut:
+    _find(store, destination_id)
+    return _out(store.set_paused(destination_id, False), settings)
+
+
+@router.post("/destinations/{destination_id}/test", response_model=TestEventReply)
+async def test_destination(
+    destination_id: DestinationId, _admin: Admin, store: Store
+) -> TestEventReply:
+    """Sends one sample event now (not through Kafka); the platform's reply."""
+    destination = _find(store, destination_id)
+    reply = await run_in_threadpool(send_test_event, destination)
+    return TestEventReply.model_validate(reply, from_attributes=True)
+
+
+@router.get("/destinations/{destination_id}/status", response_model=DestinationStatus)
+def destination_status(
+    destination_id: DestinationId, _viewer: Viewer, store: Store, settings: AppSettings
+) -> DestinationStatus:
+    """State, lag (from Kafka: committed offsets against high watermarks), counters summed
+    over the connector replicas, events/s, last success and last error."""
+    destination = _find(store, destination_id)
+    published = read_status(settings).get(destination.id, [])
+    return DestinationStatus.model_validate(
+        summarize(settings, destination, published, time.time())
+    )

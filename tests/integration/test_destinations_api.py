@@ -1,0 +1,200 @@
+"""The Stream API: destination types, destinations CRUD, pause/resume, status and "send test
+event", against the real broker (the destinations topic) and the local Datadog and Splunk
+receivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from connectors.receivers import DatadogReceiver, SplunkReceiver
+
+DD_KEY = "0123456789abcdef0123456789abcdef"
+HEC = "12345678-1234-1234-1234-123456789012"
+
+
+@pytest.fixture(scope="module")
+def client(api_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(api_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def datadog() -> Iterator[DatadogReceiver]:
+    with DatadogReceiver(DD_KEY) as receiver:
+        yield receiver
+
+
+def auth(tokens: dict[str, str], role: str = "admin") -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens[role]}"}
+
+
+def datadog_body(receiver: DatadogReceiver, **settings: Any) -> dict[str, Any]:
+    return {
+        "platform": "datadog",
+        "name": "Datadog EU",
+        "settings": {"api_key": DD_KEY, "endpoint": receiver.url, **settings},
+        "filter": {"outcomes": ["failure"]},
+    }
+
+
+def test_destination_types_describe_every_platform(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    reply = client.get("/api/v1/destination-types", headers=auth(tokens, "viewer"))
+    assert reply.status_code == 200
+    types = {t["platform"]: t for t in reply.json()}
+    assert set(types) == {"datadog", "eventbridge", "splunk", "sumologic", "coralogix"}
+    datadog = types["datadog"]
+    assert datadog["secrets"] == ["api_key"]
+    assert datadog["settings_schema"]["properties"]["api_key"]["writeOnly"] is True
+    assert "site" in datadog["settings_schema"]["properties"]
+    assert client.get(datadog["icon"]).headers["content-type"].startswith("image/svg")
+    assert types["sumologic"]["secrets"] == ["url"]
+
+
+def test_create_read_update_delete(
+    client: TestClient, tokens: dict[str, str], datadog: DatadogReceiver
+) -> None:
+    created = client.post("/api/v1/destinations", json=datadog_body(datadog), headers=auth(tokens))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert DD_KEY not in created.text
+    assert body["settings"]["api_key"] == "••••" + DD_KEY[-4:]
+    assert body["filter"]["outcomes"] == ["failure"]
+    assert body["consumer_group"] == f"authtrail.connector.{body['id']}"
+    destination_id = body["id"]
+
+    listed = client.get("/api/v1/destinations", headers=auth(tokens, "viewer"))
+    assert destination_id in {d["id"] for d in listed.json()}
+    assert DD_KEY not in listed.text
+
+    # A change that leaves the secret out keeps it.
+    patched = client.patch(
+        f"/api/v1/destinations/{destination_id}",
+        json={"name": "Datadog EU (auth)", "settings": {"service": "auth-audit"}},
+        headers=auth(tokens),
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["settings"]["service"] == "auth-audit"
+    assert patched.json()["settings"]["api_key"] == "••••" + DD_KEY[-4:]
+    assert patched.json()["created_at"] == body["created_at"]
+    sent = client.post(f"/api/v1/destinations/{destination_id}/test", headers=auth(tokens))
+    assert sent.json()["ok"] is True, sent.text  # the kept key still works
+
+    paused = client.post(f"/api/v1/destinations/{destination_id}/pause", headers=auth(tokens))
+    assert paused.json()["paused"] is True
+    status = client.get(f"/api/v1/destinations/{destination_id}/status", headers=auth(tokens))
+    assert status.status_code == 200
+    assert status.json()["state"] == "paused"
+    assert status.json()["lag"] is not None
+    resumed = client.post(f"/api/v1/destinations/{destination_id}/resume", headers=auth(tokens))
+    assert resumed.json()["paused"] is False
+
+    deleted = client.delete(f"/api/v1/destinations/{destination_id}", headers=auth(tokens))
+    assert deleted.status_code == 204
+    gone = client.get(f"/api/v1/destinations/{destination_id}", headers=auth(tokens))
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "parameter"),
+    [
+        ({"settings": {"api_key": "short"}}, "api_key"),
+        ({"settings": {"site": "datadoghq.moon"}}, "site"),
+        ({"settings": {"colour": "blue"}}, "colour"),
+        ({"filter": {"outcomes": ["maybe"]}}, "outcomes"),
+        ({"platform": "pagerduty"}, "platform"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_invalid_destinations_name_the_field(
+    client: TestClient,
+    tokens: dict[str, str],
+    datadog: DatadogReceiver,
+    change: dict[str, Any],
+    parameter: str,
+) -> None:
+    body = datadog_body(datadog)
+    for key, value in change.items():
+        body[key] = {**body[key], **value} if isinstance(value, dict) else value
+    reply = client.post("/api/v1/destinations", json=body, headers=auth(tokens))
+    assert reply.status_code == 422, reply.text
+    assert parameter in reply.json()["errors"][0]["parameter"]
+    assert "short" not in reply.text  # a secret's value is never echoed
+
+
+def test_viewers_cannot_change_anything(
+    client: TestClient, tokens: dict[str, str], datadog: DatadogReceiver
+) -> None:
+    viewer = auth(tokens, "viewer")
+    assert (
+        client.post("/api/v1/destinations", json=datadog_body(datadog), headers=viewer).status_code
+        == 403
+    )
+    created = client.post("/api/v1/destinations", json=datadog_body(datadog), headers=auth(tokens))
+    destination_id = created.json()["id"]
+    for method, path in [
+        ("patch", ""),
+        ("delete", ""),
+        ("post", "/pause"),
+        ("post", "/resume"),
+        ("post", "/test"),
+    ]:
+        reply = client.request(
+            method.upper(), f"/api/v1/destinations/{destination_id}{path}", headers=viewer, json={}
+        )
+        assert reply.status_code == 403, (method, path, reply.text)
+    assert client.get(f"/api/v1/destinations/{destination_id}", headers=viewer).status_code == 200
+    assert client.get("/api/v1/destinations").status_code == 401
+
+
+def test_send_test_event_shows_the_platform_reply(
+    client: TestClient, tokens: dict[str, str], datadog: DatadogReceiver
+) -> None:
+    # Before saving: the settings as the form has them.
+    unsaved = client.post(
+        "/api/v1/destination-types/datadog/test", json=datadog_body(datadog), headers=auth(tokens)
+    )
+    assert unsaved.status_code == 200, unsaved.text
+    reply = unsaved.json()
+    assert reply["ok"] is True and reply["status"] == 202
+    assert datadog.store.wait_for(1, timeout=5)
+    log = datadog.store.events()[0]
+    assert log["authtrail"]["event_key"] == "authtrail.test"
+    assert log["authtrail"]["event_id"] == reply["event_id"]
+
+    wrong_key = datadog_body(datadog, api_key="f" * 32)
+    refused = client.post(
+        "/api/v1/destination-types/datadog/test", json=wrong_key, headers=auth(tokens)
+    ).json()
+    assert refused["ok"] is False and refused["result"] == "auth" and refused["status"] == 403
+    assert "f" * 32 not in str(refused)
+
+    datadog.faults.throttle(1, retry_after=3)
+    throttled = client.post(
+        "/api/v1/destination-types/datadog/test", json=datadog_body(datadog), headers=auth(tokens)
+    ).json()
+    assert throttled["result"] == "retry" and throttled["status"] == 429
+
+
+def test_send_test_event_to_splunk_with_its_codes(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    with SplunkReceiver(HEC) as splunk:
+        body = {
+            "platform": "splunk",
+            "name": "SIEM",
+            "settings": {"url": "https://splunk:8088", "endpoint": splunk.url, "token": HEC},
+        }
+        ok = client.post("/api/v1/destination-types/splunk/test", json=body, headers=auth(tokens))
+        assert ok.json()["ok"] is True and ok.json()["code"] == "0", ok.text
+        body["settings"]["token"] = "00000000-0000-0000-0000-000000000000"
+        refused = client.post(
+            "/api/v1/destination-types/splunk/test", json=body, headers=auth(tokens)
+        ).json()
+        assert refused["result"] == "auth" and refused["code"] in {"3", "4"}
