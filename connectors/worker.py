@@ -28,12 +28,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from connectors.dead_letters import Letter, store_letters
 from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
 from connectors.platforms import build_sink
 from connectors.sink import Reply, Sink, read_event
@@ -330,49 +330,23 @@ class DestinationWorker(threading.Thread):
         self._set_state("healthy", None)
 
     def _dead_letter(self, producer: Producer, letters: list[tuple[Message, DeadLetter]]) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        while True:
-            errors: list[str] = []
-
-            def on_delivery(err: Any, _msg: Any, errors: list[str] = errors) -> None:
-                if err is not None:
-                    errors.append(err.str())
-
-            for message, letter in letters:
-                reply = letter.reply
-                headers: list[tuple[str, str | bytes | None]] = [
-                    ("authtrail-reason", letter.reason.encode()),
-                    ("authtrail-destination", self.destination.id.encode()),
-                    ("authtrail-platform", self.destination.platform.encode()),
-                    (
-                        "authtrail-platform-status",
-                        str(reply.status if reply.status is not None else "").encode(),
-                    ),
-                    ("authtrail-platform-code", reply.code.encode()),
-                    ("authtrail-platform-reply", reply.message[:1000].encode()),
-                    (
-                        "authtrail-source",
-                        f"{message.topic()}/{message.partition()}/{message.offset()}".encode(),
-                    ),
-                    ("authtrail-dead-lettered-at", now.encode()),
-                ]
-                producer.produce(
-                    self._dlq_topic,
-                    value=message.value(),
-                    key=message.key(),
-                    headers=headers,
-                    on_delivery=on_delivery,
+        store_letters(
+            producer,
+            self.destination,
+            self._dlq_topic,
+            [
+                Letter(
+                    message.value() or b"",
+                    message.key(),
+                    f"{message.topic()}/{message.partition()}/{message.offset()}",
+                    letter.reason,
+                    letter.reply,
                 )
-            if producer.flush(30) == 0 and not errors:
-                return
-            log.warning(
-                "destination %s: dead letters not stored (%s); retrying",
-                self.destination.id,
-                errors[:1] or "timeout",
-            )
-            self._nap(2.0)  # in a sender thread: the consumer is not ours to poll
-            if self._stopping.is_set():
-                raise InterruptedError("stopping before dead letters were stored")
+                for message, letter in letters
+            ],
+            self._stopping.is_set,
+            self._nap,  # in a sender thread: the consumer is not ours to poll
+        )
 
     def _commit(self, consumer: Consumer, batch: Sequence[Message]) -> None:
         # A partition's messages come in offset order: its last one is its highest.

@@ -191,3 +191,41 @@ class TestEventReply(BaseModel):
     code: str
     message: str
     event_id: str
+
+
+class ReplayBody(BaseModel):
+    model_config = {"extra": "forbid", "populate_by_name": True}
+    since: Annotated[datetime, AfterValidator(_as_utc)] = Field(
+        alias="from", description="RFC 3339: every event from then on is delivered again."
+    )
+
+
+class ReplayReply(BaseModel):
+    offsets: dict[int, int]
+    events: int
+
+
+class DeadLetterItem(BaseModel):
+    """One dead letter: the event, why, and what the platform said."""
+
+    event: Any = Field(description="The normalized event (JSON), or its text if unreadable.")
+    reason: str
+    platform_status: str
+    platform_code: str
+    platform_reply: str
+    dead_lettered_at: str
+    source: str
+    partition: int
+    offset: int
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterItem]
+    next_cursor: str | None
+
+
+class RedriveReply(BaseModel):
+    redriven: int
+    delivered: int
+    dead_lettered_again: int
+    remaining: int

@@ -8,25 +8,36 @@ topic, which every connector process follows: they take effect within seconds.""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from connectors.config import DestinationStore
+from connectors.dead_letters import RedriveError, page, redrive
+from connectors.replay import ReplayError, replay
 from connectors.status import read_status, summarize
 from connectors.test_event import send_test_event
 from query_api.auth import Admin, Viewer
 from query_api.models import (
+    DeadLetterItem,
+    DeadLetterPage,
     DestinationCreate,
     DestinationFilterBody,
     DestinationOut,
     DestinationPatch,
     DestinationStatus,
     DestinationType,
+    RedriveReply,
+    ReplayBody,
+    ReplayReply,
     TestEventReply,
 )
+from schemas.dead_letters import DeadLetter
 from schemas.destinations import (
     PLATFORM_INFO,
     SETTINGS_MODELS,
@@ -233,4 +244,95 @@ def destination_status(
     published = read_status(settings).get(destination.id, [])
     return DestinationStatus.model_validate(
         summarize(settings, destination, published, time.time())
+    )
+
+
+@router.post("/destinations/{destination_id}/replay", response_model=ReplayReply)
+async def replay_destination(
+    destination_id: DestinationId,
+    body: ReplayBody,
+    _admin: Admin,
+    store: Store,
+    settings: AppSettings,
+) -> ReplayReply:
+    """Delivers everything from ``from`` on again: the destination's consumer group is moved
+    to that time (the destination pauses for the moment it takes)."""
+    destination = _find(store, destination_id)
+    try:
+        result = await run_in_threadpool(replay, settings, store, destination, body.since)
+    except ReplayError as exc:
+        raise HTTPException(409, {"parameter": "", "in": "stream", "message": str(exc)}) from None
+    return ReplayReply(offsets=result.offsets, events=result.events)
+
+
+def _decode_cursor(cursor: str | None) -> dict[int, int]:
+    if not cursor:
+        return {}
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return {int(p): int(o) for p, o in data.items()}
+    except (ValueError, TypeError, AttributeError, binascii.Error):
+        raise HTTPException(
+            400, {"parameter": "cursor", "in": "query", "message": "not a cursor of this list"}
+        ) from None
+
+
+def _encode_cursor(starts: dict[int, int] | None) -> str | None:
+    if starts is None:
+        return None
+    return base64.urlsafe_b64encode(orjson.dumps({str(p): o for p, o in starts.items()})).decode()
+
+
+def _letter(letter: DeadLetter) -> DeadLetterItem:
+    try:
+        event: Any = orjson.loads(letter.value)
+    except orjson.JSONDecodeError:
+        event = letter.value.decode(errors="replace")
+    headers = letter.headers
+    return DeadLetterItem(
+        event=event,
+        reason=letter.reason,
+        platform_status=headers.get("authtrail-platform-status", ""),
+        platform_code=headers.get("authtrail-platform-code", ""),
+        platform_reply=headers.get("authtrail-platform-reply", ""),
+        dead_lettered_at=letter.dead_lettered_at,
+        source=letter.source,
+        partition=letter.partition,
+        offset=letter.offset,
+    )
+
+
+@router.get("/destinations/{destination_id}/dead-letters", response_model=DeadLetterPage)
+def dead_letters(
+    destination_id: DestinationId,
+    _viewer: Viewer,
+    store: Store,
+    settings: AppSettings,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DeadLetterPage:
+    """The destination's dead letters, oldest first per partition, a page at a time."""
+    _find(store, destination_id)
+    letters, following = page(settings, destination_id, _decode_cursor(cursor), limit)
+    return DeadLetterPage(
+        items=[_letter(letter) for letter in letters], next_cursor=_encode_cursor(following)
+    )
+
+
+@router.post("/destinations/{destination_id}/dead-letters/redrive", response_model=RedriveReply)
+async def redrive_dead_letters(
+    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+) -> RedriveReply:
+    """Re-sends the dead letters not redriven before: what the platform takes now is
+    delivered; what it refuses again is dead-lettered again with the new reply."""
+    destination = _find(store, destination_id)
+    try:
+        result = await run_in_threadpool(redrive, settings, destination)
+    except RedriveError as exc:
+        raise HTTPException(409, {"parameter": "", "in": "stream", "message": str(exc)}) from None
+    return RedriveReply(
+        redriven=result.redriven,
+        delivered=result.delivered,
+        dead_lettered_again=result.dead_lettered_again,
+        remaining=result.remaining,
     )

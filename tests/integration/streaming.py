@@ -64,14 +64,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
 class Stream:
     """A prefix of topics on the session broker, its destinations and a runtime."""
 
-    def __init__(self, bootstrap: str, data_dir: Path) -> None:
-        self.settings = Settings(
-            data_dir=data_dir,
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
-            topic_partitions=3,
-            connector_linger_seconds=0.2,
-            connector_auth_recheck_seconds=0.5,
+    def __init__(self, bootstrap: str, data_dir: Path, settings: Settings | None = None) -> None:
+        fast = {"connector_linger_seconds": 0.2, "connector_auth_recheck_seconds": 0.5}
+        self.settings = (
+            settings.model_copy(update=fast)
+            if settings is not None
+            else Settings(
+                data_dir=data_dir,
+                kafka_bootstrap=bootstrap,
+                topic_prefix=f"s{uuid.uuid4().hex[:8]}.",
+                topic_partitions=3,
+                **fast,
+            )
         )
         ensure_topics(self.settings)
         self.store = DestinationStore(self.settings).start()

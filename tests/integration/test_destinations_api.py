@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from connectors.receivers import DatadogReceiver, SplunkReceiver
+from schemas.settings import Settings
+from tests.integration.streaming import Stream, wait_until
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"
@@ -198,3 +200,100 @@ def test_send_test_event_to_splunk_with_its_codes(
             "/api/v1/destination-types/splunk/test", json=body, headers=auth(tokens)
         ).json()
         assert refused["result"] == "auth" and refused["code"] in {"3", "4"}
+
+
+@pytest.fixture()
+def stream(api_settings: Settings) -> Iterator[Stream]:
+    """Connectors running on the API's topics."""
+    running = Stream(api_settings.kafka_bootstrap or "", api_settings.data_dir, api_settings)
+    running.start()
+    yield running
+    running.close()
+
+
+def test_replay_dead_letters_and_redrive(
+    client: TestClient, tokens: dict[str, str], datadog: DatadogReceiver, stream: Stream
+) -> None:
+    datadog.faults.reject_marker("POISON-PILL")
+    body = datadog_body(datadog)
+    body["filter"] = {}
+    destination_id = client.post("/api/v1/destinations", json=body, headers=auth(tokens)).json()[
+        "id"
+    ]
+    first = stream.produce(30)
+    poison = stream.produce(3, reason="POISON-PILL")
+    assert wait_until(
+        lambda: (
+            {e["event_id"] for e in first}
+            <= {log["authtrail"]["event_id"] for log in datadog.store.events()}
+        )
+    )
+    # The refused events are listed, page by page, with the platform's reply.
+    assert wait_until(
+        lambda: (
+            len(
+                client.get(
+                    f"/api/v1/destinations/{destination_id}/dead-letters", headers=auth(tokens)
+                ).json()["items"]
+            )
+            == 3
+        )
+    )
+    page1 = client.get(
+        f"/api/v1/destinations/{destination_id}/dead-letters?limit=2",
+        headers=auth(tokens, "viewer"),
+    ).json()
+    assert len(page1["items"]) == 2 and page1["next_cursor"]
+    page2 = client.get(
+        f"/api/v1/destinations/{destination_id}/dead-letters",
+        params={"limit": 2, "cursor": page1["next_cursor"]},
+        headers=auth(tokens),
+    ).json()
+    assert len(page2["items"]) == 1 and page2["next_cursor"] is None
+    items = page1["items"] + page2["items"]
+    assert {i["event"]["event_id"] for i in items} == {e["event_id"] for e in poison}
+    assert items[0]["platform_status"] == "400" and "refused" in items[0]["reason"]
+    bad = client.get(
+        f"/api/v1/destinations/{destination_id}/dead-letters?cursor=%%%", headers=auth(tokens)
+    )
+    assert bad.status_code == 400 and bad.json()["errors"][0]["parameter"] == "cursor"
+
+    # Redrive after the platform is fixed: the three arrive; a second redrive has nothing.
+    datadog.faults.reject_marker(None)
+    redriven = client.post(
+        f"/api/v1/destinations/{destination_id}/dead-letters/redrive", headers=auth(tokens)
+    )
+    assert redriven.status_code == 200, redriven.text
+    assert redriven.json() == {
+        "redriven": 3,
+        "delivered": 3,
+        "dead_lettered_again": 0,
+        "remaining": 0,
+    }
+    received = {log["authtrail"]["event_id"] for log in datadog.store.events()}
+    assert {e["event_id"] for e in poison} <= received
+    again = client.post(
+        f"/api/v1/destinations/{destination_id}/dead-letters/redrive", headers=auth(tokens)
+    ).json()
+    assert again["redriven"] == 0
+
+    # Replay from before the first events: every one of them arrives again.
+    before = len(datadog.store.events())
+    replayed = client.post(
+        f"/api/v1/destinations/{destination_id}/replay",
+        json={"from": "2000-01-01T00:00:00Z"},
+        headers=auth(tokens),
+    )
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["events"] >= 33
+    assert datadog.store.wait_for(before + 33, timeout=60)
+    again_ids = [log["authtrail"]["event_id"] for log in datadog.store.events()[before:]]
+    assert {e["event_id"] for e in first + poison} <= set(again_ids)
+    shown = client.get(f"/api/v1/destinations/{destination_id}", headers=auth(tokens)).json()
+    assert shown["paused"] is False  # paused for the move only
+    invalid = client.post(
+        f"/api/v1/destinations/{destination_id}/replay",
+        json={"from": "yesterday"},
+        headers=auth(tokens),
+    )
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["parameter"] == "from"

@@ -1,0 +1,209 @@
+"""A destination's dead letters (``auth-events.dlq.<id>``): storing them with the headers
+that say why, listing them page by page, and redriving them (re-sending them to the
+platform once a mapping, a limit or the platform is fixed).
+
+Headers of a dead letter: ``authtrail-reason``, ``authtrail-destination``,
+``authtrail-platform``, ``authtrail-platform-status``, ``authtrail-platform-code``,
+``authtrail-platform-reply``, ``authtrail-source`` (``topic/partition/offset`` it came
+from) and ``authtrail-dead-lettered-at`` (RFC 3339)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.delivery import AuthFailedError, Delivery
+from connectors.platforms import build_sink
+from connectors.sink import Reply, read_event
+from schemas.dead_letters import DeadLetter, read
+from schemas.destinations import Destination
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REDRIVE_LIMIT = 10_000  # letters per redrive call; the reply says how many remain
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One event bound for the dead-letter topic, and why."""
+
+    value: bytes
+    key: bytes | None
+    source: str
+    reason: str
+    reply: Reply
+
+
+def store_letters(
+    producer: Producer,
+    destination: Destination,
+    topic: str,
+    letters: Sequence[Letter],
+    should_stop: Callable[[], bool],
+    nap: Callable[[float], None] = time.sleep,
+) -> None:
+    """Produces ``letters`` and returns once the broker has every one; retries every 2 s
+    while it does not. Raises ``InterruptedError`` when ``should_stop`` turns true first
+    (the caller must then not commit what they came from)."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    while True:
+        errors: list[str] = []
+
+        def on_delivery(err: Any, _msg: Any, errors: list[str] = errors) -> None:
+            if err is not None:
+                errors.append(err.str())
+
+        for letter in letters:
+            reply = letter.reply
+            status = "" if reply.status is None else str(reply.status)
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("authtrail-reason", letter.reason.encode()),
+                ("authtrail-destination", destination.id.encode()),
+                ("authtrail-platform", destination.platform.encode()),
+                ("authtrail-platform-status", status.encode()),
+                ("authtrail-platform-code", reply.code.encode()),
+                ("authtrail-platform-reply", reply.message[:1000].encode()),
+                ("authtrail-source", letter.source.encode()),
+                ("authtrail-dead-lettered-at", now.encode()),
+            ]
+            producer.produce(
+                topic, value=letter.value, key=letter.key, headers=headers, on_delivery=on_delivery
+            )
+        if producer.flush(30) == 0 and not errors:
+            return
+        log.warning(
+            "destination %s: dead letters not stored (%s); retrying",
+            destination.id,
+            errors[:1] or "timeout",
+        )
+        nap(2.0)
+        if should_stop():
+            raise InterruptedError("stopping before dead letters were stored")
+
+
+def _consumer(settings: Settings, group: str) -> Consumer:
+    return Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "logger": cast(Any, log),
+        }
+    )
+
+
+def page(
+    settings: Settings, destination_id: str, starts: dict[int, int], limit: int
+) -> tuple[list[DeadLetter], dict[int, int] | None]:
+    """Up to ``limit`` dead letters from ``starts`` (partition -> offset; empty: the
+    beginning), and where the next page starts (None: no more). Commits nothing."""
+    consumer = _consumer(settings, f"authtrail-dlq-page-{uuid.uuid4()}")
+    topic = settings.topics.destination_dlq(destination_id)
+    letters: list[DeadLetter] = []
+    try:
+        for letter in read(consumer, topic, from_committed=False, starts=starts):
+            if len(letters) == limit:
+                following = dict(starts)
+                for seen in letters:
+                    following[seen.partition] = seen.offset + 1
+                return letters, following
+            letters.append(letter)
+        return letters, None
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveResult:
+    redriven: int  # letters read and re-sent
+    delivered: int
+    dead_lettered_again: int
+    remaining: int  # letters left for another call (over REDRIVE_LIMIT)
+
+
+class RedriveError(RuntimeError):
+    """Nothing was committed: the platform refused the credentials or did not take the
+    letters within the time given."""
+
+
+def redrive(settings: Settings, destination: Destination, timeout_s: float = 60.0) -> RedriveResult:
+    """Re-sends the destination's dead letters not redriven before (its redrive group
+    ``authtrail.redrive.<id>`` keeps the place), through the same delivery as the connector:
+    those the platform takes are delivered, those it refuses again go back to the
+    dead-letter topic with the new reply. The group's offsets are committed only after
+    that. Raises ``RedriveError`` (nothing committed) on refused credentials or when the
+    platform keeps failing past ``timeout_s``."""
+    topic = settings.topics.destination_dlq(destination.id)
+    consumer = _consumer(settings, f"authtrail.redrive.{destination.id}")
+    sink = build_sink(destination)
+    producer = Producer({**settings.kafka_client_config(), "acks": "all"})
+    deadline = time.monotonic() + timeout_s
+    try:
+        letters: list[DeadLetter] = []
+        remaining = 0
+        for letter in read(consumer, topic, from_committed=True):
+            if len(letters) < REDRIVE_LIMIT:
+                letters.append(letter)
+            else:
+                remaining += 1
+        if not letters:
+            return RedriveResult(0, 0, 0, remaining)
+        entries: list[bytes] = []
+        unreadable: list[Letter] = []
+        readable: list[DeadLetter] = []
+        for letter in letters:
+            try:
+                entries.append(sink.encode(read_event(letter.value), letter.value))
+                readable.append(letter)
+            except ValueError as exc:
+                unreadable.append(
+                    Letter(
+                        letter.value,
+                        letter.key,
+                        letter.source,
+                        str(exc),
+                        Reply(None, "unreadable", ""),
+                    )
+                )
+        delivery = Delivery(sink, lambda: time.monotonic() > deadline)
+        try:
+            dead = delivery.deliver(entries)
+        except AuthFailedError as exc:
+            raise RedriveError(f"credentials refused: {exc.reply.describe()}") from None
+        except InterruptedError:
+            raise RedriveError(
+                f"the platform did not take them within {timeout_s:.0f} s "
+                f"({delivery.stats.last_error or 'no reply'})"
+            ) from None
+        again = unreadable + [
+            Letter(
+                readable[d.index].value,
+                readable[d.index].key,
+                readable[d.index].source,
+                d.reason,
+                d.reply,
+            )
+            for d in dead
+        ]
+        if again:
+            store_letters(producer, destination, topic, again, lambda: False)
+        last: dict[int, int] = {}
+        for letter in letters:
+            last[letter.partition] = letter.offset
+        consumer.commit(
+            offsets=[TopicPartition(topic, p, o + 1) for p, o in last.items()], asynchronous=False
+        )
+        return RedriveResult(len(letters), len(readable) - len(dead), len(again), remaining)
+    finally:
+        consumer.close()
+        sink.close()
+        producer.flush(10)
