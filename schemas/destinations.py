@@ -108,12 +108,14 @@ class PlatformSettings(BaseModel):
 
 class DatadogSettings(PlatformSettings):
     SECRETS = ("api_key",)
-    site: Literal[DATADOG_SITES] = "datadoghq.com"  # type: ignore[valid-type]
-    api_key: SecretStr = Field(description="Datadog API key.")
-    service: Text = "authtrail"
-    source: Text = "authtrail"
+    site: Literal[DATADOG_SITES] = Field(  # type: ignore[valid-type]
+        "datadoghq.com", description="Your Datadog site (the host of your Datadog URL)."
+    )
+    api_key: SecretStr = Field(description="Datadog API key (Organization settings, API keys).")
+    service: Text = Field("authtrail", description="The logs' service attribute.")
+    source: Text = Field("authtrail", description="The logs' ddsource (selects the pipeline).")
     tags: Annotated[str, Field(max_length=2000)] = Field(
-        "", description="Extra tags, 'key:value,key:value'."
+        "", description="Extra tags: key:value,key:value."
     )
 
     @field_validator("tags")
@@ -137,9 +139,13 @@ class EventBridgeSettings(PlatformSettings):
     event_bus: Annotated[str, Field(min_length=1, max_length=1600)] = Field(
         "default", description="Bus name or ARN."
     )
-    access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")] | None = None
-    secret_access_key: SecretStr | None = None
-    source: Annotated[str, Field(min_length=1, max_length=256)] = "authtrail"
+    access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")] | None = Field(
+        None, description="Leave both keys empty to use the default AWS credential chain."
+    )
+    secret_access_key: SecretStr | None = Field(None, description="Goes with the access key id.")
+    source: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        "authtrail", description="The events' Source (rules match on it)."
+    )
 
     @field_validator("region")
     @classmethod
@@ -181,12 +187,16 @@ class SplunkSettings(PlatformSettings):
     SECRETS = ("token",)
     url: HttpUrlText = Field(description="HEC base URL, e.g. https://splunk:8088.")
     token: SecretStr = Field(description="HEC token.")
-    index: Annotated[str, Field(pattern=r"^[a-z0-9_][a-z0-9_-]{0,79}$")] | None = None
-    source: Text = "authtrail"
-    sourcetype: Text = "authtrail:auth"
-    host: Text | None = None
-    verify_tls: bool = True
-    indexer_ack: bool = False
+    index: Annotated[str, Field(pattern=r"^[a-z0-9_][a-z0-9_-]{0,79}$")] | None = Field(
+        None, description="Target index (the token's default when empty)."
+    )
+    source: Text = Field("authtrail", description="The events' source.")
+    sourcetype: Text = Field("authtrail:auth", description="The events' sourcetype.")
+    host: Text | None = Field(None, description="The events' host (authtrail when empty).")
+    verify_tls: bool = Field(True, description="Check the HEC certificate (keep it on).")
+    indexer_ack: bool = Field(
+        False, description="Count events delivered only once indexed (HEC acknowledgment)."
+    )
 
     @field_validator("token")
     @classmethod
@@ -199,10 +209,12 @@ class SplunkSettings(PlatformSettings):
 class SumoLogicSettings(PlatformSettings):
     SECRETS = ("url",)
     url: SecretStr = Field(description="The HTTP source URL (it is the secret).")
-    category: Text | None = None
-    name: Text | None = None
-    host: Text | None = None
-    fields: Annotated[str, Field(max_length=2000)] = Field("", description="'k=v,k=v'")
+    category: Text | None = Field(None, description="Source category (X-Sumo-Category).")
+    name: Text | None = Field(None, description="Source name (X-Sumo-Name).")
+    host: Text | None = Field(None, description="Source host (X-Sumo-Host).")
+    fields: Annotated[str, Field(max_length=2000)] = Field(
+        "", description="Fields: key=value,key=value (X-Sumo-Fields)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -224,10 +236,12 @@ class SumoLogicSettings(PlatformSettings):
 
 class CoralogixSettings(PlatformSettings):
     SECRETS = ("api_key",)
-    domain: Literal["us1", "us2", "us3", "eu1", "eu2", "ap1", "ap2", "ap3"] = "eu1"
+    domain: Literal["us1", "us2", "us3", "eu1", "eu2", "ap1", "ap2", "ap3"] = Field(
+        "eu1", description="Your Coralogix region."
+    )
     api_key: SecretStr = Field(description="Send-Your-Data API key.")
-    application: Text = "authtrail"
-    subsystem: Text = "auth"
+    application: Text = Field("authtrail", description="The logs' application name.")
+    subsystem: Text = Field("auth", description="The logs' subsystem name.")
 
     @field_validator("api_key")
     @classmethod

@@ -81,7 +81,7 @@ function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else if (key.includes("-") || key === "for" || key === "role") node.setAttribute(key, value);
     else node[key] = value;
   }
   for (const child of children) if (child !== null && child !== undefined) node.append(child);
@@ -405,7 +405,8 @@ function showApp(who) {
   $("stream-tab").hidden = !stream;
   $("tab-logs").classList.toggle("active", !stream);
   $("tab-stream").classList.toggle("active", stream);
-  if (!stream) refresh();
+  if (stream) Stream.show(who).catch((error) => { $("stream-error").textContent = error.message; });
+  else refresh();
 }
 
 async function start() {
@@ -424,6 +425,7 @@ async function start() {
     }
   });
   bindFilters();
+  Stream.bind();
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   if (window.location.pathname === "/login" && fragment.get("token")) {
     const token = fragment.get("token");

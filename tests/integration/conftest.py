@@ -5,6 +5,7 @@ Set ``AUTHTRAIL_KAFKA_BOOTSTRAP`` to run the suite against an existing cluster i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ from query_api.repository import LogRepository
 from query_api.tokens import TokenLog, create_token, revoke_token
 from schemas.clickhouse import StoreLocation, connect, migrate
 from schemas.settings import Settings
+from tests.integration.aws import Aws
 
 BIN = Path(sys.executable).parent
 AUTHTRAIL = str(BIN / "authtrail")
@@ -280,3 +282,16 @@ def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -
     )
     destinations.stop()
     repository.close()
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[Aws]:
+    """moto's server (EventBridge and SQS), for the module."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield Aws(f"http://127.0.0.1:{port}")
+    server.stop()

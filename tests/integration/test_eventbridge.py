@@ -7,16 +7,13 @@ the size rule and the reply classification need no network."""
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 from botocore.exceptions import (
@@ -25,80 +22,13 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from moto.server import ThreadedMotoServer
 
 from connectors.platforms import eventbridge
 from connectors.platforms.eventbridge import EventBridgeSink, aws_entry_size
 from connectors.sink import encode_event
 from schemas.destinations import Destination, make_destination
-from tests.integration.conftest import free_port
+from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.integration.streaming import Stream, normalized_event, wait_until
-
-REGION = "eu-west-1"
-ACCESS_KEY = "AKIAAUTHTRAILTEST0001"
-SECRET_KEY = "moto-does-not-check-this-secret"
-PATTERN = orjson.dumps({"source": ["authtrail"]}).decode()
-
-
-# -- moto ---------------------------------------------------------------------------------------
-class Aws:
-    """moto's server: buses with a rule sending ``source: authtrail`` to an SQS queue."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        options: dict[str, Any] = {
-            "region_name": REGION,
-            "endpoint_url": url,
-            "aws_access_key_id": ACCESS_KEY,
-            "aws_secret_access_key": SECRET_KEY,
-        }
-        self.events = boto3.client("events", **options)
-        self.sqs = boto3.client("sqs", **options)
-
-    def queue(self, name: str) -> str:
-        return str(self.sqs.create_queue(QueueName=name)["QueueUrl"])
-
-    def bus(self, name: str, queue_url: str) -> None:
-        self.events.create_event_bus(Name=name)
-        arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        self.events.put_rule(Name=f"{name}-rule", EventBusName=name, EventPattern=PATTERN)
-        self.events.put_targets(
-            Rule=f"{name}-rule", EventBusName=name, Targets=[{"Id": "queue", "Arn": arn}]
-        )
-
-    def receive(self, queue_url: str, expected: int, timeout: float = 40) -> list[dict[str, Any]]:
-        """Delivered events (the EventBridge envelope) until ``expected`` arrived, then a
-        short quiet period to catch any extra (duplicates)."""
-        received: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        quiet_until: float | None = None
-        while time.monotonic() < deadline:
-            messages = self.sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            for message in messages:
-                received.append(orjson.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            if len(received) >= expected:
-                quiet_until = quiet_until or time.monotonic() + 1.0
-                if time.monotonic() >= quiet_until:
-                    break
-            if not messages:
-                time.sleep(0.1)
-        return received
-
-
-@pytest.fixture(scope="module")
-def aws() -> Iterator[Aws]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield Aws(f"http://127.0.0.1:{port}")
-    server.stop()
-
 
 # -- the wrapped boto3 client: what the worker thread's sink calls --------------------------------
 Hook = Callable[[Any, list[dict[str, Any]]], dict[str, Any]]
