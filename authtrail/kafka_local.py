@@ -188,8 +188,8 @@ class LocalKafka:
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # "=": a random id may begin with "-", which would read as an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
             ],

@@ -4,6 +4,8 @@ receivers."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from connectors.receivers import DatadogReceiver, SplunkReceiver
 from schemas.settings import Settings
+from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.integration.streaming import Stream, wait_until
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
@@ -146,6 +149,8 @@ def test_viewers_cannot_change_anything(
         ("post", "/pause"),
         ("post", "/resume"),
         ("post", "/test"),
+        ("post", "/replay"),
+        ("post", "/dead-letters/redrive"),
     ]:
         reply = client.request(
             method.upper(), f"/api/v1/destinations/{destination_id}{path}", headers=viewer, json={}
@@ -277,6 +282,21 @@ def test_replay_dead_letters_and_redrive(
     ).json()
     assert again["redriven"] == 0
 
+    # Paused, nothing is delivered; resumed, what came meanwhile arrives.
+    client.post(f"/api/v1/destinations/{destination_id}/pause", headers=auth(tokens))
+    time.sleep(2)  # the connectors see the pause
+    delivered = len(datadog.store.events())
+    meanwhile = stream.produce(5)
+    time.sleep(2)
+    assert len(datadog.store.events()) == delivered
+    client.post(f"/api/v1/destinations/{destination_id}/resume", headers=auth(tokens))
+    assert wait_until(
+        lambda: (
+            {e["event_id"] for e in meanwhile}
+            <= {log["authtrail"]["event_id"] for log in datadog.store.events()}
+        )
+    )
+
     # Replay from before the first events: every one of them arrives again.
     before = len(datadog.store.events())
     replayed = client.post(
@@ -285,8 +305,8 @@ def test_replay_dead_letters_and_redrive(
         headers=auth(tokens),
     )
     assert replayed.status_code == 200, replayed.text
-    assert replayed.json()["events"] >= 33
-    assert datadog.store.wait_for(before + 33, timeout=60)
+    assert replayed.json()["events"] >= 38
+    assert datadog.store.wait_for(before + 38, timeout=60)
     again_ids = [log["authtrail"]["event_id"] for log in datadog.store.events()[before:]]
     assert {e["event_id"] for e in first + poison} <= set(again_ids)
     shown = client.get(f"/api/v1/destinations/{destination_id}", headers=auth(tokens)).json()
@@ -297,3 +317,32 @@ def test_replay_dead_letters_and_redrive(
         headers=auth(tokens),
     )
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["parameter"] == "from"
+
+
+def test_send_test_event_to_eventbridge(
+    client: TestClient, tokens: dict[str, str], aws: Aws
+) -> None:
+    queue = aws.queue(f"api-{uuid.uuid4().hex[:6]}")
+    bus = f"api-{uuid.uuid4().hex[:6]}"
+    aws.bus(bus, queue)
+    settings = {
+        "region": REGION,
+        "event_bus": bus,
+        "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY,
+        "endpoint": aws.url,
+    }
+    body = {"platform": "eventbridge", "name": "Bus", "settings": settings}
+    reply = client.post(
+        "/api/v1/destination-types/eventbridge/test", json=body, headers=auth(tokens)
+    ).json()
+    assert reply["ok"] is True, reply
+    delivered = aws.receive(queue, 1)
+    assert delivered[0]["detail"]["event_id"] == reply["event_id"]
+    assert delivered[0]["detail-type"] == "authtrail test event"
+    missing = {**body, "settings": {**settings, "event_bus": "no-such-bus"}}
+    refused = client.post(
+        "/api/v1/destination-types/eventbridge/test", json=missing, headers=auth(tokens)
+    ).json()
+    assert refused["ok"] is False and refused["code"] == "ResourceNotFoundException"
+    assert SECRET_KEY not in str(refused)
