@@ -48,11 +48,14 @@ def _setup_logging(settings: Settings) -> None:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_DropStartupRetries())
-    # aiokafka narrates every rebalance at INFO; keep its warnings.
     # aiokafka, faust and mode narrate every start, stop and rebalance at INFO.
     if logging.getLogger().level > logging.DEBUG:
         for noisy in ("aiokafka", "faust", "mode", "uvicorn.error"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO, and a Sumo Logic source URL is a secret: at
+    # any level, only its warnings.
+    for leaky in ("httpx", "httpcore"):
+        logging.getLogger(leaky).setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> None:

@@ -13,10 +13,8 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
 from confluent_kafka import (
-    Consumer,
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     TopicPartition,
@@ -26,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.config import DestinationStore
 from schemas.destinations import Destination
 from schemas.settings import Settings
+from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +49,8 @@ def replay(
     """See the module docstring. Raises ``ReplayError`` when the group does not empty
     within ``timeout_s`` (a connector that cannot be reached still holds it)."""
     topic = settings.topics.normalized
-    admin = AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
-    probe = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": "authtrail-replay-probe",
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-        }
-    )
+    admin = admin_client(settings)
+    probe = probe_consumer(settings, "authtrail-replay-probe")
     was_paused = destination.paused
     try:
         if not was_paused:

@@ -6,15 +6,15 @@ group's committed offsets against the normalized topic's high watermarks)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from schemas.compacted import CompactedView
 from schemas.destinations import Destination
 from schemas.settings import Settings
+from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,8 @@ _STATE_ORDER = ("auth_failed", "failing", "starting", "healthy", "stopped")
 def lag(settings: Settings, group: str, timeout_s: float = 10.0) -> int:
     """Events on the normalized topic the group has not committed yet."""
     topic = settings.topics.normalized
-    admin = AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
-    probe = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": "authtrail-lag-probe",
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-        }
-    )
+    admin = admin_client(settings)
+    probe = probe_consumer(settings, "authtrail-lag-probe")
     try:
         partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
         request = ConsumerGroupTopicPartitions(

@@ -1,5 +1,6 @@
-"""Creates topics with the admin client, idempotently: the pipeline's at set-up, and a
-destination's dead-letter topic when the destination is added."""
+"""Kafka administration: the admin client and a probe consumer (offsets, watermarks) as
+every process configures them, and creating topics idempotently: the pipeline's at set-up,
+a destination's dead-letter topic when the destination is added."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.settings import Settings
@@ -16,13 +17,30 @@ from schemas.topics import TopicSpec, topic_specs
 log = logging.getLogger(__name__)
 
 
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
+
+
+def probe_consumer(settings: Settings, group: str) -> Consumer:
+    """A consumer that only asks (watermarks, offsets for times, metadata): it never
+    subscribes nor commits; close it after use."""
+    return Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "logger": cast(Any, log),
+        }
+    )
+
+
 def ensure_topics(
     settings: Settings, specs: Iterable[TopicSpec] | None = None, timeout_s: float = 30.0
 ) -> dict[str, str]:
     """Creates every missing topic of ``specs`` (default: the pipeline's); returns
     ``{name: "created" | "exists"}``. Raises ``KafkaException`` for any other failure
     (authorisation, broker unreachable)."""
-    admin = AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
+    admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     result: dict[str, str] = {}
     wanted = []

@@ -57,6 +57,21 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def shared_broker_env(data_dir: Path, bootstrap: str, name: str, **extra: str) -> dict[str, str]:
+    """The environment of an `authtrail up` on the session broker: its own topic prefix,
+    ingest group and API port, quick flushes."""
+    prefix = f"{name}{uuid.uuid4().hex[:8]}."
+    return base_env(
+        data_dir,
+        AUTHTRAIL_KAFKA_BOOTSTRAP=bootstrap,
+        AUTHTRAIL_TOPIC_PREFIX=prefix,
+        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
+        AUTHTRAIL_API_PORT=str(free_port()),
+        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
+        **extra,
+    )
+
+
 def run_cli(
     env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.conftest import Authtrail, base_env, free_port, run_cli
+from tests.integration.conftest import Authtrail, run_cli, shared_broker_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -60,15 +60,7 @@ def _events() -> list[bytes]:
 @pytest.fixture(scope="module")
 def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authtrail]:
     data_dir = tmp_path_factory.mktemp("page") / "var"
-    prefix = f"p{uuid.uuid4().hex[:8]}."
-    env = base_env(
-        data_dir,
-        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        AUTHTRAIL_TOPIC_PREFIX=prefix,
-        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
-        AUTHTRAIL_API_PORT=str(free_port()),
-        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
-    )
+    env = shared_broker_env(data_dir, kafka_bootstrap, "p")
     with Authtrail(data_dir, env) as instance:
         instance.start()
         assert "80 accepted" in instance.produce(_events()).stdout

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from connectors.receivers import CoralogixReceiver, DatadogReceiver, SplunkReceiver, SumoReceiver
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
-from tests.integration.conftest import Authtrail, base_env, free_port
+from tests.integration.conftest import Authtrail, shared_broker_env
 from tests.integration.streaming import wait_until
 from tests.integration.test_page import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 
@@ -75,14 +75,10 @@ def receivers(aws: Aws) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authtrail]:
     data_dir = tmp_path_factory.mktemp("stream-page") / "var"
-    prefix = f"sp{uuid.uuid4().hex[:8]}."
-    env = base_env(
+    env = shared_broker_env(
         data_dir,
-        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        AUTHTRAIL_TOPIC_PREFIX=prefix,
-        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
-        AUTHTRAIL_API_PORT=str(free_port()),
-        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
+        kafka_bootstrap,
+        "sp",
         AUTHTRAIL_CONNECTOR_LINGER_SECONDS="0.2",
         AUTHTRAIL_CONNECTOR_AUTH_RECHECK_SECONDS="1",
     )

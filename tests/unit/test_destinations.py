@@ -125,3 +125,16 @@ def test_filter_matching() -> None:
     assert not destination.filter.matches("login.completed", "failure", "acc_1")
     everything = make_destination("coralogix", "cx", {"api_key": "cxtp_0123456789abcdef"})
     assert everything.filter.matches("x", "", "")
+
+
+def test_request_urls_never_reach_the_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Sumo Logic source URL is the secret, and httpx logs every URL at INFO."""
+    import logging
+
+    from authtrail.cli import _setup_logging
+    from schemas.settings import Settings
+
+    monkeypatch.setenv("AUTHTRAIL_LOG_LEVEL", "DEBUG")
+    _setup_logging(Settings())
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
