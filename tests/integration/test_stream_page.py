@@ -123,7 +123,9 @@ def settings_for(platform: str, r: dict[str, Any]) -> dict[str, str]:
 
 
 def row(page: Page, name: str) -> Any:
-    return page.locator("#destinations-body tr", has_text=name)
+    return page.locator("#destinations-body tr").filter(
+        has=page.locator("strong").get_by_text(name, exact=True)
+    )
 
 
 def test_set_up_every_platform_and_stream(
@@ -150,6 +152,15 @@ def test_set_up_every_platform_and_stream(
         expect(page.locator("#setup")).to_be_hidden()
         expect(row(page, f"Page {platform}")).to_be_visible()
 
+    # A second destination on the same platform: only failures go to this one.
+    page.locator(".platform[data-platform=datadog] button").click()
+    page.fill("#setting-name", "Page datadog failures")
+    for key, value in settings_for("datadog", receivers).items():
+        page.fill(f"#setting-{key}", value)
+    page.check("input[name=filter-outcome][value=failure]")
+    page.click("#save-destination")
+    expect(row(page, "Page datadog failures")).to_be_visible()
+
     assert "40 accepted" in running.produce(_raw_events(40, "page-stream")).stdout
     counts: dict[str, Callable[[], int]] = {
         name: (
@@ -159,11 +170,12 @@ def test_set_up_every_platform_and_stream(
         )
         for name in ("datadog", "splunk", "sumologic", "coralogix")
     }
+    expected = {"datadog": 60, "splunk": 40, "sumologic": 40, "coralogix": 40}  # 40 + 20 failures
     for name, count in counts.items():
-        assert wait_until(lambda c=count: c() >= 40, timeout=90), (name, count())
+        assert wait_until(lambda c=count, n=name: c() >= expected[n], timeout=90), (name, count())
     delivered = receivers["aws"].receive(receivers["queue"], 41, timeout=60)  # + the test event
     assert sum(1 for d in delivered if d["detail"].get("reason") == "page-stream") == 40
-    for platform in platforms:
+    for platform in [*platforms, "datadog failures"]:
         expect(row(page, f"Page {platform}").locator(".state")).to_have_text(
             "Healthy", timeout=30_000
         )
@@ -187,6 +199,18 @@ def test_auth_failure_shows_and_recovers(
         ),
         timeout=60,
     )
+
+
+def test_replay_from_the_page(page: Page, receivers: dict[str, Any]) -> None:
+    splunk: SplunkReceiver = receivers["splunk"]
+    before = len(splunk.store.events())
+    row(page, "Page splunk").locator("button", has_text="Replay").click()
+    expect(page.locator("#replay")).to_be_visible()  # from an hour ago, by default
+    page.locator("#replay-form button[type=submit]").click()
+    expect(page.locator("#replay-reply")).to_contain_text("delivered again", timeout=60_000)
+    assert wait_until(lambda: len(splunk.store.events()) >= before + 50, timeout=90)
+    page.click("#replay-close")
+    expect(row(page, "Page splunk").locator(".state")).to_have_text("Healthy", timeout=30_000)
 
 
 def test_pause_dead_letters_and_delete(page: Page, receivers: dict[str, Any]) -> None:
