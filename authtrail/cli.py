@@ -354,11 +354,10 @@ def destinations_resume(destination_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def destinations_status(destination_id: str | None, as_json: bool) -> None:
     """State, lag, delivered, dead-lettered, retries, last success and last error."""
-    import time
 
     import orjson
 
-    from connectors.status import read_status, summarize
+    from connectors.status import StatusBoard
     from schemas.destinations import DestinationError
 
     settings = _settings()
@@ -368,9 +367,8 @@ def destinations_status(destination_id: str | None, as_json: bool) -> None:
             chosen = store.all() if destination_id is None else [store.require(destination_id)]
         except DestinationError as exc:
             _fail(str(exc))
-    published = read_status(settings)
-    now = time.time()
-    rows = [summarize(settings, d, published.get(d.id, []), now) for d in chosen]
+    with StatusBoard(settings) as board:
+        rows = [board.summary(d) for d in chosen]
     if as_json:
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
@@ -526,8 +524,8 @@ def api() -> None:
         migrate(connect(location), location, settings.retention_days)
     except StoreUnavailableError as exc:
         _fail(str(exc))
-    from connectors.config import DestinationStore
     from query_api.auth import SessionSigner
+    from query_api.routes.destinations import StreamContext
     from query_api.tokens import TokenLog
 
     tokens = TokenLog(settings).start()
@@ -537,8 +535,7 @@ def api() -> None:
             LogRepository(location),
             tokens,
             SessionSigner(settings.secret_key_bytes()),
-            destinations=DestinationStore(settings).start(),
-            settings=settings,
+            stream=StreamContext.open(settings),
         ),
         host=settings.api_host,
         port=settings.api_port,

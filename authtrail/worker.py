@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 
 from authtrail.demo import run_demo
 from authtrail.produce import RawProducer
-from connectors.config import DestinationStore
 from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
@@ -30,6 +29,7 @@ from pipeline.store import EventWriter
 from query_api.app import create_app as create_api
 from query_api.auth import SessionSigner
 from query_api.repository import LogRepository
+from query_api.routes.destinations import StreamContext
 from query_api.server import ApiService
 from query_api.tokens import TokenLog
 from schemas.clickhouse import StoreLocation, connect, migrate
@@ -131,8 +131,7 @@ def run_worker(
             tokens,
             SessionSigner(settings.secret_key_bytes()),
             ingest_status=lambda: dataclasses.asdict(processor.stats),
-            destinations=DestinationStore(settings).start(),
-            settings=settings,
+            stream=StreamContext.open(settings),
         )
         api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings.api_host, settings.api_port))

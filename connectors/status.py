@@ -6,12 +6,14 @@ group's committed offsets against the normalized topic's high watermarks)."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from schemas.compacted import CompactedView
+from schemas.compacted import CompactedView, ViewedTopic
 from schemas.destinations import Destination
 from schemas.settings import Settings
 from schemas.topic_admin import admin_client, probe_consumer
@@ -22,55 +24,73 @@ STALE_S = 30.0  # a replica that has not published for this long is not counted
 _STATE_ORDER = ("auth_failed", "failing", "starting", "healthy", "stopped")
 
 
-def lag(settings: Settings, group: str, timeout_s: float = 10.0) -> int:
-    """Events on the normalized topic the group has not committed yet."""
+class StatusBoard(ViewedTopic[dict[str, Any]]):
+    """The status topic kept in memory plus the clients lag is computed with, kept open
+    (the API answers every status request from it; ``with`` starts and stops it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._view = CompactedView(
+            settings.kafka_client_config(), settings.topics.connector_status, _decode
+        )
+        self._admin = admin_client(settings)
+        self._probe = probe_consumer(settings, "authtrail-lag-probe")
+
+    def stop(self) -> None:
+        super().stop()
+        self._probe.close()
+
+    def published(self) -> dict[str, list[dict[str, Any]]]:
+        """Published status records by destination id (one per replica)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for record in self._view.items().values():
+            out.setdefault(str(record.get("destination_id")), []).append(record)
+        return out
+
+    def lag(self, group: str, timeout_s: float = 10.0) -> int:
+        return group_lag(self._settings, self._admin, self._probe, group, timeout_s)
+
+    def summary(self, destination: Destination) -> dict[str, Any]:
+        published = self.published().get(destination.id, [])
+        return summarize(destination, published, self.lag(destination.group_id), time.time())
+
+
+def _decode(_key: str, value: bytes) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def group_lag(
+    settings: Settings, admin: AdminClient, probe: Consumer, group: str, timeout_s: float = 10.0
+) -> int:
+    """Events on the normalized topic ``group`` has not committed yet."""
     topic = settings.topics.normalized
-    admin = admin_client(settings)
+    partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    committed = admin.list_consumer_group_offsets([request])[group].result(timeout_s)
+    offsets = {tp.partition: tp.offset for tp in committed.topic_partitions}
+    total = 0
+    for partition in partitions:
+        low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+        position = offsets.get(partition, -1)
+        total += high - (position if position >= 0 else low)
+    return total
+
+
+def lag(settings: Settings, group: str, timeout_s: float = 10.0) -> int:
+    """``group_lag`` with clients of its own (one-off callers)."""
     probe = probe_consumer(settings, "authtrail-lag-probe")
     try:
-        partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
-        request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p) for p in partitions]
-        )
-        committed = admin.list_consumer_group_offsets([request])[group].result(timeout_s)
-        offsets = {tp.partition: tp.offset for tp in committed.topic_partitions}
-        total = 0
-        for partition in partitions:
-            low, high = probe.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout_s
-            )
-            position = offsets.get(partition, -1)
-            total += high - (position if position >= 0 else low)
-        return total
+        return group_lag(settings, admin_client(settings), probe, group, timeout_s)
     finally:
         probe.close()
 
 
-def read_status(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """Published status records by destination id (one per replica)."""
-
-    def decode(_key: str, value: bytes) -> dict[str, Any] | None:
-        try:
-            record = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return None
-        return record if isinstance(record, dict) else None
-
-    view: CompactedView[dict[str, Any]] = CompactedView(
-        settings.kafka_client_config(), settings.topics.connector_status, decode
-    )
-    view.start()
-    try:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for record in view.items().values():
-            out.setdefault(str(record.get("destination_id")), []).append(record)
-        return out
-    finally:
-        view.stop()
-
-
 def summarize(
-    settings: Settings, destination: Destination, replicas: list[dict[str, Any]], now: float
+    destination: Destination, replicas: list[dict[str, Any]], lag: int | None, now: float
 ) -> dict[str, Any]:
     """One destination's status: counters summed over live replicas, the worst state."""
     live = [r for r in replicas if now - float(r.get("updated_at") or 0) <= STALE_S]
@@ -93,7 +113,7 @@ def summarize(
         "name": destination.name,
         "platform": destination.platform,
         "state": state,
-        "lag": lag(settings, destination.group_id),
+        "lag": lag,
         "delivered": sum(int(r.get("delivered") or 0) for r in replicas),
         "dead_lettered": sum(int(r.get("dead_lettered") or 0) for r in replicas),
         "filtered": sum(int(r.get("filtered") or 0) for r in replicas),

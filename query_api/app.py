@@ -15,15 +15,14 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from connectors.config import DestinationStore
 from query_api.auth import SessionSigner
 from query_api.filters import BadParameterError
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import logs, ops, session, web
+from query_api.routes.destinations import StreamContext
 from query_api.tokens import TokenLog
 from schemas.clickhouse import StoreUnavailableError
-from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,12 @@ def create_app(
     tokens: TokenLog,
     signer: SessionSigner,
     ingest_status: Callable[[], dict[str, Any]] | None = None,
-    destinations: DestinationStore | None = None,
-    settings: Settings | None = None,
+    stream: StreamContext | None = None,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
-    worker's counters to ``/healthz``; ``destinations`` and ``settings`` enable the Stream
-    routes (503 without them)."""
+    worker's counters to ``/healthz``; ``stream`` enables the Stream routes (503 without
+    it)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -65,8 +63,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.signer = signer
     app.state.ingest_status = ingest_status
-    app.state.destinations = destinations
-    app.state.settings = settings
+    app.state.stream = stream
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

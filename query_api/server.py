@@ -62,7 +62,7 @@ class ApiService(Service):
         if repository is not None:
             repository.close()
         # Before the broker goes, or they log every reconnect.
-        for view in ("tokens", "destinations"):
+        for view in ("tokens", "stream"):
             store = getattr(self._app.state, view, None)
             if store is not None:
                 store.stop()

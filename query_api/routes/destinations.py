@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from connectors.config import DestinationStore
 from connectors.dead_letters import RedriveError, page, redrive
 from connectors.replay import ReplayError, replay
-from connectors.status import read_status, summarize
+from connectors.status import StatusBoard
 from connectors.test_event import send_test_event
 from query_api.auth import Admin, Viewer
 from query_api.models import (
@@ -54,19 +54,45 @@ router = APIRouter(prefix="/api/v1", tags=["stream"])
 DestinationId = Annotated[str, Path(pattern=r"^[a-z0-9]{10}$", description="Destination id.")]
 
 
-def get_store(request: Request) -> DestinationStore:
-    store: DestinationStore | None = request.app.state.destinations
-    if store is None:
+@dataclass(frozen=True)
+class StreamContext:
+    """What the Stream routes work with: the settings, the destinations (kept current from
+    their topic) and the status board (kept current from the status topic)."""
+
+    settings: Settings
+    destinations: DestinationStore
+    board: StatusBoard
+
+    @classmethod
+    def open(cls, settings: Settings) -> StreamContext:
+        return cls(settings, DestinationStore(settings).start(), StatusBoard(settings).start())
+
+    def stop(self) -> None:
+        self.destinations.stop()
+        self.board.stop()
+
+
+def _stream(request: Request) -> StreamContext:
+    stream: StreamContext | None = request.app.state.stream
+    if stream is None:
         raise HTTPException(503, {"parameter": "", "in": "stream", "message": "not configured"})
-    return store
+    return stream
+
+
+def get_store(request: Request) -> DestinationStore:
+    return _stream(request).destinations
 
 
 def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return _stream(request).settings
+
+
+def get_board(request: Request) -> StatusBoard:
+    return _stream(request).board
 
 
 Store = Annotated[DestinationStore, Depends(get_store)]
+Board = Annotated[StatusBoard, Depends(get_board)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
@@ -236,15 +262,12 @@ async def test_destination(
 
 @router.get("/destinations/{destination_id}/status", response_model=DestinationStatus)
 def destination_status(
-    destination_id: DestinationId, _viewer: Viewer, store: Store, settings: AppSettings
+    destination_id: DestinationId, _viewer: Viewer, store: Store, board: Board
 ) -> DestinationStatus:
     """State, lag (from Kafka: committed offsets against high watermarks), counters summed
     over the connector replicas, events/s, last success and last error."""
     destination = _find(store, destination_id)
-    published = read_status(settings).get(destination.id, [])
-    return DestinationStatus.model_validate(
-        summarize(settings, destination, published, time.time())
-    )
+    return DestinationStatus.model_validate(board.summary(destination))
 
 
 @router.post("/destinations/{destination_id}/replay", response_model=ReplayReply)

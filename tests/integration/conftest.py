@@ -25,10 +25,10 @@ from confluent_kafka import Consumer
 from fastapi import FastAPI
 
 from authtrail.topics import create_topics
-from connectors.config import DestinationStore
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.repository import LogRepository
+from query_api.routes.destinations import StreamContext
 from query_api.tokens import TokenLog, create_token, revoke_token
 from schemas.clickhouse import StoreLocation, connect, migrate
 from schemas.settings import Settings
@@ -287,15 +287,11 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> Iterator[FastAPI]:
     repository = LogRepository(store)
-    destinations = DestinationStore(api_settings).start()
+    stream = StreamContext.open(api_settings)
     yield create_app(
-        repository,
-        token_log,
-        SessionSigner(api_settings.secret_key_bytes()),
-        destinations=destinations,
-        settings=api_settings,
+        repository, token_log, SessionSigner(api_settings.secret_key_bytes()), stream=stream
     )
-    destinations.stop()
+    stream.stop()
     repository.close()
 
 
