@@ -12,14 +12,15 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 from connectors.config import DestinationStore
 from connectors.metrics import ConnectorCollector
-from connectors.status import lag
+from connectors.status import group_lag
 from connectors.worker import REPLICA, DestinationWorker
 from schemas.destinations import Destination
 from schemas.settings import Settings
+from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class ConnectorRuntime:
         self._only = set(only)
         self._workers: dict[str, DestinationWorker] = {}
         self._started_at: dict[str, float] = {}
+        self._lag_probe: Consumer | None = None
         self._rate_base: dict[str, tuple[float, int]] = {}  # (time, delivered) last published
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -65,14 +67,21 @@ class ConnectorRuntime:
             self._stop_all()
             self._publish_status()
             self._store.stop()
+            if self._lag_probe is not None:
+                self._lag_probe.close()
 
     def stop(self) -> None:
         self._stopping.set()
         self._changed.set()
 
     def metrics(self) -> ConnectorCollector:
-        """A Prometheus collector over this runtime's workers."""
-        return ConnectorCollector(self.workers, lambda group: lag(self._settings, group))
+        """A Prometheus collector over this runtime's workers (its lag clients stay open
+        until ``run`` ends)."""
+        admin = admin_client(self._settings)
+        probe = self._lag_probe = probe_consumer(self._settings, "authtrail-lag-probe")
+        return ConnectorCollector(
+            self.workers, lambda group: group_lag(self._settings, admin, probe, group)
+        )
 
     def workers(self) -> dict[str, DestinationWorker]:
         with self._lock:

@@ -80,15 +80,6 @@ def group_lag(
     return total
 
 
-def lag(settings: Settings, group: str, timeout_s: float = 10.0) -> int:
-    """``group_lag`` with clients of its own (one-off callers)."""
-    probe = probe_consumer(settings, "authtrail-lag-probe")
-    try:
-        return group_lag(settings, admin_client(settings), probe, group, timeout_s)
-    finally:
-        probe.close()
-
-
 def summarize(
     destination: Destination, replicas: list[dict[str, Any]], lag: int | None, now: float
 ) -> dict[str, Any]:
