@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system system-browser bench-query lint typecheck unit integration schema clean help
+.PHONY: run test setup system system-browser bench-query bench-stream lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
 	@echo "make test   - set up, then ruff, mypy and the whole test suite"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
+	@echo "make bench-stream - connector speed and memory per platform, 1M-event backlog (BENCH_EVENTS=...)"
 	@echo "make schema - regenerate schemas/jsonschema/raw-event-v1.schema.json"
 	@echo "make clean  - remove .venv and ./var (the embedded data)"
 
@@ -53,6 +54,9 @@ test: setup system-browser lint typecheck
 
 bench-query: $(STAMP)
 	$(BIN)/python -m bench.query_bench --events $${BENCH_EVENTS:-10000000}
+
+bench-stream: setup
+	$(BIN)/python -m bench.stream_bench --events $${BENCH_EVENTS:-1000000}
 
 schema: $(STAMP)
 	$(BIN)/python -m schemas.jsonschema_export
