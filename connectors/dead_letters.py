@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from connectors.delivery import AuthFailedError, Delivery
 from connectors.platforms import build_sink
 from connectors.sink import Reply, read_event
-from schemas.dead_letters import DeadLetter, read
+from schemas.dead_letters import DeadLetter, pending_ranges, read
 from schemas.destinations import Destination
 from schemas.settings import Settings
 
@@ -148,13 +148,13 @@ def redrive(settings: Settings, destination: Destination, timeout_s: float = 60.
     producer = Producer({**settings.kafka_client_config(), "acks": "all"})
     deadline = time.monotonic() + timeout_s
     try:
+        ranges = pending_ranges(consumer, topic, from_committed=True)
         letters: list[DeadLetter] = []
-        remaining = 0
-        for letter in read(consumer, topic, from_committed=True):
-            if len(letters) < REDRIVE_LIMIT:
-                letters.append(letter)
-            else:
-                remaining += 1
+        for letter in read(consumer, topic, from_committed=True, ranges=ranges):
+            letters.append(letter)
+            if len(letters) == REDRIVE_LIMIT:
+                break  # the rest waits for the next call: no need to read it now
+        remaining = sum(end - start for start, end in ranges.values()) - len(letters)
         if not letters:
             return RedriveResult(0, 0, 0, remaining)
         entries: list[bytes] = []

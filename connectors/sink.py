@@ -77,14 +77,17 @@ class EventHead(msgspec.Struct, frozen=True, gc=False):
     description: str = ""
     occurred_at: datetime | None = None
 
-    def occurred_seconds(self) -> float | None:
-        """Epoch seconds with ms precision (a time without zone is UTC)."""
+    def occurred_utc(self) -> datetime | None:
+        """When it happened, in UTC (a time without zone is UTC)."""
         moment = self.occurred_at
         if moment is None:
             return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return round(moment.timestamp(), 3)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    def occurred_seconds(self) -> float | None:
+        """Epoch seconds with ms precision."""
+        moment = self.occurred_utc()
+        return None if moment is None else round(moment.timestamp(), 3)
 
 
 _read_head = msgspec.json.Decoder(EventHead).decode

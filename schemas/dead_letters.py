@@ -27,17 +27,15 @@ class DeadLetter:
     headers: dict[str, str] = _field(default_factory=dict)  # every header, as text
 
 
-def read(
+def pending_ranges(
     consumer: Consumer,
     topic: str,
     from_committed: bool,
     timeout_s: float = 30.0,
     starts: dict[int, int] | None = None,
-) -> Iterator[DeadLetter]:
-    """The dead letters present when called, from the group's committed offsets (or
-    ``starts``, or the beginning), up to each partition's end at call time: records
-    dead-lettered while we read (a replayed letter failing again, say) are left for the
-    next call. Partition by partition, each in offset order."""
+) -> dict[int, tuple[int, int]]:
+    """Partition -> (first offset to read, end offset now) of the partitions with letters
+    to read: from the group's committed offsets (or ``starts``, or the beginning)."""
     metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
     if metadata.error is not None:
         raise RuntimeError(f"{topic}: {metadata.error.str()}")
@@ -47,14 +45,32 @@ def read(
         **(starts or {}),
         **{tp.partition: tp.offset for tp in committed if tp.offset >= 0},
     }
-    ends: dict[int, int] = {}
-    assignment = []
+    ranges: dict[int, tuple[int, int]] = {}
     for tp in partitions:
         low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
         start = max(starts.get(tp.partition, low), low)
         if start < high:
-            ends[tp.partition] = high
-            assignment.append(TopicPartition(topic, tp.partition, start))
+            ranges[tp.partition] = (start, high)
+    return ranges
+
+
+def read(
+    consumer: Consumer,
+    topic: str,
+    from_committed: bool,
+    timeout_s: float = 30.0,
+    starts: dict[int, int] | None = None,
+    ranges: dict[int, tuple[int, int]] | None = None,
+) -> Iterator[DeadLetter]:
+    """The dead letters present when called, from the group's committed offsets (or
+    ``starts``, or the beginning; or ``ranges`` from ``pending_ranges``), up to each
+    partition's end at call time: records dead-lettered while we read (a replayed letter
+    failing again, say) are left for the next call. Partition by partition, each in
+    offset order."""
+    if ranges is None:
+        ranges = pending_ranges(consumer, topic, from_committed, timeout_s, starts)
+    ends = {partition: end for partition, (_start, end) in ranges.items()}
+    assignment = [TopicPartition(topic, p, start) for p, (start, _end) in ranges.items()]
     consumer.assign(assignment)
     deadline = time.monotonic() + timeout_s
     while ends:

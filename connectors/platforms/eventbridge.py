@@ -107,8 +107,9 @@ class EventBridgeSink:
             "EventBusName": self._settings.event_bus,
             "Resources": [],
         }
-        if head.occurred_at is not None:
-            entry["Time"] = _time_text(head.occurred_at)
+        moment = head.occurred_utc()
+        if moment is not None:
+            entry["Time"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         body = embed(entry, "Detail", json_string(raw))
         size = aws_entry_size(entry) + len(raw)  # Detail: the event's UTF-8 bytes
         if len(body) < size:
@@ -226,12 +227,6 @@ def _parse_time(value: Any) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _time_text(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:
