@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 from confluent_kafka import Producer
 
 from authtrail.demo import DemoTraffic
@@ -98,7 +97,7 @@ def load(settings: Settings, events: int) -> int:
     for _ in range(events):
         event = normalizer.normalize(next(traffic), now)
         assert isinstance(event, NormalizedEvent)
-        value = orjson.dumps(event.model_dump(mode="json"))
+        value = event.to_json()
         total += len(value)
         while True:
             try:
@@ -281,7 +280,7 @@ def main() -> None:
         for _ in range(5000):
             event = normalizer.normalize(next(traffic), utc_now_ms())
             assert isinstance(event, NormalizedEvent)
-            sample.append(event.model_dump(mode="json"))
+            sample.append(event.to_dict())
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
         env.update(
             {

@@ -58,7 +58,7 @@ def send_test_event(destination: Destination, timeout_s: float = 15.0) -> Sample
         try:
             sink = build_sink(destination)
             try:
-                entry = encode_event(sink, event.model_dump(mode="json"))
+                entry = encode_event(sink, event.to_dict())
                 outcome.append(sink.send([entry]))
             finally:
                 sink.close()

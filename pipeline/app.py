@@ -1,23 +1,26 @@
-"""The Faust ingest app: consumes the raw topic in batches and hands each batch to the
-``BatchProcessor``.
+"""The Faust ingest app: consumes the raw topic and hands each fetch, as one batch, to the
+``BatchProcessor`` (see ``pipeline.consumer`` for why batches rather than an agent's
+per-event stream).
 
-Offsets: faust commits an event's offset once it is acked; ``take_events`` acks a batch
-after our loop body returns, i.e. after ``BatchProcessor.process`` made every record
-durable. If the body is cancelled (shutdown) before that, the batch's messages are
-marked so that faust never acks them: their offsets stay uncommitted and the records are
-read again by the next worker (at-least-once; the store collapses the duplicates)."""
+Offsets: a batch's messages are acked only after ``BatchProcessor.process`` made every
+record durable, and faust commits acked offsets only. If processing is cancelled
+(shutdown) and does not finish within ``SHUTDOWN_GRACE_S``, nothing of the batch is
+acked: the records are read again by the next worker (at-least-once; the store collapses
+the duplicates)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import faust
+from faust.types import Message
 
 from pipeline.batch import BatchProcessor, RawRecord
+from pipeline.consumer import BatchDispatchConsumer
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,30 +29,25 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 10.0
 
 
-def to_raw_record(event: Any) -> RawRecord:
-    message = event.message
+def to_raw_record(message: Message) -> RawRecord:
     timestamp = message.timestamp
     headers = message.headers
     return RawRecord(
-        value=event.value,
+        value=message.value,
         key=message.key,
         timestamp_ms=int(timestamp * 1000) if timestamp else None,
-        headers=list(headers.items() if isinstance(headers, dict) else headers or []),
+        headers=list(headers.items()) if isinstance(headers, Mapping) else list(headers or ()),
         origin=f"{message.topic}/{message.partition}/{message.offset}",
     )
 
 
-def _never_ack(events: Sequence[Any]) -> None:
-    # faust skips the consumer-side ack of a message already flagged as acked, so its
-    # offset never becomes committable (faust commits up to the first gap).
-    for event in events:
-        event.message.acked = True
-
-
-async def process_or_abandon(processor: BatchProcessor, events: Sequence[Any]) -> None:
-    """Runs one batch; on cancellation gives it ``SHUTDOWN_GRACE_S`` to finish, else
-    makes sure none of its offsets is committed, then re-raises."""
-    work = asyncio.ensure_future(processor.process([to_raw_record(e) for e in events]))
+async def process_then_ack(
+    processor: BatchProcessor, records: list[RawRecord], ack: Callable[[], None]
+) -> None:
+    """Runs one batch to completion, then calls ``ack``. On cancellation (shutdown) the
+    batch gets ``SHUTDOWN_GRACE_S`` to finish and is acked if it does; either way the
+    cancellation is re-raised. An abandoned batch is never acked."""
+    work = asyncio.ensure_future(processor.process(records))
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -57,16 +55,30 @@ async def process_or_abandon(processor: BatchProcessor, events: Sequence[Any]) -
             await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
         except (TimeoutError, asyncio.CancelledError):
             work.cancel()
-            _never_ack(events)
             log.warning(
                 "stopped with a batch of %d events not yet stored; their offsets are not "
                 "committed and they will be processed again on restart",
-                len(events),
+                len(records),
             )
+        else:
+            ack()
         raise
-    except BaseException:
-        _never_ack(events)
-        raise
+    ack()
+
+
+class IngestApp(faust.App):
+    """A faust app whose consumer dispatches whole fetches (``BatchDispatchConsumer``)."""
+
+    def _new_consumer(self) -> BatchDispatchConsumer:
+        transport = self.transport
+        return BatchDispatchConsumer(
+            transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=transport.loop,
+        )
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -92,10 +104,10 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 
 
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
-    """The faust app for ``settings``, with the ingest agent bound to ``processor``.
+    """The faust app for ``settings``, consuming the raw topic into ``processor``.
     Topics must exist already (``authtrail topics create``)."""
     brokers = [f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")]
-    app = faust.App(
+    app = IngestApp(
         settings.ingest_group,
         broker=brokers,
         broker_credentials=broker_credentials(settings),
@@ -106,8 +118,7 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
-        stream_buffer_maxsize=max(4096, settings.ingest_batch_size * 2),
-        broker_max_poll_records=max(500, settings.ingest_batch_size),
+        broker_max_poll_records=settings.ingest_batch_size,
         producer_acks=-1,
         loghandlers=[],
     )
@@ -118,13 +129,15 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.topics.add(raw_topic)
+    consumer = cast(BatchDispatchConsumer, app.consumer)
 
-    async def ingest(stream: faust.StreamT[bytes]) -> None:
-        # take_events is on faust.Stream, not (yet) on the StreamT interface.
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            settings.ingest_batch_size, within=settings.ingest_flush_seconds
-        ):
-            await process_or_abandon(processor, events)
+    async def ingest(messages: list[Message]) -> None:
+        def ack() -> None:
+            for message in messages:
+                consumer.ack(message)
 
-    app.agent(raw_topic, name="ingest", concurrency=1)(ingest)
+        await process_then_ack(processor, [to_raw_record(m) for m in messages], ack)
+
+    consumer.batch_handler = ingest
     return app

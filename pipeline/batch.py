@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from pipeline.normalize import Normalizer, Rejection
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
-from pipeline.store import EventWriter, TransientStoreError
+from pipeline.store import EventWriter, Row, TransientStoreError
 from schemas import topics as topic_names
 from schemas.events import NormalizedEvent
 from schemas.topics import Topics
@@ -139,26 +138,26 @@ class BatchProcessor:
                 seen_in_batch.add(result.event_id)
                 good.append((result, record))
 
-        events = [event for event, _ in good]
-        refused = await self._retrying("log store", self._store_thread, self._writer.write, events)
-        refused_ids = {event.event_id for event, _ in refused}
+        rows = [Row.of(event) for event, _ in good]
+        refused = await self._retrying("log store", self._store_thread, self._writer.write, rows)
+        refused_ids = {row.event.event_id for row, _ in refused}
         by_id = {event.event_id: record for event, record in good}
-        for event, reason in refused:
-            dead.append(_dlq_record(self._topics, by_id[event.event_id], reason, ""))
+        for row, reason in refused:
+            dead.append(_dlq_record(self._topics, by_id[row.event.event_id], reason, ""))
 
         outputs = [
             OutRecord(
                 self._topics.normalized,
-                orjson.dumps(event.model_dump(mode="json")),
-                _normalized_key(event, record.key),
+                row.json,
+                _normalized_key(row.event, record.key),
                 [("authtrail-schema", b"1")],
             )
-            for event, record in good
-            if event.event_id not in refused_ids
+            for row, (_, record) in zip(rows, good, strict=True)
+            if row.event.event_id not in refused_ids
         ]
         await self._retrying("Kafka", self._kafka_thread, self._producer.deliver, outputs + dead)
 
-        stored_ids = [event.event_id for event in events if event.event_id not in refused_ids]
+        stored_ids = [e.event_id for e, _ in good if e.event_id not in refused_ids]
         self._recent.add_all(stored_ids)
         self.stats.stored += len(stored_ids)
         self.stats.dead_lettered += len(dead)

