@@ -2,17 +2,17 @@
 ``BatchProcessor`` (see ``pipeline.consumer`` for why batches rather than an agent's
 per-event stream).
 
-Offsets: a batch's messages are acked only after ``BatchProcessor.process`` made every
-record durable, and faust commits acked offsets only. If processing is cancelled
-(shutdown) and does not finish within ``SHUTDOWN_GRACE_S``, nothing of the batch is
-acked: the records are read again by the next worker (at-least-once; the store collapses
-the duplicates)."""
+Offsets: a batch's messages are acked only after ``BatchProcessor.finish`` made every
+record durable, and faust commits acked offsets only. Batches still in flight at shutdown
+get ``SHUTDOWN_GRACE_S`` to finish; the rest are not acked, and their records are read
+again by the next worker (at-least-once; the store collapses the duplicates)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import cast
 
@@ -33,37 +33,69 @@ def to_raw_record(message: Message) -> RawRecord:
     timestamp = message.timestamp
     headers = message.headers
     return RawRecord(
-        value=message.value,
-        key=message.key,
-        timestamp_ms=int(timestamp * 1000) if timestamp else None,
-        headers=list(headers.items()) if isinstance(headers, Mapping) else list(headers or ()),
-        origin=f"{message.topic}/{message.partition}/{message.offset}",
+        message.value,
+        message.key,
+        int(timestamp * 1000) if timestamp else None,
+        list(headers.items()) if isinstance(headers, Mapping) else headers or (),
+        message.topic,
+        message.partition,
+        message.offset,
     )
 
 
-async def process_then_ack(
-    processor: BatchProcessor, records: list[RawRecord], ack: Callable[[], None]
-) -> None:
-    """Runs one batch to completion, then calls ``ack``. On cancellation (shutdown) the
-    batch gets ``SHUTDOWN_GRACE_S`` to finish and is acked if it does; either way the
-    cancellation is re-raised. An abandoned batch is never acked."""
-    work = asyncio.ensure_future(processor.process(records))
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
+class InFlight:
+    """Batches between prepared and durable, at most ``depth`` of them, so normalizing
+    batch N+1 overlaps storing batch N and producing batch N-1.
+
+    Contract of ``submit(messages)``: prepares the batch on the loop, then starts making
+    it durable and returns; waits first while ``depth`` batches are in flight. A batch's
+    messages are acked when it is durable (batches may become durable out of order after a
+    retry; faust commits only up to the first offset not acked, so that is safe). A batch
+    that failed re-raises from the next ``submit``, which stops the worker. Cancellation
+    (shutdown) gives the batches in flight ``SHUTDOWN_GRACE_S`` to finish; the rest are
+    abandoned, never acked, and read again by the next worker."""
+
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        ack: Callable[[list[Message]], None],
+        depth: int = 3,
+    ) -> None:
+        self._processor = processor
+        self._ack = ack
+        self._depth = depth
+        self._tasks: deque[asyncio.Future[None]] = deque()
+
+    async def submit(self, messages: list[Message]) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(work), SHUTDOWN_GRACE_S)
-        except (TimeoutError, asyncio.CancelledError):
-            work.cancel()
-            log.warning(
-                "stopped with a batch of %d events not yet stored; their offsets are not "
-                "committed and they will be processed again on restart",
-                len(records),
-            )
-        else:
-            ack()
-        raise
-    ack()
+            while self._tasks and (self._tasks[0].done() or len(self._tasks) >= self._depth):
+                await asyncio.shield(self._tasks[0])
+                self._tasks.popleft().result()
+        except asyncio.CancelledError:
+            await self._abandon()
+            raise
+        prepared = self._processor.prepare([to_raw_record(m) for m in messages])
+        task = asyncio.ensure_future(self._processor.finish(prepared))
+        task.add_done_callback(lambda done: self._on_done(done, messages))
+        self._tasks.append(task)
+
+    def _on_done(self, task: asyncio.Future[None], messages: list[Message]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._ack(messages)
+
+    async def _abandon(self) -> None:
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning(
+                    "stopped with %d batches not yet stored; their offsets are not committed "
+                    "and they will be processed again on restart",
+                    len(late),
+                )
+        self._tasks.clear()
 
 
 class IngestApp(faust.App):
@@ -132,12 +164,9 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     app.topics.add(raw_topic)
     consumer = cast(BatchDispatchConsumer, app.consumer)
 
-    async def ingest(messages: list[Message]) -> None:
-        def ack() -> None:
-            for message in messages:
-                consumer.ack(message)
+    def ack(messages: list[Message]) -> None:
+        for message in messages:
+            consumer.ack(message)
 
-        await process_then_ack(processor, [to_raw_record(m) for m in messages], ack)
-
-    consumer.batch_handler = ingest
+    consumer.batch_handler = InFlight(processor, ack).submit
     return app

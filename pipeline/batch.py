@@ -1,13 +1,22 @@
 """The ingest step: one batch of raw records -> log store + normalized topic + DLQ.
 
-Contract of ``BatchProcessor.process``:
-* accepts a sequence of raw records (bytes value, key, headers, broker timestamp, origin);
-* returns only when every record is durable somewhere: stored in the log store *and*
-  produced to ``auth-events.normalized``, or produced to ``auth-events.dlq`` with a reason
-  (invalid input, or refused by the store). Only then may the caller commit its offsets;
-* never raises for bad input. Store or broker outages are retried with backoff for as long
-  as it takes (lag, not loss); the retry is abandoned only by cancellation, which the
-  caller must treat as "nothing of this batch was processed".
+A batch goes through two calls, so that batches can overlap (one normalizing on the
+event loop while the one before is in the store and the one before that on its way to
+Kafka):
+
+* ``BatchProcessor.prepare(records)`` (synchronous, on the loop): validates, normalizes,
+  enriches and encodes; bad records become dead letters with a reason. Never raises for
+  bad input.
+* ``await BatchProcessor.finish(prepared)``: returns only when every record is durable
+  somewhere: stored in the log store *and* produced to ``auth-events.normalized``, or
+  produced to ``auth-events.dlq`` with a reason (invalid input, or refused by the store).
+  Only then may the caller commit its offsets. Store or broker outages are retried with
+  backoff for as long as it takes (lag, not loss); the retry is abandoned only by
+  cancellation, which the caller must treat as "nothing of this batch was processed".
+  Each stage has one thread, so batches enter the store and Kafka in the order they were
+  finished; a batch that is retried may be overtaken by the next one.
+
+``process(records)`` is both, for one batch at a time.
 """
 
 from __future__ import annotations
@@ -36,13 +45,33 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawRecord:
+    """One record of the raw topic, as consumed. (Not frozen: a frozen dataclass's
+    ``__init__`` costs 3x, and one is built per event.)"""
+
     value: bytes | None
     key: bytes | None
     timestamp_ms: int | None
-    headers: list[tuple[str, bytes]]
-    origin: str  # "<topic>/<partition>/<offset>"
+    headers: Sequence[tuple[str, bytes]]
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def origin(self) -> str:
+        """``<topic>/<partition>/<offset>``: where a dead letter came from."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A normalized batch waiting to be made durable: its rows (each with the record it
+    came from) and its dead letters."""
+
+    records: int
+    good: list[tuple[Row, RawRecord]]
+    dead: list[OutRecord]
 
 
 @dataclass(slots=True)
@@ -122,49 +151,58 @@ class BatchProcessor:
         self._writer = self._store_thread.submit(writer_factory).result()
         self._producer = self._kafka_thread.submit(producer_factory).result()
 
-    async def process(self, records: Sequence[RawRecord]) -> None:
+    def prepare(self, records: Sequence[RawRecord]) -> PreparedBatch:
+        """Normalizes ``records`` (see the module docstring)."""
         self.stats.received += len(records)
-        good: list[tuple[NormalizedEvent, RawRecord]] = []
+        good: list[tuple[Row, RawRecord]] = []
         dead: list[OutRecord] = []
         seen_in_batch: set[str] = set()
+        recent = self._recent
         for record in records:
             received_at = _received_at(record.timestamp_ms)
             result = self._normalizer.normalize(record.value, received_at)
             if isinstance(result, Rejection):
                 dead.append(_dlq_record(self._topics, record, result.reason, result.field))
-            elif result.event_id in self._recent or result.event_id in seen_in_batch:
+            elif result.event_id in recent or result.event_id in seen_in_batch:
                 self.stats.duplicates_skipped += 1
             else:
                 seen_in_batch.add(result.event_id)
-                good.append((result, record))
+                good.append((Row.of(result), record))
+        return PreparedBatch(len(records), good, dead)
 
-        rows = [Row.of(event) for event, _ in good]
+    async def finish(self, batch: PreparedBatch) -> None:
+        """Makes a prepared batch durable (see the module docstring)."""
+        good, dead = batch.good, batch.dead
+        rows = [row for row, _ in good]
         refused = await self._retrying("log store", self._store_thread, self._writer.write, rows)
         refused_ids = {row.event.event_id for row, _ in refused}
-        by_id = {event.event_id: record for event, record in good}
-        for row, reason in refused:
-            dead.append(_dlq_record(self._topics, by_id[row.event.event_id], reason, ""))
-
+        if refused:
+            by_id = {row.event.event_id: record for row, record in good}
+            for row, reason in refused:
+                dead.append(_dlq_record(self._topics, by_id[row.event.event_id], reason, ""))
+        normalized = self._topics.normalized
+        schema: Headers = [("authtrail-schema", b"1")]  # one list for all: librdkafka copies
         outputs = [
-            OutRecord(
-                self._topics.normalized,
-                row.json,
-                _normalized_key(row.event, record.key),
-                [("authtrail-schema", b"1")],
-            )
-            for row, (_, record) in zip(rows, good, strict=True)
-            if row.event.event_id not in refused_ids
+            OutRecord(normalized, row.json, _normalized_key(row.event, record.key), schema)
+            for row, record in good
+            if not refused_ids or row.event.event_id not in refused_ids
         ]
         await self._retrying("Kafka", self._kafka_thread, self._producer.deliver, outputs + dead)
 
-        stored_ids = [e.event_id for e, _ in good if e.event_id not in refused_ids]
+        stored_ids = [
+            row.event.event_id for row, _ in good if row.event.event_id not in refused_ids
+        ]
         self._recent.add_all(stored_ids)
         self.stats.stored += len(stored_ids)
         self.stats.dead_lettered += len(dead)
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
         if dead:
-            log.info("dead-lettered %d of %d records", len(dead), len(records))
+            log.info("dead-lettered %d of %d records", len(dead), batch.records)
+
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        """``prepare`` then ``finish``: one batch, start to durable."""
+        await self.finish(self.prepare(records))
 
     async def _retrying(
         self,

@@ -28,12 +28,13 @@ BatchHandler = Callable[[list[Message]], Awaitable[None]]
 class BatchDispatchConsumer(AIOKafkaConsumer):
     """Hands the messages of each fetch, in partition order, to ``batch_handler``.
 
-    Contract: ``batch_handler(messages)`` is awaited to completion before the next fetch
-    is dispatched (aiokafka keeps prefetching meanwhile, in faust's consumer thread). It
-    acks what it made durable with ``ack(message)``; faust commits acked offsets up to the
-    first gap, so a message never acked is never committed and is read again after a
-    restart or a rebalance (at-least-once). A handler that raises stops the worker, as an
-    agent crash does in faust.
+    Contract: ``batch_handler(messages)`` is awaited before the next fetch is dispatched
+    (aiokafka keeps prefetching meanwhile, in faust's consumer thread); it may return
+    before the batch is durable, to overlap batches. Whoever makes a message durable acks
+    it with ``ack(message)``, in any order: faust commits acked offsets up to the first
+    gap, so a message never acked is never committed and is read again after a restart or
+    a rebalance (at-least-once). A handler that raises stops the worker, as an agent
+    crash does in faust.
     """
 
     batch_handler: BatchHandler | None = None

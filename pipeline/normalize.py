@@ -138,11 +138,11 @@ class _FastActor(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class _FastEvent(msgspec.Struct):
-    """The canonical v1 shape. Unknown fields are ignored (they stay in ``raw``), except
-    the alternative spellings: any of those sends the event to the general path."""
+    """The v1 shape and the flat alternative spellings (mapped by ``_resolved``). Unknown
+    fields are ignored: they stay in ``raw``."""
 
     event_key: str
-    occurred_at: str | int | float
+    occurred_at: str | int | float | None = None
     event_id: str | None = None
     account: _FastAccount | None = None
     actor: _FastActor | None = None
@@ -194,6 +194,49 @@ def _canonical_only(raw: _FastEvent) -> bool:
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ACTOR_TYPES = frozenset({"user", "agent", "service", "anonymous"})
 _OUTCOMES = frozenset({"success", "failure"})
+
+
+def _alias(current: Any, *alternatives: Any, types: tuple[type, ...] = (str,)) -> Any:
+    """``_canonical``'s rule: the v1 value unless it is null, else the first alternative
+    present and not null. Values of other types are left to the general path."""
+    for value in alternatives:
+        if value is not _UNSET and current is None:
+            current = value
+    if current is not None and (isinstance(current, bool) or not isinstance(current, types)):
+        raise _Refused
+    return current
+
+
+def _flat(first: Any, second: Any) -> tuple[str | None, str | None] | None:
+    """Two flat fields (``account_id``/``account_name``, ``user_id``/``user_email``) as
+    strings, or None when neither is given."""
+    first = None if first is _UNSET else first
+    second = None if second is _UNSET else second
+    if first is None and second is None:
+        return None
+    if not isinstance(first, str | None) or not isinstance(second, str | None):
+        raise _Refused
+    return first, second
+
+
+def _resolved(raw: _FastEvent) -> _FastEvent:
+    """The event with the alternative spellings mapped onto v1, as ``_canonical`` does."""
+    account, actor = raw.account, raw.actor
+    if account is None and (flat := _flat(raw.account_id, raw.account_name)) is not None:
+        if flat[0] is None:
+            raise _Refused  # a name without an id: the general path words the error
+        account = _FastAccount(id=flat[0], name=flat[1])
+    if actor is None and (flat := _flat(raw.user_id, raw.user_email)) is not None:
+        actor = _FastActor(id=flat[0], email=flat[1])
+    return msgspec.structs.replace(
+        raw,
+        occurred_at=_alias(raw.occurred_at, raw.timestamp, raw.ts, types=(str, int, float)),
+        ip=_alias(raw.ip, raw.ip_address, raw.client_ip),
+        user_agent=_alias(raw.user_agent, raw.userAgent),
+        trace_id=_alias(raw.trace_id, raw.traceId),
+        account=account,
+        actor=actor,
+    )
 
 
 class _Refused(Exception):
@@ -261,6 +304,8 @@ class Normalizer:
     def _fast(self, value: bytes, received_at: datetime) -> NormalizedEvent | Rejection:
         raw = _FAST_DECODER.decode(value)
         if not _canonical_only(raw):
+            raw = _resolved(raw)
+        if raw.occurred_at is None:
             raise _Refused
         try:
             occurred_at = contract.parse_timestamp(raw.occurred_at)
