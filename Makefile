@@ -7,11 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system system-browser bench-query bench-stream lint typecheck unit integration schema clean help
+.PHONY: run test setup system system-browser bench bench-ingest bench-query bench-stream lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
 	@echo "make test   - set up, then ruff, mypy and the whole test suite"
+	@echo "make bench  - ingest, query and stream against peers and limits: one table, chart, JSON (BENCH_SCALE=0.1 for a quick run)"
+	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
 	@echo "make bench-stream - connector speed and memory per platform, 1M-event backlog (BENCH_EVENTS=...)"
 	@echo "make schema - regenerate schemas/jsonschema/raw-event-v1.schema.json"
@@ -52,11 +54,17 @@ integration: setup
 test: setup system-browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+bench: setup
+	$(BIN)/python -m bench
+
+bench-ingest: setup
+	$(BIN)/python -m bench.ingest_bench
+
 bench-query: $(STAMP)
 	$(BIN)/python -m bench.query_bench --events $${BENCH_EVENTS:-10000000}
 
 bench-stream: setup
-	$(BIN)/python -m bench.stream_bench --events $${BENCH_EVENTS:-1000000}
+	$(BIN)/python -m bench.stream_bench
 
 schema: $(STAMP)
 	$(BIN)/python -m schemas.jsonschema_export

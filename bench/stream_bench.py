@@ -7,16 +7,15 @@ connector's peak RSS while it works through the backlog.
 Starts a genuine Kafka broker (or uses AUTHTRAIL_KAFKA_BOOTSTRAP), pre-loads N normalized
 events, then for each platform starts its receiver and an `authtrail connectors run` process
 for one destination, and times the backlog from the first to the last event accepted.
-Prints a markdown table and writes bench/results/stream-<N>.json.
+Prints a markdown table and writes bench/results/stream.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
+import orjson
 from confluent_kafka import Producer
 
 from authtrail.demo import DemoTraffic
 from authtrail.kafka_local import LocalKafka
+from bench.figures import Figure, free_port, scaled, write_results
 from connectors.config import DestinationStore
 from connectors.receivers import (
     CoralogixReceiver,
@@ -43,19 +45,13 @@ from pipeline.normalize import Normalizer
 from schemas.events import NormalizedEvent, utc_now_ms
 from schemas.settings import Settings
 from schemas.topic_admin import ensure_topics
+from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 
-RESULTS = Path(__file__).with_name("results")
 AUTHTRAIL = str(Path(sys.executable).parent / "authtrail")
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"
 CX = "cxtp_0123456789abcdefABCDEF"
 SUMO = "benchSumoCode123"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def platforms() -> dict[str, tuple[Any, Any]]:
@@ -242,23 +238,123 @@ def run_platform(
         }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--events", type=int, default=int(1_000_000 * float(os.environ.get("BENCH_SCALE", "1")))
-    )
-    parser.add_argument("--platforms", default="datadog,splunk,sumologic,coralogix")
-    args = parser.parse_args()
+def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]) -> float:
+    """moto's own accept rate: one pre-built PutEvents of 10 entries from 4 threads."""
+    accepted = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + 5.0
+    request = [
+        {
+            "Source": "authtrail",
+            "DetailType": "bench",
+            "Detail": orjson.dumps(e).decode(),
+            "EventBusName": bus,
+        }
+        for e in entries[:10]
+    ]
+
+    def blast() -> None:
+        nonlocal accepted
+        client = boto3.client(
+            "events",
+            region_name=REGION,
+            endpoint_url=aws.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+        while time.monotonic() < deadline:
+            response = client.put_events(Entries=request)
+            with lock:
+                accepted += len(request) - response.get("FailedEntryCount", 0)
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=blast) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return accepted / (time.monotonic() - started)
+
+
+def run_eventbridge(
+    settings: Settings, env: dict[str, str], events: int, sample_events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The EventBridge connector against moto's server, which is itself the limit: it
+    routes each event through a rule into an SQS queue that is counted."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        aws = Aws(f"http://127.0.0.1:{port}")
+        limit_queue = aws.queue("bench-limit")
+        aws.bus("bench-limit", limit_queue)
+        limit = receiver_limit_eventbridge(aws, "bench-limit", sample_events)
+        queue = aws.queue("bench")
+        aws.bus("bench", queue)
+        with DestinationStore(settings) as store:
+            destination = store.add(
+                "eventbridge",
+                "bench eventbridge",
+                {
+                    "region": REGION,
+                    "event_bus": "bench",
+                    "access_key_id": ACCESS_KEY,
+                    "secret_access_key": SECRET_KEY,
+                    "endpoint": aws.url,
+                },
+            )
+        process = subprocess.Popen(
+            [AUTHTRAIL, "connectors", "run", "--destination", destination.id],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        first: tuple[float, int] | None = None
+        count = 0
+        deadline = time.monotonic() + 600
+        try:
+            while count < events and time.monotonic() < deadline:
+                time.sleep(0.2)
+                count = int(
+                    aws.sqs.get_queue_attributes(
+                        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"]
+                    )["Attributes"]["ApproximateNumberOfMessages"]
+                )
+                if count and first is None:
+                    first = (time.monotonic(), count)
+            done = time.monotonic()
+        finally:
+            process.terminate()
+            process.wait(60)
+        assert first is not None, "no event reached moto"
+        rate = (count - first[1]) / max(done - first[0], 1e-6)
+        return {
+            "platform": "eventbridge",
+            "events": count,
+            "events_per_s": round(rate),
+            "receiver_limit_per_s": round(limit),
+            "ratio": round(rate / limit, 3) if limit else None,
+            "peak_rss_mb": None,
+        }
+    finally:
+        server.stop()
+
+
+def measure(events: int, names: list[str], eventbridge_events: int) -> list[dict[str, Any]]:
+    """One row per platform (``run_platform``'s), EventBridge last when asked for."""
     data = Path(tempfile.mkdtemp(prefix="authtrail-stream-bench-"))
     kafka: LocalKafka | None = None
     bootstrap = os.environ.get("AUTHTRAIL_KAFKA_BOOTSTRAP")
     if not bootstrap:
-        port, controller = free_port(), free_port()
         kafka = LocalKafka(
-            Settings(data_dir=data, kafka_port=port, kafka_controller_port=controller)
+            Settings(data_dir=data, kafka_port=free_port(), kafka_controller_port=free_port())
         )
         kafka.start()
         bootstrap = kafka.bootstrap
+    rows = []
     try:
         settings = Settings(
             data_dir=data,
@@ -267,11 +363,11 @@ def main() -> None:
             topic_partitions=6,
         )
         ensure_topics(settings)
-        print(f"loading {args.events:,} normalized events ...", flush=True)
+        print(f"stream: loading {events:,} normalized events ...", flush=True)
         started = time.monotonic()
-        size = load(settings, args.events)
+        size = load(settings, events)
         print(
-            f"  {time.monotonic() - started:.0f} s, {size / args.events:.0f} bytes/event",
+            f"  {time.monotonic() - started:.0f} s, {size / events:.0f} bytes/event",
             flush=True,
         )
         normalizer = Normalizer(Enricher())
@@ -291,31 +387,69 @@ def main() -> None:
                 "AUTHTRAIL_LOG_LEVEL": "WARNING",
             }
         )
-        rows = []
-        for name in args.platforms.split(","):
-            print(f"{name} ...", flush=True)
-            rows.append(run_platform(name, settings, env, args.events, sample))
+        for name in names:
+            print(f"  {name} ...", flush=True)
+            rows.append(run_platform(name, settings, env, events, sample))
+            print(f"  {rows[-1]}", flush=True)
+        if eventbridge_events:
+            print("  eventbridge (moto) ...", flush=True)
+            rows.append(run_eventbridge(settings, env, eventbridge_events, sample))
             print(f"  {rows[-1]}", flush=True)
     finally:
         if kafka is not None:
             kafka.stop()
         shutil.rmtree(data, ignore_errors=True)
-    lines = [
-        f"Stream speed, one connector process, {args.events:,}-event backlog",
-        "",
-        "| platform | events/s | receiver limit /s | ratio | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r['platform']} | {r['events_per_s']:,} | {r['receiver_limit_per_s']:,} | "
-        f"{r['ratio']:.2f} | {r['peak_rss_mb']} |"
-        for r in rows
-    ]
-    print("\n".join(lines))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"stream-{args.events}.json"
-    out.write_text(json.dumps({"events": args.events, "platforms": rows}, indent=2) + "\n")
-    print(f"\nwritten {out}")
+    return rows
+
+
+NAMES = {
+    "datadog": "Datadog",
+    "splunk": "Splunk HEC",
+    "sumologic": "Sumo Logic",
+    "coralogix": "Coralogix",
+    "eventbridge": "EventBridge (moto)",
+}
+
+
+def figures(events: int, eventbridge_events: int) -> list[Figure]:
+    out: list[Figure] = []
+    for row in measure(events, list(platforms()), eventbridge_events):
+        name = row["platform"]
+        http = name != "eventbridge"
+        out.append(
+            Figure(
+                f"stream.{name}.events_per_s",
+                row["events_per_s"],
+                "events/s",
+                f"{NAMES[name]}, one connector process, {row['events']:,}-event backlog",
+                peer=row["receiver_limit_per_s"],
+                peer_name="moto's own accept rate" if not http else "receiver's own accept rate",
+                target="≥ 50,000/s and ≥ 0.8 x limit" if http else "",
+                met=(row["events_per_s"] >= 50_000 and (row["ratio"] or 0) >= 0.8)
+                if http
+                else None,
+            )
+        )
+        if row["peak_rss_mb"] is not None:
+            out.append(
+                Figure(
+                    f"stream.{name}.peak_rss_mb",
+                    row["peak_rss_mb"],
+                    "MB",
+                    f"{NAMES[name]} connector peak RSS through the backlog",
+                    target="< 300 MB",
+                    met=row["peak_rss_mb"] < 300,
+                )
+            )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=scaled(1_000_000))
+    parser.add_argument("--eventbridge-events", type=int, default=scaled(2_000))
+    args = parser.parse_args()
+    write_results("stream", figures(args.events, args.eventbridge_events))
 
 
 if __name__ == "__main__":
