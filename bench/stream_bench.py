@@ -421,7 +421,12 @@ def figures(events: int, eventbridge_events: int) -> list[Figure]:
                 f"stream.{name}.events_per_s",
                 row["events_per_s"],
                 "events/s",
-                f"{NAMES[name]}, one connector process, {row['events']:,}-event backlog",
+                f"{NAMES[name]}, one connector process, "
+                + (
+                    f"{row['events']:,}-event backlog"
+                    if http
+                    else f"first {row['events']:,} events of the backlog"
+                ),
                 peer=row["receiver_limit_per_s"],
                 peer_name="moto's own accept rate" if not http else "receiver's own accept rate",
                 target="≥ 50,000/s and ≥ 0.8 x limit" if http else "",
