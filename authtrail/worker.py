@@ -21,9 +21,8 @@ from authtrail.produce import RawProducer
 from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
-from pipeline.enrich import Enricher
 from pipeline.metrics import IngestCollector
-from pipeline.normalize import Normalizer
+from pipeline.normalizers import batch_normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
 from query_api.app import create_app as create_api
@@ -110,7 +109,7 @@ def run_worker(
     SIGINT/SIGTERM. Returns the process exit code."""
     location = open_store(settings)
     processor = BatchProcessor(
-        Normalizer(Enricher(), settings.max_event_bytes),
+        batch_normalizer(settings.max_event_bytes, settings.ingest_normalizer_processes),
         writer_factory=lambda: EventWriter(connect(location), location),
         producer_factory=lambda: OutputProducer(
             settings.kafka_client_config(), f"authtrail-ingest-{os.getpid()}"

@@ -44,11 +44,11 @@ def to_raw_record(message: Message) -> RawRecord:
 
 
 class InFlight:
-    """Batches between prepared and durable, at most ``depth`` of them, so normalizing
+    """Batches between fetched and durable, at most ``depth`` of them, so normalizing
     batch N+1 overlaps storing batch N and producing batch N-1.
 
-    Contract of ``submit(messages)``: prepares the batch on the loop, then starts making
-    it durable and returns; waits first while ``depth`` batches are in flight. A batch's
+    Contract of ``submit(messages)``: starts processing the batch and returns; waits
+    first while ``depth`` batches are in flight. A batch's
     messages are acked when it is durable (batches may become durable out of order after a
     retry; faust commits only up to the first offset not acked, so that is safe). A batch
     that failed re-raises from the next ``submit``, which stops the worker. Cancellation
@@ -74,8 +74,7 @@ class InFlight:
         except asyncio.CancelledError:
             await self._abandon()
             raise
-        prepared = self._processor.prepare([to_raw_record(m) for m in messages])
-        task = asyncio.ensure_future(self._processor.finish(prepared))
+        task = asyncio.ensure_future(self._processor.process([to_raw_record(m) for m in messages]))
         task.add_done_callback(lambda done: self._on_done(done, messages))
         self._tasks.append(task)
 

@@ -1,12 +1,12 @@
 """The ingest step: one batch of raw records -> log store + normalized topic + DLQ.
 
-A batch goes through two calls, so that batches can overlap (one normalizing on the
-event loop while the one before is in the store and the one before that on its way to
+A batch goes through two steps, and several batches can be in flight at once (one in
+the normalizer process, the one before in the store, the one before that on its way to
 Kafka):
 
-* ``BatchProcessor.prepare(records)`` (synchronous, on the loop): validates, normalizes,
-  enriches and encodes; bad records become dead letters with a reason. Never raises for
-  bad input.
+* ``await BatchProcessor.prepare(records)``: validates, normalizes, enriches and encodes
+  (see ``pipeline.normalizers`` for where); bad records become dead letters with a
+  reason. Never raises for bad input.
 * ``await BatchProcessor.finish(prepared)``: returns only when every record is durable
   somewhere: stored in the log store *and* produced to ``auth-events.normalized``, or
   produced to ``auth-events.dlq`` with a reason (invalid input, or refused by the store).
@@ -16,7 +16,7 @@ Kafka):
   Each stage has one thread, so batches enter the store and Kafka in the order they were
   finished; a batch that is retried may be overtaken by the next one.
 
-``process(records)`` is both, for one batch at a time.
+``process(records)`` is both.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from pipeline.normalize import Normalizer, Rejection
+from pipeline.normalizers import BatchNormalizer, Refusal
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, Row, TransientStoreError
 from schemas import topics as topic_names
-from schemas.events import NormalizedEvent
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -122,19 +121,13 @@ def _dlq_record(topics: Topics, record: RawRecord, reason: str, field_name: str)
     return OutRecord(topics.dlq, record.value or b"", record.key, headers)
 
 
-def _normalized_key(event: NormalizedEvent, raw_key: bytes | None) -> bytes:
-    if raw_key:
-        return raw_key
-    return (event.account_id or event.actor_id or event.event_id).encode()
-
-
 class BatchProcessor:
     """See the module docstring for the contract. One instance per agent; ``process`` is
     not re-entrant (batches are processed one after another, in order)."""
 
     def __init__(
         self,
-        normalizer: Normalizer,
+        normalizer: BatchNormalizer,
         writer_factory: Callable[[], EventWriter],
         producer_factory: Callable[[], OutputProducer],
         topics: Topics,
@@ -151,23 +144,22 @@ class BatchProcessor:
         self._writer = self._store_thread.submit(writer_factory).result()
         self._producer = self._kafka_thread.submit(producer_factory).result()
 
-    def prepare(self, records: Sequence[RawRecord]) -> PreparedBatch:
+    async def prepare(self, records: Sequence[RawRecord]) -> PreparedBatch:
         """Normalizes ``records`` (see the module docstring)."""
         self.stats.received += len(records)
+        results = await self._normalizer.normalize([(r.value, r.timestamp_ms) for r in records])
         good: list[tuple[Row, RawRecord]] = []
         dead: list[OutRecord] = []
         seen_in_batch: set[str] = set()
         recent = self._recent
-        for record in records:
-            received_at = _received_at(record.timestamp_ms)
-            result = self._normalizer.normalize(record.value, received_at)
-            if isinstance(result, Rejection):
+        for record, result in zip(records, results, strict=True):
+            if isinstance(result, Refusal):
                 dead.append(_dlq_record(self._topics, record, result.reason, result.field))
             elif result.event_id in recent or result.event_id in seen_in_batch:
                 self.stats.duplicates_skipped += 1
             else:
                 seen_in_batch.add(result.event_id)
-                good.append((Row.of(result), record))
+                good.append((result, record))
         return PreparedBatch(len(records), good, dead)
 
     async def finish(self, batch: PreparedBatch) -> None:
@@ -175,23 +167,21 @@ class BatchProcessor:
         good, dead = batch.good, batch.dead
         rows = [row for row, _ in good]
         refused = await self._retrying("log store", self._store_thread, self._writer.write, rows)
-        refused_ids = {row.event.event_id for row, _ in refused}
+        refused_ids = {row.event_id for row, _ in refused}
         if refused:
-            by_id = {row.event.event_id: record for row, record in good}
+            by_id = {row.event_id: record for row, record in good}
             for row, reason in refused:
-                dead.append(_dlq_record(self._topics, by_id[row.event.event_id], reason, ""))
+                dead.append(_dlq_record(self._topics, by_id[row.event_id], reason, ""))
         normalized = self._topics.normalized
         schema: Headers = [("authtrail-schema", b"1")]  # one list for all: librdkafka copies
         outputs = [
-            OutRecord(normalized, row.json, _normalized_key(row.event, record.key), schema)
+            OutRecord(normalized, row.json, record.key or row.key.encode(), schema)
             for row, record in good
-            if not refused_ids or row.event.event_id not in refused_ids
+            if not refused_ids or row.event_id not in refused_ids
         ]
         await self._retrying("Kafka", self._kafka_thread, self._producer.deliver, outputs + dead)
 
-        stored_ids = [
-            row.event.event_id for row, _ in good if row.event.event_id not in refused_ids
-        ]
+        stored_ids = [row.event_id for row, _ in good if row.event_id not in refused_ids]
         self._recent.add_all(stored_ids)
         self.stats.stored += len(stored_ids)
         self.stats.dead_lettered += len(dead)
@@ -202,7 +192,7 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[RawRecord]) -> None:
         """``prepare`` then ``finish``: one batch, start to durable."""
-        await self.finish(self.prepare(records))
+        await self.finish(await self.prepare(records))
 
     async def _retrying(
         self,
@@ -232,13 +222,7 @@ class BatchProcessor:
         )
 
     def close(self) -> None:
+        self._normalizer.close()
         self._kafka_thread.submit(self._producer.close).result()
         self._store_thread.shutdown(wait=True)
         self._kafka_thread.shutdown(wait=True)
-
-
-def _received_at(timestamp_ms: int | None) -> datetime:
-    if timestamp_ms is None or timestamp_ms <= 0:
-        now = time.time()
-        return datetime.fromtimestamp(int(now * 1000) / 1000, tz=UTC)
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)

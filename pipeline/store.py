@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from datetime import datetime
 
+import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import (
     DatabaseError,
@@ -46,15 +47,20 @@ class TransientStoreError(RuntimeError):
     out of disk). Nothing of the batch may be considered stored; retry it whole."""
 
 
-class Row(NamedTuple):
-    """An event and its JSON (``event.to_json()``), encoded once for store and topic."""
+class Row(msgspec.Struct, frozen=True, array_like=True, tag="row"):
+    """A normalized event as the store and the normalized topic need it: its JSON
+    (``event.to_json()``, encoded once for both), plus the fields they route and dedupe
+    on. Small and msgpack-able: it crosses from the normalizer process in bulk."""
 
-    event: NormalizedEvent
+    event_id: str
+    occurred_at: datetime
+    key: str  # the normalized record's key: the account, else the actor, else the event
     json: bytes
 
     @classmethod
     def of(cls, event: NormalizedEvent) -> Row:
-        return cls(event, event.to_json())
+        key = event.account_id or event.actor_id or event.event_id
+        return cls(event.event_id, event.occurred_at, key, event.to_json())
 
 
 class EventWriter:
@@ -77,13 +83,13 @@ class EventWriter:
         if not rows:
             return []
         try:
-            stored = self._already_stored([row.event for row in rows])
+            stored = self._already_stored(rows)
         except Exception as exc:
             raise TransientStoreError(_describe(exc)) from None
-        fresh = [row for row in rows if row.event.event_id not in stored]
+        fresh = [row for row in rows if row.event_id not in stored]
         return self._write(fresh) if fresh else []
 
-    def _already_stored(self, events: Sequence[NormalizedEvent]) -> set[str]:
+    def _already_stored(self, events: Sequence[Row]) -> set[str]:
         """Ids of ``events`` the table holds already (a batch re-read after a crash).
         The time bounds keep this a primary-key range read, however large the table.
         The ids travel as one comma-joined string (ids never contain a comma): binding
@@ -110,7 +116,7 @@ class EventWriter:
             if not _blames_data(exc):
                 raise TransientStoreError(_describe(exc)) from None
             if len(rows) == 1:
-                log.warning("store refused event %s: %s", rows[0].event.event_id, _describe(exc))
+                log.warning("store refused event %s: %s", rows[0].event_id, _describe(exc))
                 return [(rows[0], f"refused by the log store: {_describe(exc)}")]
             middle = len(rows) // 2
             return self._write(rows[:middle]) + self._write(rows[middle:])

@@ -66,8 +66,12 @@ class Settings(BaseSettings):
     # Ingest
     ingest_group: str = Field("authtrail-ingest", description="Ingest worker's consumer group.")
     ingest_batch_size: int = Field(5000, ge=1, le=100_000, description="Max events per batch.")
-    ingest_flush_seconds: float = Field(
-        1.0, gt=0, le=60, description="A batch is written at least this often."
+    ingest_normalizer_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Child processes that normalize batches (0: in the worker process). "
+        "The worker is bound by one Python thread; a child moves normalization off it.",
     )
     max_event_bytes: int = Field(
         262_144, ge=1024, description="Raw events larger than this are dead-lettered."

@@ -67,7 +67,6 @@ def shared_broker_env(data_dir: Path, bootstrap: str, name: str, **extra: str) -
         AUTHTRAIL_TOPIC_PREFIX=prefix,
         AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
         AUTHTRAIL_API_PORT=str(free_port()),
-        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
         **extra,
     )
 
@@ -197,7 +196,6 @@ def authtrail(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Authtrail]:
         AUTHTRAIL_TOPIC_PREFIX=prefix,
         AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
         AUTHTRAIL_API_PORT=str(free_port()),
-        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
     )
     with Authtrail(tmp_path / "var", env) as instance:
         yield instance

@@ -17,7 +17,6 @@ def test_restart_keeps_events_and_collapses_redelivered_ones(tmp_path: Path) -> 
         AUTHTRAIL_KAFKA_PORT=str(free_port()),
         AUTHTRAIL_KAFKA_CONTROLLER_PORT=str(free_port()),
         AUTHTRAIL_API_PORT=str(free_port()),
-        AUTHTRAIL_INGEST_FLUSH_SECONDS="0.2",
     )
     with Authtrail(data_dir, env) as authtrail:
         authtrail.start()

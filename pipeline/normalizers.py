@@ -1,0 +1,150 @@
+"""Where normalization runs: in the worker's own process, or in child processes.
+
+The ingest worker is GIL-bound, not core-bound: its event loop thread (faust, batching,
+acks) and normalization (~20 µs of Python per event) share one interpreter while a
+quarter of the machine's CPU sits idle. ``ProcessNormalizer`` moves normalization into
+child processes; a batch crosses as a list of raw values and comes back as one msgpack
+blob of ``Row``/``Refusal`` (C-speed both ways), so the loop thread keeps only faust's
+work and the bookkeeping.
+
+Both kinds share one contract: ``await normalize(values)`` takes ``(raw value, broker
+timestamp ms)`` pairs and returns, index-aligned, a ``Row`` (valid, normalized, encoded)
+or a ``Refusal`` (why it goes to the dead-letter topic) for each. It never raises for bad
+input. Results are deterministic (``received_at`` is the broker timestamp), so a batch
+normalized twice gives the same rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+from typing import Protocol
+
+import msgspec
+
+from pipeline.enrich import Enricher
+from pipeline.normalize import Normalizer, Rejection
+from pipeline.store import Row
+
+log = logging.getLogger(__name__)
+
+RawValue = tuple[bytes | None, int | None]  # (record value, broker timestamp in ms)
+
+
+class Refusal(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
+    """Why a record cannot be normalized; ``field`` names the offending field, if one."""
+
+    reason: str
+    field: str = ""
+
+
+Result = Row | Refusal
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[Result])
+
+
+def received_at(timestamp_ms: int | None) -> datetime:
+    """The record's broker timestamp (now, if it has none), at millisecond precision."""
+    if timestamp_ms is None or timestamp_ms <= 0:
+        timestamp_ms = int(time.time() * 1000)
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+
+
+def normalize_all(normalizer: Normalizer, values: Sequence[RawValue]) -> list[Result]:
+    out: list[Result] = []
+    for value, timestamp_ms in values:
+        result = normalizer.normalize(value, received_at(timestamp_ms))
+        if isinstance(result, Rejection):
+            out.append(Refusal(result.reason, result.field))
+        else:
+            out.append(Row.of(result))
+    return out
+
+
+class BatchNormalizer(Protocol):
+    async def normalize(self, values: Sequence[RawValue]) -> list[Result]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessNormalizer:
+    """Normalizes on the calling thread (``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES=0``)."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._normalizer = Normalizer(Enricher(), max_event_bytes)
+
+    async def normalize(self, values: Sequence[RawValue]) -> list[Result]:
+        return normalize_all(self._normalizer, values)
+
+    def close(self) -> None:
+        pass
+
+
+_child: Normalizer | None = None
+
+
+def _start_child(max_event_bytes: int) -> None:
+    global _child
+    _child = Normalizer(Enricher(), max_event_bytes)
+
+
+def _normalize_in_child(values: list[RawValue]) -> bytes:
+    assert _child is not None, "the pool initializer builds the normalizer"
+    return _ENCODER.encode(normalize_all(_child, values))
+
+
+class ProcessNormalizer:
+    """Normalizes in ``processes`` child processes (spawned, not forked: the worker has
+    librdkafka and chDB threads that a fork would copy mid-flight).
+
+    A child that dies (OOM-killed, a crash in a C extension) breaks the pool: it is
+    replaced and the batch tried once more; if that breaks too, the batch is normalized
+    in this process, so one poisonous record cannot stop ingestion."""
+
+    def __init__(self, max_event_bytes: int, processes: int = 1) -> None:
+        self._max_event_bytes = max_event_bytes
+        self._processes = processes
+        self._pool = self._new_pool()
+        self._fallback: Normalizer | None = None
+        # Start the children now, not on the first batch (imports take a second or two).
+        self._pool.submit(_normalize_in_child, []).result()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child,
+            initargs=(self._max_event_bytes,),
+        )
+
+    async def normalize(self, values: Sequence[RawValue]) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        batch = list(values)
+        for attempt in (1, 2):
+            try:
+                blob = await loop.run_in_executor(self._pool, _normalize_in_child, batch)
+                return _DECODER.decode(blob)
+            except BrokenProcessPool:
+                log.error("a normalizer process died (attempt %d); replacing it", attempt)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+        log.error("normalizing a batch of %d in the worker process instead", len(batch))
+        if self._fallback is None:
+            self._fallback = Normalizer(Enricher(), self._max_event_bytes)
+        return normalize_all(self._fallback, batch)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def batch_normalizer(max_event_bytes: int, processes: int) -> BatchNormalizer:
+    """The normalizer for ``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES`` (0: in-process)."""
+    if processes <= 0:
+        return InProcessNormalizer(max_event_bytes)
+    return ProcessNormalizer(max_event_bytes, processes)
