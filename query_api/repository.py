@@ -69,6 +69,10 @@ BUCKETS: dict[str, int] = {
 TARGET_BUCKETS = 120
 MAX_BUCKETS = 5000
 
+# Below this many rows a log text's rows are sorted with its neighbours' rather than read
+# alone in time order (see ``LogRepository._rows_by_text``).
+_FEW_ROWS = 20_000
+
 FacetName = Literal["accounts", "users", "types"]
 _FACETS: dict[str, tuple[str, str, str]] = {
     # name: (value expression, label expression, extra condition)
@@ -140,12 +144,10 @@ class LogRepository:
             if after is not None:
                 keyset(w, sort, order, after)
             wanted = limit + 1 - len(rows)
-            w.params["limit"] = wanted
-            sql = (
-                f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
-                f"{order_by(sort, order)} LIMIT {{limit:UInt32}}"
-            )
-            batch = list(self.client().query(sql, parameters=w.params).named_results())
+            if sort == "log":
+                batch = self._rows_by_text(w, order, wanted)
+            else:
+                batch = self._rows(w, order_by(sort, order), wanted)
             for row in batch:
                 if row["event_id"] != last_id:  # a not yet merged twin sits next to it
                     rows.append(row)
@@ -160,6 +162,63 @@ class LogRepository:
             key = tuple(_key_value(last[c]) for c in key_columns)
             next_cursor = Cursor(sort, order, key, f.start, f.end).encode()
         return LogPage(items=items, next_cursor=next_cursor)
+
+    def _rows(self, w: Where, order_sql: str, limit: int) -> list[dict[str, Any]]:
+        sql = (
+            f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
+            f"{order_sql} LIMIT {{limit:UInt32}}"
+        )
+        return list(
+            self.client().query(sql, parameters={**w.params, "limit": limit}).named_results()
+        )
+
+    def _rows_by_text(self, w: Where, order: OrderName, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` rows of ``w`` sorted by log text, then time, then id.
+
+        One ORDER BY over all three sorts every matching row (430-600 ms at 10M events).
+        Instead, one GROUP BY over the text column alone (LowCardinality: it reads
+        dictionary indexes) counts the rows of each text, in text order. A text with many
+        rows is read alone in primary-key (time) order, which stops after ``limit`` rows
+        (~10 ms); consecutive texts with few rows are read together and sorted (cheap:
+        few rows). Reading stops once ``limit`` rows are in."""
+        direction = "DESC" if order == "desc" else "ASC"
+        counts = (
+            self.client()
+            .query(
+                f"SELECT description, count() {self._from()} {w.sql()} "
+                f"GROUP BY description ORDER BY description {direction}",
+                parameters=w.params,
+            )
+            .result_rows
+        )
+        rows: list[dict[str, Any]] = []
+        few: list[str] = []
+
+        def read_few() -> None:
+            if few:
+                texts = Where([*w.clauses, "description IN {texts:Array(String)}"], w.params)
+                texts.params = {**w.params, "texts": list(few)}
+                rows.extend(self._rows(texts, order_by("log", order), limit - len(rows)))
+                few.clear()
+
+        pending = 0
+        for text, count in counts:
+            if count <= _FEW_ROWS:
+                few.append(text)
+                pending += count
+                if len(rows) + pending >= limit:
+                    break
+                continue
+            read_few()
+            pending = 0
+            if len(rows) >= limit:
+                break
+            alone = Where([*w.clauses, "description = {text:String}"], {**w.params, "text": text})
+            rows.extend(self._rows(alone, order_by("time", order), limit - len(rows)))
+            if len(rows) >= limit:
+                break
+        read_few()
+        return rows
 
     def count(self, f: LogFilter) -> int:
         w = where(f)

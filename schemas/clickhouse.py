@@ -10,6 +10,8 @@ Layout choices, from the measurements in design.md:
 * Skip indexes on the columns the Logs view searches exactly (trace id, IP, actor,
   account, event id) so a classified search reads few granules.
 * Monthly partitions and a row TTL from ``AUTHTRAIL_RETENTION_DAYS``.
+* Compressed blocks of 8-16 KiB (migration 2): a search page reads rows scattered over
+  many granules, and each costs a whole compressed block per column.
 """
 
 from __future__ import annotations
@@ -117,6 +119,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             TTL toDateTime(occurred_at) + toIntervalDay({retention_days})
             SETTINGS index_granularity = 2048
             """,
+        ),
+    ),
+    Migration(
+        2,
+        "compressed blocks of 8-16 KiB",
+        # A page of a search (an IP, a user) reads ~50 rows that sit in ~50 different
+        # granules: one compressed block per column per row. 8-16 KiB blocks instead of
+        # 64 KiB-1 MiB took an IP search at 10M events from 149 to 99 ms (p95), a user
+        # from 95 to 76 ms, for 6% more disk. New parts get it; merges rewrite old ones.
+        (
+            "ALTER TABLE {db}.auth_events MODIFY SETTING "
+            "min_compress_block_size = 8192, max_compress_block_size = 16384",
         ),
     ),
 )

@@ -254,7 +254,7 @@ def api_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> StoreLocation:
     location = StoreLocation.parse(f"chdb://{tmp_path_factory.mktemp('chdb') / 'clickhouse'}")
-    assert migrate(connect(location), location, 90) == [1]
+    assert migrate(connect(location), location, 90) == [1, 2]
     assert migrate(connect(location), location, 90) == []  # idempotent
     return location
 

@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
+from query_api import repository
 from schemas.clickhouse import StoreLocation, connect
 from schemas.events import NormalizedEvent
 
@@ -340,6 +341,23 @@ def test_sort_orders_and_paging(
     ids = [r["event_id"] for r in rows]
     assert len(ids) == len(set(ids))
     assert ids == expected(dataset, lambda e: e.outcome == "failure", sort, order)
+
+
+@pytest.mark.parametrize("few_rows", [0, 3, 40])
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_sort_by_log_reads_texts_alone_or_together_alike(
+    client: TestClient,
+    dataset: list[NormalizedEvent],
+    tokens: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    few_rows: int,
+    order: str,
+) -> None:
+    # Large texts are read alone in time order, small ones together; the threshold is
+    # 20,000 rows, so this data set needs it lowered to take both ways.
+    monkeypatch.setattr(repository, "_FEW_ROWS", few_rows)
+    rows = fetch_all(client, tokens["viewer"], {"sort": "log", "order": order}, limit=7)
+    assert [r["event_id"] for r in rows] == expected(dataset, lambda e: True, "log", order)
 
 
 def test_paging_while_new_events_arrive(
