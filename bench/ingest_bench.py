@@ -181,38 +181,50 @@ def peer_rate(settings: Settings, events: int) -> dict[str, Any]:
     return result
 
 
+def probe(value: bytes) -> bytes:
+    event = orjson.loads(value)
+    event["event_key"] = PROBE_KEY
+    event.pop("outcome", None)
+    return orjson.dumps(event)
+
+
 def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
     """Produce -> queryable, in seconds, of the probe events (one in 25) of a steady
-    ``rate`` events/s for ``seconds``, after a 5 s warm-up that is not counted."""
+    ``rate`` events/s for ``seconds``. The clock starts once the worker is seen to
+    store a probe (it has joined its group and has its partitions), and the first 5 s of
+    the steady rate are not counted."""
     stop = settings.data_dir.parent / f"stop-{uuid.uuid4().hex[:6]}"
+    ready = settings.data_dir.parent / f"ready-{uuid.uuid4().hex[:6]}"
     out = settings.data_dir.parent / f"latency-{uuid.uuid4().hex[:6]}.json"
     worker = subprocess.Popen(
-        [PYTHON, "-m", "bench.ingest_worker", "--out", str(out), "--until", str(stop)],
+        [
+            *(PYTHON, "-m", "bench.ingest_worker", "--out", str(out)),
+            *("--until", str(stop), "--ready", str(ready)),
+        ],
         env=worker_env(settings),
     )
     traffic = DemoTraffic(seed=13).events()
     out_producer = producer(settings, linger_ms=5)
     tick = 0.01
     per_tick = max(1, round(rate * tick))
-    warm_up_until = time.monotonic() + 5
     try:
-        time.sleep(8)  # the worker joins its group before the clock starts
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the ingest worker never stored a probe")
+            out_producer.produce(settings.topics.raw, probe(next(traffic)))
+            out_producer.poll(0.1)
         start = time.monotonic()
+        counted_from_ms = int((time.time() + 5) * 1000)
         deadline = start + 5 + seconds
         n = 0
-        while (now := time.monotonic()) < deadline:
+        while time.monotonic() < deadline:
             for _ in range(per_tick):
                 value = next(traffic)
-                if n % 25 == 0 and now > warm_up_until:
-                    event = orjson.loads(value)
-                    event["event_key"] = PROBE_KEY
-                    event.pop("outcome", None)
-                    value = orjson.dumps(event)
-                out_producer.produce(settings.topics.raw, value)
+                out_producer.produce(settings.topics.raw, probe(value) if n % 25 == 0 else value)
                 n += 1
             out_producer.poll(0)
-            next_tick = start + n / rate
-            time.sleep(max(0.0, next_tick - time.monotonic()))
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
         out_producer.flush(30)
         time.sleep(3)  # the last probes become queryable
     finally:
@@ -221,7 +233,7 @@ def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
     result = json.loads(out.read_text())
     if "error" in result:
         raise RuntimeError(f"latency watcher failed: {result['error']}")
-    return list(result["latencies_s"])
+    return [seen for produced_ms, seen in result["latencies_s"] if produced_ms >= counted_from_ms]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -6,8 +6,9 @@ from inside the same process (chDB lets one process open a data directory).
 ``--events N``: records when rows first become queryable and when N are, then stops the
 worker. ``--until FILE``: latency mode; every 50 ms reads the probe events
 (``event_key = bench.probe``) that became queryable since the last look and records
-``seen - produced`` for each (``received_at`` is the record's CreateTime, stamped by the
-producer), until FILE exists. Writes what it saw to ``--out`` as JSON.
+``(produced, seen - produced)`` for each (``received_at`` is the record's CreateTime,
+stamped by the producer), until FILE exists; it touches ``--ready FILE`` once the first
+probe is seen (the worker has its partitions). Writes what it saw to ``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def watch_count(location: StoreLocation, events: int, out: dict[str, Any]) -> No
         time.sleep(0.25)
 
 
-def watch_probes(location: StoreLocation, until: Path, out: dict[str, Any]) -> None:
+def watch_probes(
+    location: StoreLocation, until: Path, ready: Path | None, out: dict[str, Any]
+) -> None:
     client = connect(location)
     table = f"{location.database}.{EVENTS_TABLE}"
     seen: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []
     while not until.exists():
         rows = client.query(
             f"SELECT event_id, toUnixTimestamp64Milli(received_at) FROM {table} "
@@ -57,7 +60,9 @@ def watch_probes(location: StoreLocation, until: Path, out: dict[str, Any]) -> N
         for event_id, produced_ms in rows:
             if event_id not in seen:
                 seen[event_id] = now
-                latencies.append(now - produced_ms / 1000)
+                latencies.append((produced_ms, now - produced_ms / 1000))
+        if latencies and ready is not None and not ready.exists():
+            ready.touch()
         time.sleep(0.05)
     out["latencies_s"] = latencies
 
@@ -67,6 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--events", type=int)
     parser.add_argument("--until", type=Path)
+    parser.add_argument("--ready", type=Path)
     args = parser.parse_args()
     settings = Settings()
     location = StoreLocation.parse(settings.resolved_clickhouse_url)
@@ -79,7 +85,7 @@ def main() -> None:
             if args.events:
                 watch_count(location, args.events, out)
             else:
-                watch_probes(location, args.until, out)
+                watch_probes(location, args.until, args.ready, out)
         except Exception as exc:  # reported to the bench, which fails loudly
             out["error"] = repr(exc)
         args.out.write_text(json.dumps(out))
