@@ -63,6 +63,13 @@ def watch_probes(
                 latencies.append((produced_ms, now - produced_ms / 1000))
         if latencies and ready is not None and not ready.exists():
             ready.touch()
+        parts = int(
+            client.command(  # type: ignore[arg-type]
+                "SELECT count() FROM system.parts WHERE active "
+                f"AND database = '{location.database}' AND table = '{EVENTS_TABLE}'"
+            )
+        )
+        out["max_parts"] = max(out.get("max_parts", 0), parts)
         time.sleep(0.05)
     out["latencies_s"] = latencies
 
