@@ -243,9 +243,18 @@ class _Refused(Exception):
     """The fast path cannot vouch for a value; the general path decides."""
 
 
+# What pydantic's ``strip_whitespace`` strips (Unicode White_Space). ``str.strip()``
+# also strips U+001C..U+001F, and would then disagree with the contract.
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + ("\u2028\u2029\u202f\u205f\u3000")
+)
+
+
 def _text(value: str, max_length: int, check: Callable[[str], str] | None = None) -> str:
     """``RawEventV1``'s string rules: stripped, 1..max_length, then its validator."""
-    text = value.strip()
+    text = value.strip(_WHITESPACE)
     if not 0 < len(text) <= max_length:
         raise _Refused
     if check is None:
@@ -272,10 +281,10 @@ def _ip(value: str) -> str:
 
 
 def _event_id(value: str) -> str:
-    text = value.strip()
+    text = value.strip(_WHITESPACE)
     if _CANONICAL_UUID.fullmatch(text):
         return text
-    return _text(text, 128, contract._event_id)
+    return _text(value, 128, contract._event_id)
 
 
 class Normalizer:
@@ -302,6 +311,10 @@ class Normalizer:
         return self.normalize_general(value, received_at)
 
     def _fast(self, value: bytes, received_at: datetime) -> NormalizedEvent | Rejection:
+        try:
+            text = value.decode("utf-8")  # msgspec lets invalid UTF-8 in strings through
+        except UnicodeDecodeError:
+            raise _Refused from None
         raw = _FAST_DECODER.decode(value)
         if not _canonical_only(raw):
             raw = _resolved(raw)
@@ -311,15 +324,12 @@ class Normalizer:
             occurred_at = contract.parse_timestamp(raw.occurred_at)
         except ValueError:
             raise _Refused from None
-        rejection = _time_rejection(occurred_at, received_at)
-        if rejection is not None:
-            return rejection
         account_id = account_name = actor_id = actor_email = actor_type = ""
         if raw.account is not None:
             account_id = _text(raw.account.id, 256)
             name = raw.account.name
             if name is not None:
-                account_name = name.strip()
+                account_name = name.strip(_WHITESPACE)
                 if len(account_name) > 512:
                     raise _Refused
         if (actor := raw.actor) is not None:
@@ -342,6 +352,13 @@ class Normalizer:
             if raw.event_id is not None
             else derive_event_id(orjson.loads(value))
         )
+        ip = _ip(raw.ip) if raw.ip is not None else ""
+        trace_id = "" if raw.trace_id is None else _text(raw.trace_id, 128, contract._trace_id)
+        # Only a valid event is judged on its time, as the general path does: a field
+        # error is reported first.
+        rejection = _time_rejection(occurred_at, received_at)
+        if rejection is not None:
+            return rejection
         return self._enrich(
             event_id=event_id,
             event_key=event_key,
@@ -353,14 +370,12 @@ class Normalizer:
             actor_id=actor_id,
             actor_email=actor_email,
             actor_type=actor_type,
-            ip=_ip(raw.ip) if raw.ip is not None else "",
+            ip=ip,
             user_agent=user_agent,
-            trace_id=_text(raw.trace_id, 128, contract._trace_id)
-            if raw.trace_id is not None
-            else "",
+            trace_id=trace_id,
             reason=reason,
             attributes=raw.attributes or {},
-            value=value,
+            text=text,
         )
 
     def normalize_general(self, value: bytes, received_at: datetime) -> NormalizedEvent | Rejection:
@@ -397,7 +412,7 @@ class Normalizer:
             trace_id=event.trace_id or "",
             reason=event.reason or "",
             attributes=event.attributes or {},
-            value=value,
+            text=value.decode("utf-8"),  # orjson accepted it: valid UTF-8
         )
 
     def _enrich(
@@ -418,7 +433,7 @@ class Normalizer:
         trace_id: str,
         reason: str,
         attributes: dict[str, Any],
-        value: bytes,
+        text: str,
     ) -> NormalizedEvent:
         ua = self._enricher.user_agent(user_agent)
         return NormalizedEvent(
@@ -443,7 +458,7 @@ class Normalizer:
             trace_id=trace_id,
             reason=reason,
             attributes=attributes,
-            raw=value.decode("utf-8"),
+            raw=text,
         )
 
 
