@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one table, one chart, one JSON.
 
-    .venv/bin/python -m bench            # full size (about 20 minutes here)
+    .venv/bin/python -m bench            # full size (9-11 minutes here)
     BENCH_SCALE=0.1 .venv/bin/python -m bench   # a quick run
 
 Runs ingest (``bench.ingest_bench``), query (``bench.query_bench``, at 1M and 10M events)
