@@ -7,6 +7,10 @@ import json
 import os
 import platform
 import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,53 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def broker(data: Path) -> Iterator[str]:
+    """A genuine local broker for the run, or the one AUTHTRAIL_KAFKA_BOOTSTRAP names."""
+    bootstrap = os.environ.get("AUTHTRAIL_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        yield bootstrap
+        return
+    from authtrail.kafka_local import LocalKafka
+    from schemas.settings import Settings
+
+    kafka = LocalKafka(
+        Settings(data_dir=data, kafka_port=free_port(), kafka_controller_port=free_port())
+    )
+    kafka.start()
+    try:
+        yield kafka.bootstrap
+    finally:
+        kafka.stop()
+
+
+def accept_rate(
+    make_sender: Callable[[], Callable[[], int]], seconds: float = 5.0, threads: int = 4
+) -> float:
+    """A receiver's own accept rate: ``threads`` threads, each with its own sender (a
+    callable sending one pre-built request and returning how many events it accepted),
+    for ``seconds``. Returns accepted events per second."""
+    accepted = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def blast() -> None:
+        nonlocal accepted
+        send = make_sender()
+        while time.monotonic() < deadline:
+            count = send()
+            with lock:
+                accepted += count
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=blast) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return accepted / (time.monotonic() - started)
 
 
 def machine() -> str:

@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,32 +30,13 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from authtrail.demo import DemoTraffic
-from bench.figures import Figure, free_port, scaled, write_results
+from bench.figures import Figure, broker, scaled, write_results
 from bench.ingest_worker import PROBE_KEY
 from schemas.settings import Settings
 from schemas.topic_admin import ensure_topics
 
 PYTHON = sys.executable
 WARM_UP_S = 15
-
-
-@contextmanager
-def broker(data: Path) -> Iterator[str]:
-    """A genuine local broker for the run, or the one AUTHTRAIL_KAFKA_BOOTSTRAP names."""
-    bootstrap = os.environ.get("AUTHTRAIL_KAFKA_BOOTSTRAP")
-    if bootstrap:
-        yield bootstrap
-        return
-    from authtrail.kafka_local import LocalKafka
-
-    kafka = LocalKafka(
-        Settings(data_dir=data, kafka_port=free_port(), kafka_controller_port=free_port())
-    )
-    kafka.start()
-    try:
-        yield kafka.bootstrap
-    finally:
-        kafka.stop()
 
 
 def new_settings(data: Path, bootstrap: str) -> Settings:

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,7 @@ import orjson
 from confluent_kafka import Producer
 
 from authtrail.demo import DemoTraffic
-from authtrail.kafka_local import LocalKafka
-from bench.figures import Figure, free_port, scaled, write_results
+from bench.figures import Figure, accept_rate, broker, free_port, scaled, write_results
 from connectors.config import DestinationStore
 from connectors.receivers import (
     CoralogixReceiver,
@@ -110,34 +109,16 @@ def load(settings: Settings, events: int) -> int:
     return total
 
 
-def receiver_limit(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    per_request: int,
-    seconds: float = 5.0,
-    threads: int = 4,
-) -> float:
+def receiver_limit(url: str, body: bytes, headers: dict[str, str], per_request: int) -> float:
     """The receiver's own accept rate: one pre-built request sent from several threads."""
-    accepted = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
 
-    def blast() -> None:
-        nonlocal accepted
-        with httpx.Client(timeout=30) as client:
-            while time.monotonic() < deadline:
-                if client.post(url, content=body, headers=headers).status_code < 300:
-                    with lock:
-                        accepted += per_request
+    def sender() -> Callable[[], int]:
+        client = httpx.Client(timeout=30)
+        return lambda: (
+            per_request if client.post(url, content=body, headers=headers).status_code < 300 else 0
+        )
 
-    started = time.monotonic()
-    workers = [threading.Thread(target=blast) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return accepted / (time.monotonic() - started)
+    return accept_rate(sender)
 
 
 def request_shape(name: str, entries: list[bytes]) -> tuple[bytes, dict[str, Any]]:
@@ -240,9 +221,6 @@ def run_platform(
 
 def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]) -> float:
     """moto's own accept rate: one pre-built PutEvents of 10 entries from 4 threads."""
-    accepted = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + 5.0
     request = [
         {
             "Source": "authtrail",
@@ -253,8 +231,7 @@ def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]
         for e in entries[:10]
     ]
 
-    def blast() -> None:
-        nonlocal accepted
+    def sender() -> Callable[[], int]:
         client = boto3.client(
             "events",
             region_name=REGION,
@@ -262,18 +239,9 @@ def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
         )
-        while time.monotonic() < deadline:
-            response = client.put_events(Entries=request)
-            with lock:
-                accepted += len(request) - response.get("FailedEntryCount", 0)
+        return lambda: len(request) - client.put_events(Entries=request).get("FailedEntryCount", 0)
 
-    started = time.monotonic()
-    workers = [threading.Thread(target=blast) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return accepted / (time.monotonic() - started)
+    return accept_rate(sender)
 
 
 def run_eventbridge(
@@ -346,59 +314,58 @@ def run_eventbridge(
 def measure(events: int, names: list[str], eventbridge_events: int) -> list[dict[str, Any]]:
     """One row per platform (``run_platform``'s), EventBridge last when asked for."""
     data = Path(tempfile.mkdtemp(prefix="authtrail-stream-bench-"))
-    kafka: LocalKafka | None = None
-    bootstrap = os.environ.get("AUTHTRAIL_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        kafka = LocalKafka(
-            Settings(data_dir=data, kafka_port=free_port(), kafka_controller_port=free_port())
-        )
-        kafka.start()
-        bootstrap = kafka.bootstrap
     rows = []
     try:
-        settings = Settings(
-            data_dir=data,
-            kafka_bootstrap=bootstrap,
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            topic_partitions=6,
-        )
-        ensure_topics(settings)
-        print(f"stream: loading {events:,} normalized events ...", flush=True)
-        started = time.monotonic()
-        size = load(settings, events)
-        print(
-            f"  {time.monotonic() - started:.0f} s, {size / events:.0f} bytes/event",
-            flush=True,
-        )
-        normalizer = Normalizer(Enricher())
-        traffic = DemoTraffic(seed=9).events()
-        sample = []
-        for _ in range(5000):
-            event = normalizer.normalize(next(traffic), utc_now_ms())
-            assert isinstance(event, NormalizedEvent)
-            sample.append(event.to_dict())
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
-        env.update(
-            {
-                "AUTHTRAIL_DATA_DIR": str(data),
-                "AUTHTRAIL_KAFKA_BOOTSTRAP": bootstrap,
-                "AUTHTRAIL_TOPIC_PREFIX": settings.topic_prefix,
-                "AUTHTRAIL_METRICS_PORT": "0",
-                "AUTHTRAIL_LOG_LEVEL": "WARNING",
-            }
-        )
-        for name in names:
-            print(f"  {name} ...", flush=True)
-            rows.append(run_platform(name, settings, env, events, sample))
-            print(f"  {rows[-1]}", flush=True)
-        if eventbridge_events:
-            print("  eventbridge (moto) ...", flush=True)
-            rows.append(run_eventbridge(settings, env, eventbridge_events, sample))
-            print(f"  {rows[-1]}", flush=True)
+        with broker(data) as bootstrap:
+            rows = _measure(data, bootstrap, events, names, eventbridge_events)
     finally:
-        if kafka is not None:
-            kafka.stop()
         shutil.rmtree(data, ignore_errors=True)
+    return rows
+
+
+def _measure(
+    data: Path, bootstrap: str, events: int, names: list[str], eventbridge_events: int
+) -> list[dict[str, Any]]:
+    rows = []
+    settings = Settings(
+        data_dir=data,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+        topic_partitions=6,
+    )
+    ensure_topics(settings)
+    print(f"stream: loading {events:,} normalized events ...", flush=True)
+    started = time.monotonic()
+    size = load(settings, events)
+    print(
+        f"  {time.monotonic() - started:.0f} s, {size / events:.0f} bytes/event",
+        flush=True,
+    )
+    normalizer = Normalizer(Enricher())
+    traffic = DemoTraffic(seed=9).events()
+    sample = []
+    for _ in range(5000):
+        event = normalizer.normalize(next(traffic), utc_now_ms())
+        assert isinstance(event, NormalizedEvent)
+        sample.append(event.to_dict())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
+    env.update(
+        {
+            "AUTHTRAIL_DATA_DIR": str(data),
+            "AUTHTRAIL_KAFKA_BOOTSTRAP": bootstrap,
+            "AUTHTRAIL_TOPIC_PREFIX": settings.topic_prefix,
+            "AUTHTRAIL_METRICS_PORT": "0",
+            "AUTHTRAIL_LOG_LEVEL": "WARNING",
+        }
+    )
+    for name in names:
+        print(f"  {name} ...", flush=True)
+        rows.append(run_platform(name, settings, env, events, sample))
+        print(f"  {rows[-1]}", flush=True)
+    if eventbridge_events:
+        print("  eventbridge (moto) ...", flush=True)
+        rows.append(run_eventbridge(settings, env, eventbridge_events, sample))
+        print(f"  {rows[-1]}", flush=True)
     return rows
 
 
