@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system system-browser bench bench-ingest bench-query bench-stream lint typecheck unit integration schema clean help
+.PHONY: run test faults setup system system-browser bench bench-ingest bench-query bench-stream lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
 	@echo "make test   - set up, then ruff, mypy and the whole test suite"
+	@echo "make faults - the fault-injection suite at full size (100,000 events per fault; make test runs it reduced)"
 	@echo "make bench  - ingest, query and stream against peers and limits: one table, chart, JSON (BENCH_SCALE=0.1 for a quick run)"
 	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
@@ -53,6 +54,9 @@ integration: setup
 
 test: setup system-browser lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+faults: setup
+	AUTHTRAIL_FAULTS_SIZE=full $(BIN)/pytest tests/faults -o timeout=1800 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -150,6 +150,11 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         broker_max_poll_records=settings.ingest_batch_size,
+        # A worker that died (kill -9, a lost node) holds its partitions until its session
+        # times out: 15 s rather than faust's 60 bounds that stall, as for the connectors.
+        # aiokafka heartbeats from its own task, which a batch in flight does not block.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         producer_acks=-1,
         loghandlers=[],
     )

@@ -5,86 +5,16 @@ platform's reply; refused credentials pause delivery until they work again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from connectors.receivers import CoralogixReceiver, Receiver, SplunkReceiver, SumoReceiver
+from connectors.receivers import Receiver
 from tests.integration.conftest import consume_all
+from tests.integration.platforms import PLATFORMS, Platform, delivered_ids
 from tests.integration.streaming import Stream, wait_until
-
-HEC_TOKEN = "12345678-1234-1234-1234-123456789012"
-CX_KEY = "cxtp_0123456789abcdefABCDEF"
-SUMO_CODE = "ZaVnC4dhaV3secret"
-
-
-@dataclass(frozen=True)
-class Platform:
-    name: str
-    receiver: Callable[[], Receiver]
-    settings: Callable[[Receiver], dict[str, str]]
-    event_of: Callable[[Any], dict[str, Any]]  # the normalized event inside a stored entry
-    check: Callable[[Any, dict[str, Any]], None]  # platform mapping of one entry
-
-
-def _splunk_check(entry: dict[str, Any], event: dict[str, Any]) -> None:
-    assert entry["sourcetype"] == "authtrail:auth" and entry["source"] == "authtrail"
-    assert entry["index"] == "auth" and entry["host"] == "authtrail"
-    assert entry["fields"] == {
-        "account_id": event["account_id"],
-        "event_key": event["event_key"],
-        "outcome": event["outcome"],
-    }
-    assert isinstance(entry["time"], float)
-
-
-def _sumo_check(entry: dict[str, Any], _event: dict[str, Any]) -> None:
-    assert entry["category"] == "prod/auth" and entry["fields"] == "team=iam"
-
-
-def _cx_check(entry: dict[str, Any], event: dict[str, Any]) -> None:
-    assert entry["applicationName"] == "authtrail" and entry["subsystemName"] == "auth"
-    assert entry["severity"] == (5 if event["outcome"] == "failure" else 3)
-    assert entry["category"] == event["event_key"]
-
-
-PLATFORMS = [
-    Platform(
-        "splunk",
-        lambda: SplunkReceiver(HEC_TOKEN, indexes={"auth"}),
-        lambda r: {
-            "url": "https://splunk.example:8088",
-            "endpoint": r.url,
-            "token": HEC_TOKEN,
-            "index": "auth",
-        },
-        lambda e: e["event"],
-        _splunk_check,
-    ),
-    Platform(
-        "sumologic",
-        lambda: SumoReceiver(SUMO_CODE),
-        lambda r: {
-            "url": f"https://collectors.example/receiver/v1/http/{SUMO_CODE}",
-            "endpoint": r.url,
-            "category": "prod/auth",
-            "fields": "team=iam",
-        },
-        lambda e: orjson.loads(e["line"]),
-        _sumo_check,
-    ),
-    Platform(
-        "coralogix",
-        lambda: CoralogixReceiver(CX_KEY),
-        lambda r: {"api_key": CX_KEY, "endpoint": r.url, "domain": "eu2"},
-        lambda e: orjson.loads(e["text"]),
-        _cx_check,
-    ),
-]
 
 
 @pytest.fixture(params=PLATFORMS, ids=[p.name for p in PLATFORMS])
@@ -106,10 +36,6 @@ def stream(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stream]:
     instance.close()
 
 
-def delivered(platform: Platform, receiver: Receiver) -> list[str]:
-    return [platform.event_of(e)["event_id"] for e in receiver.store.events()]
-
-
 def add(stream: Stream, platform: Platform, receiver: Receiver) -> str:
     return stream.store.add(platform.name, f"{platform.name} test", platform.settings(receiver)).id
 
@@ -123,7 +49,7 @@ def test_every_event_arrives_mapped_despite_faults(
     stream.start()
     events = stream.produce(1200)
     assert receiver.store.wait_for(1200, timeout=90)
-    got = delivered(platform, receiver)
+    got = delivered_ids(platform, receiver)
     assert sorted(got) == sorted(e["event_id"] for e in events)  # each once
     by_id = {e["event_id"]: e for e in events}
     for entry in receiver.store.events()[:50]:
@@ -150,7 +76,7 @@ def test_refused_event_dead_lettered_and_credentials_pause(
     assert orjson.loads(letters[0].value())["event_id"] == bad[0]["event_id"]
     assert headers["authtrail-platform"] == platform.name
     assert headers["authtrail-platform-status"] == "400"
-    assert sorted(delivered(platform, receiver)) == sorted(e["event_id"] for e in good)
+    assert sorted(delivered_ids(platform, receiver)) == sorted(e["event_id"] for e in good)
 
     receiver.faults.reject_marker(None)
     receiver.faults.set_credentials_valid(False)
@@ -158,4 +84,4 @@ def test_refused_event_dead_lettered_and_credentials_pause(
     assert wait_until(lambda: stream.status(destination).state == "auth_failed")
     receiver.faults.set_credentials_valid(True)
     assert receiver.store.wait_for(60, timeout=60)
-    assert {e["event_id"] for e in later} <= set(delivered(platform, receiver))
+    assert {e["event_id"] for e in later} <= set(delivered_ids(platform, receiver))

@@ -1,0 +1,445 @@
+"""The fault suite's trail: a whole authtrail as separate processes on a broker of its own
+(the ingest worker with its query API, the connectors), the four log platforms' receivers
+with a destination each, and a producer streaming a known set of events at a steady rate.
+
+A fault test starts a ``Trail``, starts the stream, injects its fault mid-stream, marks
+each heal, and ends with ``settle_and_count``: every event must be in the log view exactly
+once and at every platform at least once. The figures go to the suite's summary table.
+
+Recovery time, per heal: from the heal (a restart launched, a broker or platform back)
+until the log view holds, and every platform has received, as many distinct events as
+had been sent at the heal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from authtrail.kafka_local import LocalKafka
+from authtrail.topics import create_topics
+from connectors.config import DestinationStore
+from connectors.receivers import Receiver
+from query_api.tokens import create_token
+from schemas.settings import Settings
+from tests.faults.ingest_process import FAULT_FILE_ENV
+from tests.integration.conftest import AUTHTRAIL, base_env, free_port
+from tests.integration.platforms import ALL_PLATFORMS, Platform
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is: ``make test`` runs ``REDUCED``, ``make faults`` runs ``FULL``."""
+
+    name: str
+    events: int
+    rate: int  # events produced per second
+    broker_down_s: float
+    destination_down_s: float
+    store_down_s: float
+    settle_timeout_s: float
+
+
+REDUCED = Size("reduced", 4_000, 400, 10, 16, 10, 240)
+FULL = Size("full", 100_000, 2_000, 30, 60, 30, 900)
+
+
+def size_from_env() -> Size:
+    return FULL if os.environ.get("AUTHTRAIL_FAULTS_SIZE", "reduced") == "full" else REDUCED
+
+
+class Broker:
+    """The suite's own Apache Kafka broker (the broker test stops and restarts it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.settings = Settings(
+            data_dir=data_dir,
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+        )
+        self.kafka = LocalKafka(self.settings)
+        self.bootstrap = self.kafka.bootstrap
+
+    def start(self) -> None:
+        self.kafka.start()
+
+    def stop(self) -> None:
+        assert self.kafka.stop(), "the broker did not stop"
+
+
+class Proc:
+    """One process of the trail, its output appended to a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.argv, self.env, self.log_path = name, argv, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill_9(self) -> None:
+        assert self.process is not None and self.process.poll() is None, self.log()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self, timeout: float = 90) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def logged(self, text: str) -> bool:
+        return text in self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Outcome:
+    """One fault's figures, a row of the summary table."""
+
+    fault: str
+    size: str
+    sent: int
+    stored: int
+    view_duplicates: int
+    delivered: dict[str, int]  # platform -> distinct events received
+    duplicates: dict[str, int]  # platform -> deliveries beyond the first
+    lost: int
+    dead_lettered: int
+    recovery_s: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+def raw_event(run: str, i: int, now_ms: int) -> dict[str, Any]:
+    failed = i % 5 == 0
+    return {
+        "event_id": f"{run}-{i:06d}",
+        "event_key": "login.failed" if failed else "login.completed",
+        "occurred_at": now_ms,
+        "outcome": "failure" if failed else "success",
+        "account": {"id": f"acc_{i % 7}", "name": f"Account {i % 7}"},
+        "actor": {"id": f"usr_{i % 50}", "email": f"user{i % 50}@acme.io", "type": "user"},
+        "ip": f"10.{i % 250}.{(i // 250) % 250}.{i % 199 + 1}",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
+        "trace_id": uuid.uuid4().hex,
+    }
+
+
+class Trail:
+    """A whole authtrail on ``broker``, fed a known stream; see the module docstring."""
+
+    def __init__(self, broker: Broker, root: Path, size: Size) -> None:
+        self.broker, self.root, self.size = broker, root, size
+        self.run = uuid.uuid4().hex[:8]
+        data_dir = root / "var"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        prefix = f"f{self.run}."
+        self.fault_file = root / "store-fault"
+        self.fault_file.write_text("")
+        api_port = free_port()
+        self.env = base_env(
+            data_dir,
+            AUTHTRAIL_KAFKA_BOOTSTRAP=broker.bootstrap,
+            AUTHTRAIL_TOPIC_PREFIX=prefix,
+            AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
+            AUTHTRAIL_API_PORT=str(api_port),
+            AUTHTRAIL_CONNECTOR_LINGER_SECONDS="0.5",
+            **{FAULT_FILE_ENV: str(self.fault_file)},
+        )
+        self.api = f"http://127.0.0.1:{api_port}"
+        self.settings = Settings(
+            data_dir=data_dir,
+            kafka_bootstrap=broker.bootstrap,
+            topic_prefix=prefix,
+            topic_partitions=3,
+        )
+        self.ingest = Proc(
+            "ingest",
+            [sys.executable, "-m", "tests.faults.ingest_process"],
+            self.env,
+            root / "ingest.log",
+        )
+        self.connectors = Proc(
+            "connectors", [AUTHTRAIL, "connectors", "run"], self.env, root / "connectors.log"
+        )
+        self.receivers: dict[str, tuple[Platform, Receiver]] = {}
+        self.destinations: dict[str, str] = {}  # platform -> destination id
+        self._seen: dict[str, int] = {}
+        self._received: dict[str, Counter[str]] = {}
+        self._sent = 0
+        self._send_failures: list[str] = []
+        self._producer_done = threading.Event()
+        self._heals: list[tuple[float, int]] = []  # (when, events sent by then)
+        self.token = ""
+
+    # -- set-up ------------------------------------------------------------------------
+    def start(self) -> None:
+        create_topics(self.settings)
+        store = DestinationStore(self.settings).start()
+        try:
+            for platform in ALL_PLATFORMS:
+                receiver = platform.receiver().start()
+                self.receivers[platform.name] = (platform, receiver)
+                self._seen[platform.name] = 0
+                self._received[platform.name] = Counter()
+                self.destinations[platform.name] = store.add(
+                    platform.name, f"{platform.name} (faults)", platform.settings(receiver)
+                ).id
+        finally:
+            store.stop()
+        self.token = create_token(self.settings, "admin", "fault suite")[0]
+        self.start_ingest()
+        self.connectors.start()
+
+    def start_ingest(self, timeout: float = 120) -> None:
+        self.ingest.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.ingest.alive(), f"the ingest worker exited:\n{self.ingest.log()}"
+            try:
+                if httpx.get(f"{self.api}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"the ingest worker did not come up:\n{self.ingest.log()}")
+
+    def close(self) -> None:
+        self.connectors.stop()
+        self.ingest.stop()
+        for _platform, receiver in self.receivers.values():
+            receiver.stop()
+
+    # -- the stream --------------------------------------------------------------------
+    def stream(self) -> threading.Thread:
+        """Starts producing ``size.events`` raw events at ``size.rate``/s in a thread.
+        The producer is idempotent with a long delivery timeout: a broker outage delays
+        the events it buffers, never drops or doubles them."""
+        thread = threading.Thread(target=self._produce, name="fault-stream", daemon=True)
+        thread.start()
+        return thread
+
+    def _produce(self) -> None:
+        producer = Producer(
+            {
+                **self.settings.kafka_client_config(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 20,
+                "message.timeout.ms": 600_000,
+            }
+        )
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is None:
+                self._sent += 1
+            else:
+                self._send_failures.append(str(error))
+
+        tick = 0.05
+        per_tick = max(1, int(self.size.rate * tick))
+        started = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        for i in range(self.size.events):
+            value = orjson.dumps(raw_event(self.run, i, now_ms + i))
+            while True:
+                try:
+                    producer.produce(self.settings.topics.raw, value=value, on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            if i % per_tick == per_tick - 1:
+                producer.poll(0)
+                pause = started + (i + 1) / self.size.rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+        remaining = producer.flush(600)
+        if remaining:
+            self._send_failures.append(f"{remaining} events still queued after 600 s")
+        self._producer_done.set()
+
+    def wait_sent(self, fraction: float, timeout: float = 600) -> None:
+        """Blocks until ``fraction`` of the stream is acknowledged by the broker."""
+        target = int(self.size.events * fraction)
+        deadline = time.monotonic() + timeout
+        while self._sent < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self._sent >= target, f"{self._sent} of {target} events sent"
+
+    def healed(self) -> None:
+        """Marks a heal: recovery is measured from now."""
+        self._heals.append((time.monotonic(), self._sent))
+
+    # -- what the trail holds ------------------------------------------------------------
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stored_count(self) -> int | None:
+        """Events in the log view (timeline counts over all time), None while the API is
+        down."""
+        try:
+            reply = httpx.get(
+                f"{self.api}/api/v1/logs/timeline",
+                params={"from": "2000-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"},
+                headers=self.headers,
+                timeout=10,
+            )
+        except httpx.HTTPError:
+            return None
+        if reply.status_code != 200:
+            return None
+        return sum(b["success"] + b["failure"] for b in reply.json()["buckets"])
+
+    def received(self) -> dict[str, Counter[str]]:
+        """Deliveries per platform, by event id (read incrementally)."""
+        for name, (platform, receiver) in self.receivers.items():
+            entries = receiver.store.events()
+            fresh = entries[self._seen[name] :]
+            self._seen[name] = len(entries)
+            self._received[name].update(platform.event_of(e)["event_id"] for e in fresh)
+        return self._received
+
+    def stored_ids(self) -> list[str]:
+        """Every event id the log view shows, once per row, from the NDJSON export."""
+        ids: list[str] = []
+        with httpx.stream(
+            "GET",
+            f"{self.api}/api/v1/logs/export",
+            params={
+                "format": "ndjson",
+                "from": "2000-01-01T00:00:00Z",
+                "to": "2200-01-01T00:00:00Z",
+            },
+            headers=self.headers,
+            timeout=120,
+        ) as reply:
+            assert reply.status_code == 200, reply.read()
+            for line in reply.iter_lines():
+                if line:
+                    ids.append(orjson.loads(line)["event_id"])
+        return ids
+
+    def settle_and_count(self, fault: str, notes: list[str] | None = None) -> Outcome:
+        """Waits for the stream to end and the trail to catch up, then counts. Raises
+        when an event is lost or shown twice."""
+        assert self._producer_done.wait(self.size.settle_timeout_s), "the stream did not end"
+        assert not self._send_failures, self._send_failures[:5]
+        expected = {f"{self.run}-{i:06d}" for i in range(self.size.events)}
+        recovery: list[float | None] = [None] * len(self._heals)
+        deadline = time.monotonic() + self.size.settle_timeout_s
+        while True:
+            now = time.monotonic()
+            stored = self.stored_count()
+            distinct = {name: len(counts) for name, counts in self.received().items()}
+            caught_up_to = min([stored if stored is not None else -1, *distinct.values()])
+            for k, (healed_at, sent_then) in enumerate(self._heals):
+                if recovery[k] is None and caught_up_to >= sent_then:
+                    recovery[k] = now - healed_at
+            if caught_up_to >= self.size.events or now > deadline:
+                break
+            time.sleep(0.5)
+        stored_ids = self.stored_ids()
+        received = self.received()
+        lost_view = expected - set(stored_ids)
+        lost_platform = {name: expected - set(c) for name, c in received.items()}
+        topics = self.settings.topics
+        dead = count_records(
+            self.broker.bootstrap,
+            [topics.dlq, *(topics.destination_dlq(d) for d in self.destinations.values())],
+        )
+        outcome = Outcome(
+            fault=fault,
+            size=self.size.name,
+            sent=self._sent,
+            stored=len(set(stored_ids) & expected),
+            view_duplicates=len(stored_ids) - len(set(stored_ids)),
+            delivered={name: len(set(c) & expected) for name, c in received.items()},
+            duplicates={name: sum(c.values()) - len(c) for name, c in received.items()},
+            lost=len(lost_view | set().union(*lost_platform.values())),
+            dead_lettered=dead,
+            recovery_s=max((r for r in recovery if r is not None), default=None)
+            if recovery and all(r is not None for r in recovery)
+            else None,
+            notes=notes or [],
+        )
+        RESULTS.append(outcome)
+        assert outcome.sent == self.size.events
+        assert not lost_view, f"{len(lost_view)} events missing from the log view"
+        for name, missing in lost_platform.items():
+            assert not missing, f"{len(missing)} events never reached {name}"
+        assert outcome.view_duplicates == 0, "the log view shows an event twice"
+        assert outcome.dead_lettered == 0, "a good event was dead-lettered"
+        assert set(stored_ids) <= expected
+        return outcome
+
+
+RESULTS: list[Outcome] = []
+
+
+def count_records(bootstrap: str, topics: list[str]) -> int:
+    """Records held in ``topics`` (high minus low watermark of each partition)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"faults-{uuid.uuid4()}"})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        count = 0
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                count += high - low
+        return count
+    finally:
+        consumer.close()
+
+
+def summary_table(results: list[Outcome]) -> str:
+    """The suite's figures as a Markdown table."""
+    names = [p.name for p in ALL_PLATFORMS]
+    lines = [
+        "| fault | size | sent | stored (view) | delivered "
+        + " / ".join(names)
+        + " | duplicates "
+        + " / ".join(names)
+        + " | lost | recovery |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        recovery = f"{r.recovery_s:.1f} s" if r.recovery_s is not None else "n/a"
+        lines.append(
+            f"| {r.fault} | {r.size} | {r.sent:,} | {r.stored:,} | "
+            + " / ".join(f"{r.delivered.get(n, 0):,}" for n in names)
+            + " | "
+            + " / ".join(f"{r.duplicates.get(n, 0):,}" for n in names)
+            + f" | {r.lost} | {recovery} |"
+        )
+    return "\n".join(lines)
