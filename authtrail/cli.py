@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -163,6 +164,17 @@ def _first_run_admin_token(settings: Settings) -> str | None:
 
 
 # -- tokens ------------------------------------------------------------------------------
+_DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m`` as a timedelta; raises ``ValueError`` naming the format."""
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in _DURATION_UNITS or not value.isdigit() or int(value) == 0:
+        raise ValueError(f"{text!r} is not a duration like 90d, 12h or 30m")
+    return timedelta(seconds=int(value) * _DURATION_UNITS[unit])
+
+
 @main.group()
 def token() -> None:
     """API tokens (stored hashed in the authtrail.tokens topic)."""
@@ -172,22 +184,39 @@ def token() -> None:
 @click.option("--role", type=click.Choice(["admin", "viewer"]), required=True)
 @click.option("--account", default=None, help="Only this account's events are visible.")
 @click.option("--name", default=None, help="What the token is for.")
-def token_create(role: str, account: str | None, name: str | None) -> None:
+@click.option(
+    "--expires-in",
+    default=None,
+    metavar="DURATION",
+    help="Stops working after this long: 90d, 12h, 30m (default: until revoked).",
+)
+def token_create(role: str, account: str | None, name: str | None, expires_in: str | None) -> None:
     """Create a token and print it (it is shown only once)."""
     from query_api.tokens import TokenLogError, create_token
 
     settings = _settings()
     _setup_logging(settings)
+    expires_at = None
+    if expires_in is not None:
+        try:
+            expires_at = datetime.now(UTC) + parse_duration(expires_in)
+        except ValueError as exc:
+            _fail(f"--expires-in: {exc}")
     try:
         plaintext, record = create_token(
-            settings, "admin" if role == "admin" else "viewer", name or f"{role} token", account
+            settings,
+            "admin" if role == "admin" else "viewer",
+            name or f"{role} token",
+            account,
+            expires_at,
         )
-    except TokenLogError as exc:
+    except (TokenLogError, ValueError) as exc:
         _fail(str(exc))
     click.echo(plaintext)
     scope = f", account {record.account}" if record.account else ""
+    until = f", expires {record.expires_at:%Y-%m-%d %H:%M}Z" if record.expires_at else ""
     click.echo(
-        f"id {record.id}, role {record.role}{scope}. "
+        f"id {record.id}, role {record.role}{scope}{until}. "
         f"Sign in: {settings.api_url}/login#token={plaintext}",
         err=True,
     )
@@ -202,7 +231,12 @@ def token_list() -> None:
     _setup_logging(settings)
     with TokenLog(settings) as view:
         for r in view.records():
-            state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}Z" if r.revoked_at else "active"
+            if r.revoked_at:
+                state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}Z"
+            elif r.expires_at:
+                state = f"{r.state} {r.expires_at:%Y-%m-%d %H:%M}Z"
+            else:
+                state = "active"
             click.echo(f"{r.id}  {r.role:6}  {r.account or '*':16}  {state:24}  {r.name}")
 
 
@@ -525,6 +559,7 @@ def api() -> None:
     except StoreUnavailableError as exc:
         _fail(str(exc))
     from query_api.auth import SessionSigner
+    from query_api.limits import ApiLimits
     from query_api.routes.destinations import StreamContext
     from query_api.tokens import TokenLog
 
@@ -532,10 +567,11 @@ def api() -> None:
     click.echo(f"Query API on {settings.api_url}")
     uvicorn.run(
         create_app(
-            LogRepository(location),
+            LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
             tokens,
             SessionSigner(settings.secret_key_bytes()),
             stream=StreamContext.open(settings),
+            limits=ApiLimits.of(settings),
         ),
         host=settings.api_host,
         port=settings.api_port,

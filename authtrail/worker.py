@@ -27,6 +27,7 @@ from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
 from query_api.app import create_app as create_api
 from query_api.auth import SessionSigner
+from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
 from query_api.routes.destinations import StreamContext
 from query_api.server import ApiService
@@ -126,11 +127,12 @@ def run_worker(
     if with_api:
         tokens = TokenLog(settings).start()
         api = create_api(
-            LogRepository(location),
+            LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
             tokens,
             SessionSigner(settings.secret_key_bytes()),
             ingest_status=lambda: dataclasses.asdict(processor.stats),
             stream=StreamContext.open(settings),
+            limits=ApiLimits.of(settings),
         )
         api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings.api_host, settings.api_port))

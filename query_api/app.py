@@ -11,12 +11,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import Error as ClickHouseClientError
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from query_api.auth import SessionSigner
 from query_api.filters import BadParameterError
+from query_api.limits import ApiLimits, BodySizeLimit, RateLimiter
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import logs, ops, session, web
@@ -41,11 +43,13 @@ def create_app(
     signer: SessionSigner,
     ingest_status: Callable[[], dict[str, Any]] | None = None,
     stream: StreamContext | None = None,
+    limits: ApiLimits | None = None,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
     worker's counters to ``/healthz``; ``stream`` enables the Stream routes (503 without
-    it)."""
+    it); ``limits`` sets the request rate and body size (the defaults without it)."""
+    limits = limits or ApiLimits()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +68,8 @@ def create_app(
     app.state.signer = signer
     app.state.ingest_status = ingest_status
     app.state.stream = stream
+    app.state.rate_limiter = RateLimiter(limits.rate, limits.burst)
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -100,6 +106,16 @@ def create_app(
     async def on_store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
         log.error("log store unavailable: %s", exc)
         return _errors(503, [{"parameter": "", "in": "store", "message": "log store unavailable"}])
+
+    @app.exception_handler(ClickHouseClientError)
+    async def on_store_error(_request: Request, exc: ClickHouseClientError) -> JSONResponse:
+        # The message may name the server's address: it goes to the log, not the client.
+        if "TIMEOUT_EXCEEDED" in str(exc):
+            message = f"the query ran over {limits.query_timeout_s:g} s: narrow the filter"
+        else:
+            log.error("log store query failed: %s", exc)
+            message = "log store unavailable"
+        return _errors(503, [{"parameter": "", "in": "store", "message": message}])
 
     app.include_router(logs.router)
     app.include_router(destinations_routes.router)

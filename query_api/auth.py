@@ -4,7 +4,12 @@ Every ``/api`` route depends on ``require_viewer`` or ``require_admin``. The pag
 once with a token (``POST /api/v1/session``) and then uses a session cookie: HttpOnly,
 SameSite=Strict, Secure behind HTTPS, signed with the installation's key, valid while its
 token is active (revoking the token ends its sessions). Requests that change state with a
-cookie must carry ``X-Requested-With: authtrail``: a header a cross-site form cannot send."""
+cookie must carry ``X-Requested-With: authtrail``: a header a cross-site form cannot send.
+
+Each token may make ``AUTHTRAIL_API_RATE_LIMIT`` requests per second (429 with
+``Retry-After`` beyond); failed authentications are limited per client address alike, so
+guessing is throttled too. An account-scoped token sees its account's events only, and no
+route that spans every account (the Stream side) answers it."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from query_api.limits import RateLimiter
 from query_api.tokens import TokenLog
 from schemas.tokens import Role, TokenRecord
 
@@ -88,39 +94,62 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+def refused(request: Request, message: str, parameter: str = "Authorization") -> AuthError:
+    """A 401 for ``request``, counted against its client address's rate: a caller
+    guessing tokens is slowed down like any other (429 once over)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    limiter.check(f"address:{address}", "too many failed authentications from this address")
+    return AuthError(401, message, parameter)
+
+
 def current_principal(request: Request) -> Principal:
-    """The authenticated caller, or 401."""
+    """The authenticated caller, or 401; 429 when the caller is over its rate."""
     tokens: TokenLog = request.app.state.tokens
     bearer = _bearer(request)
     if bearer is not None:
         record = tokens.authenticate(bearer)
         if record is None:
-            raise AuthError(401, "invalid, unknown or revoked token")
-        return Principal.of(record, "bearer")
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
+            raise refused(request, "invalid, unknown, expired or revoked token")
+        principal = Principal.of(record, "bearer")
+    elif cookie := request.cookies.get(SESSION_COOKIE):
         signer: SessionSigner = request.app.state.signer
         token_id = signer.token_id(cookie)
         record = tokens.active(token_id) if token_id else None
         if record is None:
-            raise AuthError(401, "session expired or signed out")
+            raise refused(request, "session expired or signed out")
         if request.method not in ("GET", "HEAD", "OPTIONS") and (
             request.headers.get(CSRF_HEADER) != CSRF_VALUE
         ):
             raise AuthError(403, f"missing {CSRF_HEADER} header", CSRF_HEADER)
-        return Principal.of(record, "session")
-    raise AuthError(401, "authentication required: a bearer token or a session")
+        principal = Principal.of(record, "session")
+    else:
+        raise refused(request, "authentication required: a bearer token or a session")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.check(f"token:{principal.token_id}", "this token is over its request rate")
+    return principal
 
 
 def require_viewer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+def require_every_account(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """For routes whose answer spans every account (destinations, their status and dead
+    letters): an account-scoped token is refused (403)."""
+    if principal.account is not None:
+        raise AuthError(403, "this token sees one account; this spans every account", "account")
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(require_every_account)]) -> Principal:
     if principal.role != "admin":
         raise AuthError(403, "this needs an admin token", "role")
     return principal
 
 
 Viewer = Annotated[Principal, Depends(require_viewer)]
+EveryAccountViewer = Annotated[Principal, Depends(require_every_account)]
 Admin = Annotated[Principal, Depends(require_admin)]

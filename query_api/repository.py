@@ -93,10 +93,16 @@ class LogRepository:
     releases the GIL during a query, so threads query in parallel)."""
 
     def __init__(
-        self, location: StoreLocation, client_factory: Callable[[], Client] | None = None
+        self,
+        location: StoreLocation,
+        client_factory: Callable[[], Client] | None = None,
+        query_timeout_s: float | None = None,
     ) -> None:
+        """``query_timeout_s`` bounds each query (ClickHouse's ``max_execution_time``): a
+        query over it raises ``QueryTimeoutError`` rather than holding a thread."""
         self.location = location
         self._factory = client_factory or (lambda: connect(location))
+        self._timeout = query_timeout_s
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
@@ -106,6 +112,9 @@ class LogRepository:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
             client = self._factory()
+            if self._timeout is not None:
+                client.set_client_setting("max_execution_time", self._timeout)
+                client.set_client_setting("timeout_overflow_mode", "throw")
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)

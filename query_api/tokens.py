@@ -5,6 +5,7 @@ revoked anywhere takes effect everywhere within a moment, embedded or on a clust
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -29,10 +30,15 @@ def write_record(settings: Settings, record: TokenRecord) -> None:
 
 
 def create_token(
-    settings: Settings, role: Role, name: str, account: str | None = None
+    settings: Settings,
+    role: Role,
+    name: str,
+    account: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[str, TokenRecord]:
-    """Creates and stores a token; returns (plaintext, record). Show the plaintext once."""
-    plaintext, record = new_token(role, name, account)
+    """Creates and stores a token; returns (plaintext, record). Show the plaintext once.
+    Raises ``ValueError`` for an admin token scoped to an account."""
+    plaintext, record = new_token(role, name, account, expires_at)
     write_record(settings, record)
     return plaintext, record
 
@@ -59,7 +65,8 @@ class TokenLog(ViewedTopic[TokenRecord]):
         return sorted(self._view.items().values(), key=lambda r: r.created_at)
 
     def authenticate(self, token_text: str) -> TokenRecord | None:
-        """The active record of a presented token, or None (unknown, wrong, revoked)."""
+        """The active record of a presented token, or None (unknown, wrong, revoked,
+        expired)."""
         parsed = parse_token(token_text)
         if parsed is None:
             return None

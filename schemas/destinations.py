@@ -61,7 +61,8 @@ _AWS_REGION = re.compile(
 _BUS_NAME = re.compile(r"^[A-Za-z0-9._\-/]{1,256}$")
 _BUS_ARN = re.compile(r"^arn:aws(-[a-z]+)*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._\-/]+$")
 _TAGS = re.compile(r"^[^,:\s]+:[^,\s]+(,[^,:\s]+:[^,\s]+)*$")
-_FIELDS = re.compile(r"^[A-Za-z0-9_]+=[^,=]+(,[A-Za-z0-9_]+=[^,=]+)*$")
+# Values may end up in HTTP headers (X-Sumo-*): no control characters, so no CR/LF.
+_FIELDS = re.compile(r"^[A-Za-z0-9_]+=[^,=\x00-\x1f\x7f]+(,[A-Za-z0-9_]+=[^,=\x00-\x1f\x7f]+)*$")
 _SUMO_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?/receiver/v1/http/[A-Za-z0-9_=+\-]+$")
 _NAME = re.compile(r"^[\w .:/@()-]{1,200}$")
 
@@ -76,7 +77,18 @@ def _url(value: str, *, https_only: bool = False) -> str:
 
 
 HttpUrlText = Annotated[str, AfterValidator(_url)]
-Text = Annotated[str, Field(min_length=1, max_length=256)]
+# Free text that may reach a platform in a header (Sumo's X-Sumo-Category, -Name, -Host) or
+# a body: control characters (CR/LF above all) are refused when the destination is saved.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (line breaks, tabs)")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable)]
 
 
 class DestinationFilter(BaseModel):

@@ -97,6 +97,24 @@ class Settings(BaseSettings):
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: Port = Field(8080, description="Query API port.")
+    api_rate_limit: float = Field(
+        20.0,
+        ge=0,
+        description="Requests per second each token may make, sustained (0: no limit). "
+        "Failed sign-ins are limited per client address alike. Per API process.",
+    )
+    api_rate_burst: int = Field(
+        100, ge=1, le=100_000, description="Requests a token may make at once above the rate."
+    )
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body the API reads (else 413)."
+    )
+    api_query_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest a single log store query of the API may run (else 503).",
+    )
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         9464, description="Prometheus /metrics of 'authtrail connectors run' (0: off)."
     )

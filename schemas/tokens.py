@@ -31,19 +31,35 @@ class TokenRecord(BaseModel):
     account: str | None = Field(None, description="Only this account's events are visible.")
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_at: datetime
+    expires_at: datetime | None = Field(None, description="Stops working then (none: never).")
     revoked_at: datetime | None = None
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        """Neither revoked nor expired."""
+        return self.revoked_at is None and not self.expired
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utc_now_ms()
+
+    @property
+    def state(self) -> str:
+        return "revoked" if self.revoked_at else "expired" if self.expired else "active"
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_token(role: Role, name: str, account: str | None = None) -> tuple[str, TokenRecord]:
-    """A new token: (the plaintext to show once, the record to store)."""
+def new_token(
+    role: Role, name: str, account: str | None = None, expires_at: datetime | None = None
+) -> tuple[str, TokenRecord]:
+    """A new token: (the plaintext to show once, the record to store). Admin tokens are
+    never scoped to an account: they configure the Stream side, which spans every
+    account. Raises ``ValueError`` for a scoped admin token."""
+    if role == "admin" and account is not None:
+        raise ValueError("admin tokens see every account: leave out --account, or use a viewer")
     token_id = "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(12))
     secret = secrets.token_urlsafe(32)
     record = TokenRecord(
@@ -53,6 +69,7 @@ def new_token(role: Role, name: str, account: str | None = None) -> tuple[str, T
         account=account,
         secret_sha256=_digest(secret),
         created_at=utc_now_ms(),
+        expires_at=expires_at,
     )
     return f"at_{token_id}_{secret}", record
 

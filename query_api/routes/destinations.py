@@ -22,7 +22,7 @@ from connectors.dead_letters import RedriveError, page, redrive
 from connectors.replay import ReplayError, replay
 from connectors.status import StatusBoard
 from connectors.test_event import send_test_event
-from query_api.auth import Admin, Viewer
+from query_api.auth import Admin, EveryAccountViewer, Viewer
 from query_api.models import (
     DeadLetterItem,
     DeadLetterPage,
@@ -178,7 +178,9 @@ async def test_unsaved(platform: str, body: DestinationCreate, _admin: Admin) ->
 
 
 @router.get("/destinations", response_model=list[DestinationOut])
-def list_destinations(_viewer: Viewer, store: Store, settings: AppSettings) -> list[DestinationOut]:
+def list_destinations(
+    _viewer: EveryAccountViewer, store: Store, settings: AppSettings
+) -> list[DestinationOut]:
     """Every destination, oldest first."""
     return [_out(d, settings) for d in store.all()]
 
@@ -200,7 +202,7 @@ def create_destination(
 
 @router.get("/destinations/{destination_id}", response_model=DestinationOut)
 def get_destination(
-    destination_id: DestinationId, _viewer: Viewer, store: Store, settings: AppSettings
+    destination_id: DestinationId, _viewer: EveryAccountViewer, store: Store, settings: AppSettings
 ) -> DestinationOut:
     return _out(_find(store, destination_id), settings)
 
@@ -262,7 +264,7 @@ async def test_destination(
 
 @router.get("/destinations/{destination_id}/status", response_model=DestinationStatus)
 def destination_status(
-    destination_id: DestinationId, _viewer: Viewer, store: Store, board: Board
+    destination_id: DestinationId, _viewer: EveryAccountViewer, store: Store, board: Board
 ) -> DestinationStatus:
     """State, lag (from Kafka: committed offsets against high watermarks), counters summed
     over the connector replicas, events/s, last success and last error."""
@@ -328,7 +330,7 @@ def _letter(letter: DeadLetter) -> DeadLetterItem:
 @router.get("/destinations/{destination_id}/dead-letters", response_model=DeadLetterPage)
 def dead_letters(
     destination_id: DestinationId,
-    _viewer: Viewer,
+    _viewer: EveryAccountViewer,
     store: Store,
     settings: AppSettings,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body, Request, Response
 from query_api.auth import (
     SESSION_COOKIE,
     SESSION_TTL_S,
-    AuthError,
     Principal,
     SessionSigner,
     Viewer,
+    refused,
 )
 from query_api.models import SessionInfo
 from query_api.tokens import TokenLog
@@ -39,7 +39,7 @@ def sign_in(
     tokens: TokenLog = request.app.state.tokens
     record = tokens.authenticate(token)
     if record is None:
-        raise AuthError(401, "invalid, unknown or revoked token", "token")
+        raise refused(request, "invalid, unknown, expired or revoked token", "token")
     signer: SessionSigner = request.app.state.signer
     response.set_cookie(
         SESSION_COOKIE,

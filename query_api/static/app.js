@@ -400,7 +400,9 @@ function showApp(who) {
   $("app").hidden = false;
   $("who").hidden = false;
   $("who-name").textContent = `${who.name} · ${who.role}${who.account ? " · " + who.account : ""}`;
-  const stream = window.location.pathname === "/stream";
+  // The Stream side spans every account: an account-scoped token sees the Logs only.
+  $("tab-stream").hidden = Boolean(who.account);
+  const stream = window.location.pathname === "/stream" && !who.account;
   $("logs-tab").hidden = stream;
   $("stream-tab").hidden = !stream;
   $("tab-logs").classList.toggle("active", !stream);

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from authtrail.topics import create_topics
 from query_api.app import create_app
 from query_api.auth import SessionSigner
+from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
 from query_api.routes.destinations import StreamContext
 from query_api.tokens import TokenLog, create_token, revoke_token
@@ -284,10 +285,16 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -> Iterator[FastAPI]:
-    repository = LogRepository(store)
+    repository = LogRepository(store, query_timeout_s=30)
     stream = StreamContext.open(api_settings)
+    # schemathesis and the paging tests ask far faster than any person: the limits have
+    # their own tests.
     yield create_app(
-        repository, token_log, SessionSigner(api_settings.secret_key_bytes()), stream=stream
+        repository,
+        token_log,
+        SessionSigner(api_settings.secret_key_bytes()),
+        stream=stream,
+        limits=ApiLimits(rate=0),
     )
     stream.stop()
     repository.close()
