@@ -9,9 +9,12 @@ from typing import Any
 import boto3
 import orjson
 
+from tests import leaks
+
 REGION = "eu-west-1"
 ACCESS_KEY = "AKIAAUTHTRAILTEST0001"
 SECRET_KEY = "moto-does-not-check-this-secret"
+leaks.register(SECRET_KEY)
 PATTERN = orjson.dumps({"source": ["authtrail"]}).decode()
 
 

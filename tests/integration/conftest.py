@@ -33,6 +33,7 @@ from query_api.routes.destinations import StreamContext
 from query_api.tokens import TokenLog, create_token, revoke_token
 from schemas.clickhouse import StoreLocation, connect, migrate
 from schemas.settings import Settings
+from tests import leaks
 from tests.integration.aws import Aws
 
 BIN = Path(sys.executable).parent
@@ -75,7 +76,7 @@ def shared_broker_env(data_dir: Path, bootstrap: str, name: str, **extra: str) -
 def run_cli(
     env: dict[str, str], *args: str, stdin: bytes | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    result = subprocess.run(
         [AUTHTRAIL, *args],
         env=env,
         input=stdin.decode() if stdin else None,
@@ -84,6 +85,8 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+    leaks.record(result.stdout + result.stderr)
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -280,6 +283,7 @@ def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
     revoke_token(api_settings, token_log, record.id)
     assert token_log.catch_up()
     made["revoked"] = revoked
+    leaks.register(*made.values())
     return made
 
 

@@ -17,11 +17,13 @@ from connectors.receivers import (
     SplunkReceiver,
     SumoReceiver,
 )
+from tests import leaks
 
 DD_API_KEY = "0123456789abcdef0123456789abcdef"
 HEC_TOKEN = "12345678-1234-1234-1234-123456789012"
 CX_KEY = "cxtp_0123456789abcdefABCDEF"
 SUMO_CODE = "ZaVnC4dhaV3secret"
+leaks.register(DD_API_KEY, HEC_TOKEN, CX_KEY, SUMO_CODE)
 
 
 @dataclass(frozen=True)

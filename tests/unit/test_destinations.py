@@ -13,6 +13,7 @@ from schemas.destinations import (
     parse_settings,
     to_record,
 )
+from tests import leaks
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
 VALID = {
@@ -43,6 +44,7 @@ SECRETS = {
     "sumologic": "ZaVnC4dhaV3",
     "coralogix": "cxtp_0123456789abcdefABCDEF",
 }
+leaks.register(*SECRETS.values())
 
 
 @pytest.mark.parametrize("platform", list(VALID))
