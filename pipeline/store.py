@@ -150,6 +150,10 @@ def _blames_data(exc: Exception) -> bool:
     return isinstance(exc, DataError | ProgrammingError | ValueError | TypeError | OverflowError)
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, limit: int = 400) -> str:
+    """``exc`` on one line, at most ``limit`` characters. ClickHouse names the error at the
+    end of its message ("... (NOT_ENOUGH_SPACE)"), so a long one keeps its head and tail."""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
+    if len(text) > limit:
+        text = f"{text[: limit - 80]} … {text[-70:]}"
+    return f"{type(exc).__name__}: {text}"
