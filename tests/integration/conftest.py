@@ -23,6 +23,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from authtrail.topics import create_topics
 from query_api.app import create_app
@@ -302,6 +303,17 @@ def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -
     )
     stream.stop()
     repository.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def api_client(api_app: FastAPI) -> Iterator[TestClient]:
+    """A client of the in-process API (whatever data the session store holds)."""
+    with TestClient(api_app) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="module")

