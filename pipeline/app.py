@@ -43,6 +43,13 @@ def to_raw_record(message: Message) -> RawRecord:
     )
 
 
+# How often acked offsets are committed (faust's default), and how many batches may be
+# between fetched and durable. A crashed worker's successor re-reads at most that much:
+# the bound on duplicates the fault suite checks.
+COMMIT_INTERVAL_S = 2.8
+IN_FLIGHT_BATCHES = 3
+
+
 class InFlight:
     """Batches between fetched and durable, at most ``depth`` of them, so normalizing
     batch N+1 overlaps storing batch N and producing batch N-1.
@@ -59,7 +66,7 @@ class InFlight:
         self,
         processor: BatchProcessor,
         ack: Callable[[list[Message]], None],
-        depth: int = 3,
+        depth: int = IN_FLIGHT_BATCHES,
     ) -> None:
         self._processor = processor
         self._ack = ack
@@ -134,6 +141,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     )
 
 
+
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app for ``settings``, consuming the raw topic into ``processor``.
     Topics must exist already (``authtrail topics create``)."""
@@ -154,6 +162,7 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         # times out: 15 s rather than faust's 60 bounds that stall, as for the connectors.
         # aiokafka heartbeats from its own task, which a batch in flight does not block.
         broker_session_timeout=15.0,
+        broker_commit_interval=COMMIT_INTERVAL_S,
         broker_heartbeat_interval=3.0,
         producer_acks=-1,
         loghandlers=[],

@@ -31,8 +31,11 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from authtrail.kafka_local import LocalKafka
 from authtrail.topics import create_topics
 from connectors.config import DestinationStore
+from connectors.platforms import build_sink
 from connectors.receivers import Receiver
+from pipeline.app import COMMIT_INTERVAL_S, IN_FLIGHT_BATCHES
 from query_api.tokens import create_token
+from schemas.destinations import make_destination
 from schemas.settings import Settings
 from tests.faults.ingest_process import FAULT_FILE_ENV
 from tests.integration.conftest import AUTHTRAIL, base_env, free_port
@@ -297,6 +300,23 @@ class Trail:
     def healed(self) -> None:
         """Marks a heal: recovery is measured from now."""
         self._heals.append((time.monotonic(), self._sent))
+
+    def check_duplicates(
+        self, outcome: Outcome, ingest_crashes: int = 0, connector_crashes: int = 0
+    ) -> None:
+        """Raises when a platform saw more duplicates than the crashes explain: what a
+        crashed ingest worker's successor re-reads (the traffic of one commit interval,
+        with a second of slack, and the batches in flight), and what a crashed connector
+        re-sends (its batches in flight and the one whose commit may not have landed)."""
+        ingest = self.size.rate * (COMMIT_INTERVAL_S + 1) + (
+            IN_FLIGHT_BATCHES * self.settings.ingest_batch_size
+        )
+        for name, duplicates in outcome.duplicates.items():
+            platform, receiver = self.receivers[name]
+            sink = build_sink(make_destination(name, "bound", platform.settings(receiver)))
+            connector = (self.settings.connector_max_in_flight + 1) * sink.limits.max_entries
+            bound = ingest_crashes * ingest + connector_crashes * connector
+            assert duplicates <= bound, f"{name}: {duplicates} duplicates, at most {bound:.0f}"
 
     # -- what the trail holds ------------------------------------------------------------
     @property

@@ -287,3 +287,19 @@ def test_without_a_session_the_page_asks_for_a_token(browser: Browser, running: 
     tab.click("#sign-out")
     expect(tab.locator("#login")).to_be_visible()
     context.close()
+
+
+def test_an_account_scoped_token_sees_no_stream_tab(browser: Browser, running: Authtrail) -> None:
+    scoped = run_cli(
+        running.env, "token", "create", "--role", "viewer", "--account", "acc_1"
+    ).stdout.strip()
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(f"{running.api}/login#token={scoped}")
+    expect(tab.locator("#who-name")).to_contain_text("acc_1")
+    expect(tab.locator("#tab-stream")).to_be_hidden()
+    # Even at /stream the page shows the Logs: the Stream side spans every account.
+    tab.goto(f"{running.api}/stream")
+    expect(tab.locator("#logs-tab")).to_be_visible()
+    expect(tab.locator("#stream-tab")).to_be_hidden()
+    context.close()
