@@ -141,7 +141,6 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     )
 
 
-
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app for ``settings``, consuming the raw topic into ``processor``.
     Topics must exist already (``authtrail topics create``)."""
