@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test faults setup system system-browser bench bench-ingest bench-query bench-stream lint typecheck unit integration schema clean help
+.PHONY: run test faults setup system system-browser bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
 	@echo "make bench-stream - connector speed and memory per platform, 1M-event backlog (BENCH_EVENTS=...)"
+	@echo "make bench-store - disk per stored event, for sizing (BENCH_SCALE=...)"
 	@echo "make schema - regenerate schemas/jsonschema/raw-event-v1.schema.json"
 	@echo "make clean  - remove .venv and ./var (the embedded data)"
 
@@ -30,7 +31,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	@touch $(STAMP)
 
 setup: system $(STAMP)
@@ -69,6 +70,9 @@ bench-query: $(STAMP)
 
 bench-stream: setup
 	$(BIN)/python -m bench.stream_bench
+
+bench-store: $(STAMP)
+	$(BIN)/python -m bench.store_size
 
 schema: $(STAMP)
 	$(BIN)/python -m schemas.jsonschema_export

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 from pydantic import ValidationError
 
-from schemas.settings import Settings
+from schemas.settings import MissingSecretKeyError, Settings
 
 if TYPE_CHECKING:
     from connectors.config import DestinationStore
@@ -64,7 +64,19 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Configuration errors found while a command runs end it with their message, not a
+    traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MissingSecretKeyError as exc:
+            _fail(str(exc))
+            return None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """authtrail: audit trail for identity and authentication events."""
 
@@ -383,6 +395,30 @@ def destinations_resume(destination_id: str) -> None:
     _change_destination(destination_id, "resume")
 
 
+@destinations.command("manifests")
+@click.option("--image", default="authtrail", show_default=True, help="The container image.")
+@click.option(
+    "--lag-threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Events behind per replica before KEDA adds one (default 20,000).",
+)
+def destinations_manifests(image: str, lag_threshold: int | None) -> None:
+    """Print Kubernetes manifests running each enabled destination on its own: a
+    Deployment, a PodDisruptionBudget and a KEDA ScaledObject on its consumer-group lag
+    (kubectl apply -f -). Use them instead of the shared authtrail-connectors."""
+    from authtrail.kubernetes import DEFAULT_LAG_THRESHOLD, destination_connectors, to_yaml
+
+    settings = _settings()
+    _setup_logging(settings)
+    with _destination_store(settings) as store:
+        manifests = destination_connectors(
+            store.all(), settings, image, lag_threshold or DEFAULT_LAG_THRESHOLD
+        )
+    header = "# authtrail destinations manifests: one connector Deployment per destination\n"
+    click.echo(to_yaml(manifests, header), nl=False)
+
+
 @destinations.command("status")
 @click.argument("destination_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -438,13 +474,83 @@ def connectors_run(only: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     if settings.metrics_port:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import CollectorRegistry
+
+        from authtrail.health import ProbePortError, ProbeServer
 
         registry = CollectorRegistry()
         registry.register(runtime.metrics())
-        start_http_server(settings.metrics_port, settings.api_host, registry=registry)
-        click.echo(f"metrics: http://{settings.api_connect_host}:{settings.metrics_port}/metrics")
+        beat = runtime.heartbeat
+        try:
+            ProbeServer(
+                settings.api_host, settings.metrics_port, registry, beat.stalled, beat.not_started
+            ).start()
+        except ProbePortError as exc:
+            _fail(str(exc))
+        click.echo(
+            f"metrics and probes: http://{settings.api_connect_host}:{settings.metrics_port}"
+            "/metrics, /livez, /readyz"
+        )
     runtime.run()
+
+
+@main.command()
+@click.argument("url")
+@click.option("--timeout", default=3.0, show_default=True, help="Seconds.")
+def probe(url: str, timeout: float) -> None:
+    """Exit 0 when URL answers 2xx, else 1: a container health check that needs no curl
+    (e.g. http://127.0.0.1:9464/readyz)."""
+    import httpx
+
+    try:
+        reply = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        _fail(f"{url}: {type(exc).__name__}")
+    if not reply.is_success:
+        _fail(f"{url}: {reply.status_code} {reply.text[:200]}")
+    click.echo(f"{url}: {reply.status_code}")
+
+
+# -- store -------------------------------------------------------------------------------
+@main.group()
+def store() -> None:
+    """The log store's schema (ClickHouse or embedded chDB)."""
+
+
+@store.command("ddl")
+@click.option("--retention-days", type=int, default=None, help="Default: the setting.")
+def store_ddl(retention_days: int | None) -> None:
+    """Print every statement 'store migrate' would run on an empty database (for review)."""
+    from schemas.clickhouse import StoreUnavailableError, ddl, location_of
+
+    settings = _settings()
+    try:
+        location = location_of(settings)
+    except StoreUnavailableError as exc:
+        _fail(str(exc))
+    for statement in ddl(location, retention_days or settings.retention_days):
+        click.echo(" ".join(statement.split()) + ";")
+
+
+@store.command("migrate")
+def store_migrate() -> None:
+    """Bring the log store's schema up to date, then exit (a deploy step: run it once
+    before the workers on a cluster; they would otherwise each try)."""
+    from schemas.clickhouse import StoreUnavailableError, connect, location_of, migrate
+
+    settings = _settings()
+    _setup_logging(settings)
+    try:
+        location = location_of(settings)
+        client = connect(location)
+        applied = migrate(client, location, settings.retention_days)
+        client.close()
+    except StoreUnavailableError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a server error: say which, never the URL's password
+        message = str(exc).replace(location.url, location.safe_url)
+        _fail(f"migrating {location.safe_url} failed: {type(exc).__name__}: {message}"[:600])
+    click.echo(f"log store at {location.safe_url}: applied {applied or 'nothing (up to date)'}")
 
 
 # -- kafka -------------------------------------------------------------------------------
@@ -529,7 +635,9 @@ def topics_create() -> None:
 # -- processes ---------------------------------------------------------------------------
 @main.command()
 def ingest() -> None:
-    """Run the faust ingest worker alone (no query API)."""
+    """Run the faust ingest worker alone (no query API; probes and metrics on
+    AUTHTRAIL_METRICS_PORT)."""
+    from authtrail.health import ProbePortError
     from authtrail.worker import run_worker
     from schemas.clickhouse import StoreUnavailableError
 
@@ -537,7 +645,7 @@ def ingest() -> None:
     _setup_logging(settings)
     try:
         sys.exit(run_worker(settings, with_api=False))
-    except StoreUnavailableError as exc:
+    except (StoreUnavailableError, ProbePortError) as exc:
         _fail(str(exc))
 
 
@@ -549,12 +657,12 @@ def api() -> None:
 
     from query_api.app import create_app
     from query_api.repository import LogRepository
-    from schemas.clickhouse import StoreLocation, StoreUnavailableError, connect, migrate
+    from schemas.clickhouse import StoreUnavailableError, connect, location_of, migrate
 
     settings = _settings()
     _setup_logging(settings)
     try:
-        location = StoreLocation.parse(settings.resolved_clickhouse_url)
+        location = location_of(settings)
         migrate(connect(location), location, settings.retention_days)
     except StoreUnavailableError as exc:
         _fail(str(exc))

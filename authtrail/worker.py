@@ -17,6 +17,7 @@ from mode import Service
 from prometheus_client import CollectorRegistry, make_asgi_app
 
 from authtrail.demo import run_demo
+from authtrail.health import Heartbeat, ProbeServer
 from authtrail.produce import RawProducer
 from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
@@ -32,7 +33,7 @@ from query_api.repository import LogRepository
 from query_api.routes.destinations import StreamContext
 from query_api.server import ApiService
 from query_api.tokens import TokenLog
-from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.clickhouse import StoreLocation, connect, location_of, migrate
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,19 @@ class ConnectorService(Service):
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 90)
 
 
+class HeartbeatService(Service):
+    """Beats ``heartbeat`` from the worker's event loop every second: the ingest
+    process's liveness probe (``authtrail.health``)."""
+
+    def __init__(self, heartbeat: Heartbeat, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._heartbeat = heartbeat
+
+    @Service.timer(1.0)
+    async def _beat(self) -> None:
+        self._heartbeat.beat()
+
+
 class Banner(Service):
     """Prints where to look once everything has started."""
 
@@ -91,7 +105,7 @@ class Banner(Service):
 def open_store(settings: Settings) -> StoreLocation:
     """Opens the log store and migrates its schema (before the worker starts: creating
     it from the agent raced with the first batch)."""
-    location = StoreLocation.parse(settings.resolved_clickhouse_url)
+    location = location_of(settings)
     client = connect(location)
     migrate(client, location, settings.retention_days)
     return location
@@ -136,6 +150,18 @@ def run_worker(
         )
         api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings.api_host, settings.api_port))
+    elif settings.metrics_port:
+        # No API in this process: probes and metrics on their own port.
+        heartbeat = Heartbeat()
+        services.append(HeartbeatService(heartbeat))
+        probes = ProbeServer(
+            settings.api_host,
+            settings.metrics_port,
+            registry,
+            heartbeat.stalled,
+            heartbeat.not_started,
+        ).start()
+        log.info("metrics and probes on port %d: /metrics, /livez, /readyz", probes.port)
     if runtime is not None:
         services.append(ConnectorService(runtime))
     if demo_rate:

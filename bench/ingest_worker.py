@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from authtrail.worker import open_store, run_worker
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect
+from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, location_of
 from schemas.settings import Settings
 
 PROBE_KEY = "bench.probe"
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--ready", type=Path)
     args = parser.parse_args()
     settings = Settings()
-    location = StoreLocation.parse(settings.resolved_clickhouse_url)
+    location = location_of(settings)
     out: dict[str, Any] = {}
 
     open_store(settings)  # the table exists before the watcher's first look

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, Producer
 
+from authtrail.health import Heartbeat
 from connectors.config import DestinationStore
 from connectors.metrics import ConnectorCollector
 from connectors.status import group_lag
@@ -46,6 +47,8 @@ class ConnectorRuntime:
         self._stopping = threading.Event()
         self._changed = threading.Event()
         self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
+        # Beaten by ``run``'s loop: the process's liveness and readiness probes.
+        self.heartbeat = Heartbeat()
         self._status_producer = Producer(
             {**settings.kafka_client_config(), "linger.ms": 50, "logger": cast(Any, log)}
         )
@@ -57,6 +60,7 @@ class ConnectorRuntime:
         last_status = 0.0
         try:
             while not self._stopping.is_set():
+                self.heartbeat.beat()
                 self._reconcile(self._store.all())
                 if time.monotonic() - last_status >= STATUS_INTERVAL_S:
                     self._publish_status()

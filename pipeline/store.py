@@ -21,7 +21,7 @@ from clickhouse_connect.driver.exceptions import (
     ProgrammingError,
 )
 
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation
+from schemas.clickhouse import StoreLocation
 from schemas.events import NormalizedEvent
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,16 @@ class EventWriter:
 
     One writer per thread (it owns a client)."""
 
-    def __init__(self, client: Client, location: StoreLocation, table: str = EVENTS_TABLE) -> None:
+    def __init__(self, client: Client, location: StoreLocation) -> None:
         self._client = client
-        self._table = f"{location.database}.{table}"
+        self._table = location.events_table
+        # On a cluster the insert goes through the Distributed table: wait until the
+        # shards have the rows, or "stored" would mean "queued on this node's disk".
+        self._settings = (
+            {**_INSERT_SETTINGS, "distributed_foreground_insert": 1}
+            if location.cluster
+            else _INSERT_SETTINGS
+        )
 
     def write(self, rows: Sequence[Row]) -> list[tuple[Row, str]]:
         if not rows:
@@ -125,7 +132,7 @@ class EventWriter:
             self._table,
             insert_block=b"\n".join(row.json for row in rows),
             fmt="JSONEachRow",
-            settings=_INSERT_SETTINGS,
+            settings=self._settings,
         )
 
 

@@ -32,7 +32,7 @@ from query_api.models import (
     TimelineBucket,
 )
 from query_api.sql import SORT_KEYS, OrderName, SortName, Where, keyset, order_by, utc, where
-from schemas.clickhouse import EVENT_COLUMNS, EVENTS_TABLE, StoreLocation, connect, schema_version
+from schemas.clickhouse import EVENT_COLUMNS, StoreLocation, connect, schema_version
 
 # What a row of the Logs view needs: everything but the bulky and internal columns.
 LIST_COLUMNS: tuple[str, ...] = tuple(
@@ -106,7 +106,7 @@ class LogRepository:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
-        self.table = f"{location.database}.{EVENTS_TABLE}"
+        self.table = location.events_table
 
     def client(self) -> Client:
         client: Client | None = getattr(self._local, "client", None)

@@ -12,13 +12,21 @@ Layout choices, from the measurements in design.md:
 * Monthly partitions and a row TTL from ``AUTHTRAIL_RETENTION_DAYS``.
 * Compressed blocks of 8-16 KiB (migration 2): a search page reads rows scattered over
   many granules, and each costs a whole compressed block per column.
+
+On a ClickHouse cluster (``AUTHTRAIL_CLICKHOUSE_CLUSTER``) the same migrations create
+``auth_events_local`` as a ``ReplicatedReplacingMergeTree`` on every node (``ON CLUSTER``)
+and ``auth_events`` as a ``Distributed`` table over it, sharded by event id: a redelivered
+twin lands on the shard of its first copy, where ``ReplacingMergeTree`` collapses it.
+Everything reads and writes ``auth_events`` either way, so the queries are the same.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,11 +37,12 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from schemas.settings import redact_url
+from schemas.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 
 EVENTS_TABLE = "auth_events"
+EVENTS_LOCAL_TABLE = "auth_events_local"  # the rows' table on each node of a cluster
 MIGRATIONS_TABLE = "schema_migrations"
 DEFAULT_DATABASE = "authtrail"
 
@@ -72,15 +81,17 @@ class Migration:
     statements: tuple[str, ...]
 
 
-# Statements are formatted with {db} and {retention_days}. Never edit a released
-# migration: add a new one.
+# Statements are formatted with {db}, {retention_days}, and from the ``StoreLayout``:
+# {events} (the events' storage table, with ON CLUSTER on a cluster) and {replacing_engine}.
+# Never change what a released migration does: add a new one. On a cluster, a migration
+# that changes columns must change the Distributed table too (``{front}``).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "auth_events log table",
         (
             """
-            CREATE TABLE IF NOT EXISTS {db}.auth_events
+            CREATE TABLE IF NOT EXISTS {events}
             (
                 event_id       String,
                 event_key      LowCardinality(String),
@@ -113,7 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 INDEX ix_actor_email actor_email TYPE bloom_filter(0.01) GRANULARITY 1,
                 INDEX ix_event_key event_key TYPE set(512) GRANULARITY 1
             )
-            ENGINE = ReplacingMergeTree
+            ENGINE = {replacing_engine}
             PARTITION BY toYYYYMM(occurred_at)
             ORDER BY (occurred_at, event_id)
             TTL toDateTime(occurred_at) + toIntervalDay({retention_days})
@@ -129,7 +140,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         # 64 KiB-1 MiB took an IP search at 10M events from 149 to 99 ms (p95), a user
         # from 95 to 76 ms, for 6% more disk. New parts get it; merges rewrite old ones.
         (
-            "ALTER TABLE {db}.auth_events MODIFY SETTING "
+            "ALTER TABLE {events} MODIFY SETTING "
             "min_compress_block_size = 8192, max_compress_block_size = 16384",
         ),
     ),
@@ -140,12 +151,64 @@ class StoreUnavailableError(RuntimeError):
     """The log store cannot be opened; the message says why and what to do."""
 
 
+_CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+
+
 @dataclass(frozen=True, slots=True)
 class StoreLocation:
-    """Where the log store lives, parsed from ``AUTHTRAIL_CLICKHOUSE_URL``."""
+    """Where the log store lives, parsed from ``AUTHTRAIL_CLICKHOUSE_URL`` and
+    ``AUTHTRAIL_CLICKHOUSE_CLUSTER``."""
 
     url: str
     database: str
+    cluster: str | None = None
+
+    @property
+    def events_table(self) -> str:
+        """The table every query reads and every write goes to."""
+        return f"{self.database}.{EVENTS_TABLE}"
+
+    @property
+    def storage_table(self) -> str:
+        """The MergeTree table holding the rows (on each node of a cluster)."""
+        name = EVENTS_LOCAL_TABLE if self.cluster else EVENTS_TABLE
+        return f"{self.database}.{name}"
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER '{self.cluster}'" if self.cluster else ""
+
+    def engine(self, table: str, kind: str, *, sharded: bool = True) -> str:
+        """``kind`` (e.g. ``ReplacingMergeTree``), replicated on a cluster: per shard, or
+        on every node (``sharded=False``, for the small bookkeeping tables)."""
+        if not self.cluster:
+            return kind
+        shard = "{shard}" if sharded else "all"
+        return (
+            f"Replicated{kind}('/clickhouse/tables/{shard}/{self.database}/{table}', '{{replica}}')"
+        )
+
+    def front_statement(self) -> str | None:
+        """The Distributed table in front of the shards (None on a single server)."""
+        if not self.cluster:
+            return None
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.events_table}{self.on_cluster} "
+            f"AS {self.storage_table} ENGINE = Distributed('{self.cluster}', "
+            f"'{self.database}', '{EVENTS_LOCAL_TABLE}', cityHash64(event_id))"
+        )
+
+    def migration_fields(self, retention_days: int) -> dict[str, object]:
+        """What the ``MIGRATIONS`` statements are formatted with."""
+        return {
+            "db": self.database,
+            "retention_days": int(retention_days),
+            "events": self.storage_table + self.on_cluster,
+            "front": self.events_table + self.on_cluster,
+            "replacing_engine": self.engine(
+                EVENTS_LOCAL_TABLE if self.cluster else EVENTS_TABLE, "ReplacingMergeTree"
+            ),
+        }
 
     @property
     def embedded(self) -> bool:
@@ -160,21 +223,34 @@ class StoreLocation:
         return redact_url(self.url)
 
     @classmethod
-    def parse(cls, url: str) -> StoreLocation:
+    def parse(cls, url: str, cluster: str | None = None) -> StoreLocation:
+        """Raises ``StoreUnavailableError`` naming what is wrong (never the password)."""
         parts = urlsplit(url)
+        if cluster is not None and not _CLUSTER_NAME.fullmatch(cluster):
+            raise StoreUnavailableError(f"invalid ClickHouse cluster name {cluster!r}")
         if parts.scheme == "chdb":
             if not parts.path or parts.path == "/":
                 raise StoreUnavailableError("a chdb:// URL needs a directory: chdb:///var/lib/x")
+            if cluster:
+                raise StoreUnavailableError(
+                    "AUTHTRAIL_CLICKHOUSE_CLUSTER needs a ClickHouse server "
+                    "(AUTHTRAIL_CLICKHOUSE_URL=http(s)://...), not the embedded store"
+                )
             return cls(url, DEFAULT_DATABASE)
         if parts.scheme in ("http", "https"):
             database = parts.path.strip("/") or DEFAULT_DATABASE
             if not database.replace("_", "").isalnum():
                 raise StoreUnavailableError(f"invalid ClickHouse database name {database!r}")
-            return cls(url, database)
+            return cls(url, database, cluster or None)
         raise StoreUnavailableError(
             f"AUTHTRAIL_CLICKHOUSE_URL must start with chdb://, http:// or https://, "
             f"not {parts.scheme or 'nothing'}:// ({redact_url(url)})"
         )
+
+
+def location_of(settings: Settings) -> StoreLocation:
+    """The log store ``settings`` name (``AUTHTRAIL_CLICKHOUSE_URL``, ``_CLUSTER``)."""
+    return StoreLocation.parse(settings.resolved_clickhouse_url, settings.clickhouse_cluster)
 
 
 # Embedded chDB allows one process per data directory. We hold an flock on a file beside
@@ -210,12 +286,18 @@ def connect(location: StoreLocation) -> Client:
     releases the GIL during queries, so per-thread clients query in parallel.
 
     Raises ``StoreUnavailableError`` with a plain explanation (never the password)."""
+    if location.embedded and importlib.util.find_spec("chdb") is None:
+        raise StoreUnavailableError(
+            "the embedded log store needs chDB, which this installation leaves out (the "
+            "container image does): pip install 'authtrail[embedded]', or point "
+            "AUTHTRAIL_CLICKHOUSE_URL at a ClickHouse server"
+        )
     try:
         if location.embedded:
             _lock_embedded(location.chdb_path)
             return clickhouse_connect.get_client(dsn=location.url)
         client = clickhouse_connect.get_client(dsn=location.url, database="default")
-        client.command(f"CREATE DATABASE IF NOT EXISTS {location.database}")
+        client.command(f"CREATE DATABASE IF NOT EXISTS {location.database}{location.on_cluster}")
         return clickhouse_connect.get_client(dsn=location.url, database=location.database)
     except StoreUnavailableError:
         raise
@@ -226,16 +308,35 @@ def connect(location: StoreLocation) -> Client:
         ) from None
 
 
+def _bookkeeping(location: StoreLocation) -> list[str]:
+    db = location.database
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {db}{location.on_cluster}",
+        f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE}{location.on_cluster} "
+        "(version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        f"ENGINE = {location.engine(MIGRATIONS_TABLE, 'MergeTree', sharded=False)} "
+        "ORDER BY version",
+    ]
+
+
+def ddl(location: StoreLocation, retention_days: int) -> list[str]:
+    """Every statement ``migrate`` runs on an empty database, in order: for a DBA to review
+    (``authtrail store ddl``) before pointing authtrail at a production cluster."""
+    fields = location.migration_fields(retention_days)
+    statements = _bookkeeping(location)
+    for migration in MIGRATIONS:
+        statements += [statement.format(**fields) for statement in migration.statements]
+    front = location.front_statement()
+    return statements + ([front] if front else [])
+
+
 def migrate(client: Client, location: StoreLocation, retention_days: int) -> list[int]:
     """Brings the schema to the newest version and the TTL to ``retention_days``.
     Idempotent; returns the versions applied now."""
     db = location.database
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} "
-        "(version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+    for statement in _bookkeeping(location):
+        client.command(statement)
+    fields = location.migration_fields(retention_days)
     done = {
         row[0] for row in client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE}").result_rows
     }
@@ -244,7 +345,7 @@ def migrate(client: Client, location: StoreLocation, retention_days: int) -> lis
         if migration.version in done:
             continue
         for statement in migration.statements:
-            client.command(statement.format(db=db, retention_days=retention_days))
+            client.command(statement.format(**fields))
         client.insert(
             f"{db}.{MIGRATIONS_TABLE}",
             [[migration.version, migration.description]],
@@ -252,16 +353,19 @@ def migrate(client: Client, location: StoreLocation, retention_days: int) -> lis
         )
         log.info("log store schema migrated to v%d: %s", migration.version, migration.description)
         applied.append(migration.version)
-    _apply_retention(client, db, retention_days)
+    front = location.front_statement()
+    if front is not None:
+        client.command(front)
+    _apply_retention(client, location, retention_days)
     return applied
 
 
-def _apply_retention(client: Client, db: str, retention_days: int) -> None:
-    ddl = str(client.command(f"SHOW CREATE TABLE {db}.{EVENTS_TABLE}"))
+def _apply_retention(client: Client, location: StoreLocation, retention_days: int) -> None:
+    ddl = str(client.command(f"SHOW CREATE TABLE {location.storage_table}"))
     if f"toIntervalDay({retention_days})" in ddl:
         return
     client.command(
-        f"ALTER TABLE {db}.{EVENTS_TABLE} MODIFY TTL "
+        f"ALTER TABLE {location.storage_table}{location.on_cluster} MODIFY TTL "
         f"toDateTime(occurred_at) + toIntervalDay({int(retention_days)})",
         settings={"materialize_ttl_after_modify": 0},
     )

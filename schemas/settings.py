@@ -20,6 +20,10 @@ from schemas.topics import Topics
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+class MissingSecretKeyError(RuntimeError):
+    """A deployment of several processes needs ``AUTHTRAIL_SECRET_KEY`` set."""
+
+
 class Settings(BaseSettings):
     """All of authtrail's configuration. Field ``x`` is variable ``AUTHTRAIL_X``."""
 
@@ -61,6 +65,11 @@ class Settings(BaseSettings):
         description="chdb:///path (embedded; default <data_dir>/clickhouse) or "
         "http(s)://user:pass@host:port/database for a ClickHouse server.",
     )
+    clickhouse_cluster: str | None = Field(
+        None,
+        description="ClickHouse cluster name (remote_servers): the log table becomes a "
+        "ReplicatedReplacingMergeTree on every node with a Distributed table in front.",
+    )
     retention_days: int = Field(90, ge=1, le=36_500, description="Log store TTL in days.")
 
     # Ingest
@@ -97,6 +106,12 @@ class Settings(BaseSettings):
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: Port = Field(8080, description="Query API port.")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="The page's address as users reach it (a load balancer, an ingress), "
+        "for sign-in links; default: http://<AUTHTRAIL_API_HOST>:<AUTHTRAIL_API_PORT>.",
+    )
     api_rate_limit: float = Field(
         20.0,
         ge=0,
@@ -151,9 +166,18 @@ class Settings(BaseSettings):
         return config
 
     def secret_key_bytes(self) -> bytes:
-        """``AUTHTRAIL_SECRET_KEY``, else the key generated once into the data dir."""
+        """``AUTHTRAIL_SECRET_KEY``, else the key generated once into the data dir. With
+        a ClickHouse server (a deployment of several processes, each with a data dir of
+        its own) a generated key would differ per process, so sessions and destination
+        secrets would not carry across them: then the key must be set
+        (``MissingSecretKeyError``)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value().encode()
+        if self.clickhouse_url:
+            raise MissingSecretKeyError(
+                "set AUTHTRAIL_SECRET_KEY (e.g. openssl rand -base64 48): with a ClickHouse "
+                "server every API and connector process must share one key"
+            )
         path = self.data_dir / "secret.key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +213,9 @@ class Settings(BaseSettings):
 
     @property
     def api_url(self) -> str:
+        """Where users reach the page and API (sign-in links)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
         return f"http://{self.api_connect_host}:{self.api_port}"
 
 

@@ -11,6 +11,13 @@ from query_api.routes.deps import Repo
 router = APIRouter(tags=["ops"])
 
 
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """200 while the process answers: the liveness probe. A log store outage is not a
+    reason to restart the API (``/healthz`` reports it, for readiness)."""
+    return {"status": "ok"}
+
+
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 def healthz(request: Request, repo: Repo) -> JSONResponse | Health:
     """200 when the log store answers, with the ingest worker's counters when the API runs

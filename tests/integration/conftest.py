@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -256,12 +257,39 @@ def api_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     return settings
 
 
-@pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> StoreLocation:
-    location = StoreLocation.parse(f"chdb://{tmp_path_factory.mktemp('chdb') / 'clickhouse'}")
+# The storage and query tests run on embedded chDB, and also on a ClickHouse server (and
+# cluster) when these are set: AUTHTRAIL_TEST_CLICKHOUSE_URL=http://user:pass@host:8123
+# (each session uses a database of its own, dropped at the end), and optionally
+# AUTHTRAIL_TEST_CLICKHOUSE_CLUSTER=<remote_servers name>.
+SERVER_URL = os.environ.get("AUTHTRAIL_TEST_CLICKHOUSE_URL")
+SERVER_CLUSTER = os.environ.get("AUTHTRAIL_TEST_CLICKHOUSE_CLUSTER") or None
+NO_SERVER = (
+    "AUTHTRAIL_TEST_CLICKHOUSE_URL is not set: the storage and query tests ran on embedded "
+    "chDB only (set it to a ClickHouse server to run them there too)"
+)
+
+
+@pytest.fixture(scope="session", params=["chdb", "server"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StoreLocation]:
+    if request.param == "chdb":
+        url = f"chdb://{tmp_path_factory.mktemp('chdb') / 'clickhouse'}"
+        location = StoreLocation.parse(url)
+    else:
+        if not SERVER_URL:
+            pytest.skip(NO_SERVER)
+        parts = urlsplit(SERVER_URL)
+        database = f"authtrail_test_{uuid.uuid4().hex[:8]}"
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+        location = StoreLocation.parse(url, SERVER_CLUSTER)
     assert migrate(connect(location), location, 90) == [1, 2]
     assert migrate(connect(location), location, 90) == []  # idempotent
-    return location
+    yield location
+    if not location.embedded:
+        client = connect(location)
+        client.command(f"DROP DATABASE IF EXISTS {location.database}{location.on_cluster} SYNC")
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -134,7 +134,9 @@ def test_an_injection_string_that_is_stored_is_found_literally(
                 assert got == [f"inject-{n}"], (parameter, value)
     finally:
         # The session store is shared: the Logs tests compare it with their own oracle.
-        client.command(f"DELETE FROM {store.database}.auth_events WHERE event_id LIKE 'inject-%'")
+        client.command(
+            f"DELETE FROM {store.storage_table}{store.on_cluster} WHERE event_id LIKE 'inject-%'"
+        )
         client.close()
     assert total(api_client, tokens["admin"]) == before
 

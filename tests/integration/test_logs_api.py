@@ -672,9 +672,14 @@ def test_a_twin_that_slipped_past_the_writer_shows_once(
     client_ = connect(store)
     row = [getattr(twin, c) for c in EVENT_COLUMNS]
     row[EVENT_COLUMNS.index("attributes")] = orjson.dumps(twin.attributes).decode()
-    client_.insert(f"{store.database}.auth_events", [row], column_names=list(EVENT_COLUMNS))
+    client_.insert(
+        store.events_table,
+        [row],
+        column_names=list(EVENT_COLUMNS),
+        settings={"distributed_foreground_insert": 1} if store.cluster else None,
+    )
     raw = client_.query(
-        f"SELECT count() FROM {store.database}.auth_events WHERE event_id = {{id:String}}",
+        f"SELECT count() FROM {store.events_table} WHERE event_id = {{id:String}}",
         parameters={"id": twin.event_id},
     )
     assert raw.result_rows[0][0] == 2
@@ -686,9 +691,9 @@ def test_a_twin_that_slipped_past_the_writer_shows_once(
     assert [r["event_id"] for r in csv.DictReader(io.StringIO(exported.text))].count(
         twin.event_id
     ) == 1
-    client_.command(f"OPTIMIZE TABLE {store.database}.auth_events FINAL")
+    client_.command(f"OPTIMIZE TABLE {store.storage_table}{store.on_cluster} FINAL")
     raw = client_.query(
-        f"SELECT count() FROM {store.database}.auth_events WHERE event_id = {{id:String}}",
+        f"SELECT count() FROM {store.events_table} WHERE event_id = {{id:String}}",
         parameters={"id": twin.event_id},
     )
     assert raw.result_rows[0][0] == 1

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from query_api.cursor import Cursor, InvalidCursorError
 from schemas import jsonschema_export
@@ -119,3 +120,15 @@ def test_sasl_settings_reach_the_kafka_clients(monkeypatch: pytest.MonkeyPatch) 
     assert config["security.protocol"] == "SASL_SSL"
     assert (config["sasl.username"], config["sasl.password"]) == ("authtrail", "pw-123")
     assert "pw-123" not in repr(settings)
+
+
+def test_a_server_deployment_needs_a_shared_secret_key(tmp_path: Path) -> None:
+    from schemas.settings import MissingSecretKeyError
+
+    server = Settings(data_dir=tmp_path, clickhouse_url="http://ch:8123/authtrail")
+    with pytest.raises(MissingSecretKeyError, match="AUTHTRAIL_SECRET_KEY"):
+        server.secret_key_bytes()
+    shared = server.model_copy(update={"secret_key": SecretStr("k" * 48)})
+    assert shared.secret_key_bytes() == b"k" * 48
+    embedded = Settings(data_dir=tmp_path)
+    assert embedded.secret_key_bytes() == embedded.secret_key_bytes()  # generated once
