@@ -84,16 +84,6 @@ class SessionSigner:
         return parts[0]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise AuthError(401, "use 'Authorization: Bearer <token>'")
-    return value.strip()
-
-
 def refused(request: Request, message: str, parameter: str = "Authorization") -> AuthError:
     """A 401 for ``request``, counted against its client address's rate: a caller
     guessing tokens is slowed down like any other (429 once over)."""
@@ -101,6 +91,16 @@ def refused(request: Request, message: str, parameter: str = "Authorization") ->
     address = request.client.host if request.client else "unknown"
     limiter.check(f"address:{address}", "too many failed authentications from this address")
     return AuthError(401, message, parameter)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise refused(request, "use 'Authorization: Bearer <token>'")
+    return value.strip()
 
 
 def current_principal(request: Request) -> Principal:

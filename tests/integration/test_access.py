@@ -299,6 +299,9 @@ def test_rate_limit_per_token_with_retry_after(limited: TestClient, tokens: dict
         for n in range(5)
     ]
     assert guesses[:3] == [401, 401, 401] and guesses[-1] == 429
+    # However the guess is malformed.
+    for header in ("Basic dXNlcjpwYXNz", "Bearer ", "at_x"):
+        assert limited.get(SESSION, headers={"Authorization": header}).status_code == 429
 
 
 def test_request_bodies_over_the_limit_are_413(limited: TestClient) -> None:
