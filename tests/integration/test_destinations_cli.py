@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+import yaml
 
 from tests.integration.conftest import base_env, consume_all, run_cli
 
@@ -60,6 +61,18 @@ def test_destination_lifecycle(kafka_bootstrap: str, tmp_path: Path) -> None:
     records = consume_all(kafka_bootstrap, f"{prefix}authtrail.destinations", 2)
     raw = b"".join(m.value() or b"" for m in records)
     assert DD_KEY.encode() not in raw and b"SECRETCODE123" not in raw
+
+    # Kubernetes manifests per destination: what `kubectl apply -f -` takes.
+    rendered = run_cli(env, "destinations", "manifests", "--image", "registry/at:2")
+    assert rendered.returncode == 0, rendered.stderr
+    manifests = list(yaml.safe_load_all(rendered.stdout))
+    scaled = [m for m in manifests if m["kind"] == "ScaledObject"]
+    assert {s["spec"]["triggers"][0]["metadata"]["consumerGroup"] for s in scaled} == {
+        f"authtrail.connector.{dd_id}",
+        f"authtrail.connector.{sumo.stdout.strip()}",
+    }
+    assert all(s["spec"]["maxReplicaCount"] == 3 for s in scaled)  # the partitions
+    assert DD_KEY not in rendered.stdout and "SECRETCODE123" not in rendered.stdout
 
     assert run_cli(env, "destinations", "pause", dd_id).stdout.strip() == f"paused {dd_id}"
     assert "paused" in run_cli(env, "destinations", "list").stdout
