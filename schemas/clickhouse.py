@@ -81,7 +81,7 @@ class Migration:
     statements: tuple[str, ...]
 
 
-# Statements are formatted with {db}, {retention_days}, and from the ``StoreLayout``:
+# Statements are formatted with {db}, {retention_days}, and from the ``StoreLocation``:
 # {events} (the events' storage table, with ON CLUSTER on a cluster) and {replacing_engine}.
 # Never change what a released migration does: add a new one. On a cluster, a migration
 # that changes columns must change the Distributed table too (``{front}``).
@@ -169,10 +169,13 @@ class StoreLocation:
         return f"{self.database}.{EVENTS_TABLE}"
 
     @property
-    def storage_table(self) -> str:
+    def storage_name(self) -> str:
         """The MergeTree table holding the rows (on each node of a cluster)."""
-        name = EVENTS_LOCAL_TABLE if self.cluster else EVENTS_TABLE
-        return f"{self.database}.{name}"
+        return EVENTS_LOCAL_TABLE if self.cluster else EVENTS_TABLE
+
+    @property
+    def storage_table(self) -> str:
+        return f"{self.database}.{self.storage_name}"
 
     @property
     def on_cluster(self) -> str:
@@ -195,7 +198,7 @@ class StoreLocation:
         return (
             f"CREATE TABLE IF NOT EXISTS {self.events_table}{self.on_cluster} "
             f"AS {self.storage_table} ENGINE = Distributed('{self.cluster}', "
-            f"'{self.database}', '{EVENTS_LOCAL_TABLE}', cityHash64(event_id))"
+            f"'{self.database}', '{self.storage_name}', cityHash64(event_id))"
         )
 
     def migration_fields(self, retention_days: int) -> dict[str, object]:
@@ -205,9 +208,7 @@ class StoreLocation:
             "retention_days": int(retention_days),
             "events": self.storage_table + self.on_cluster,
             "front": self.events_table + self.on_cluster,
-            "replacing_engine": self.engine(
-                EVENTS_LOCAL_TABLE if self.cluster else EVENTS_TABLE, "ReplacingMergeTree"
-            ),
+            "replacing_engine": self.engine(self.storage_name, "ReplacingMergeTree"),
         }
 
     @property

@@ -195,14 +195,7 @@ class Authtrail:
 @pytest.fixture
 def authtrail(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Authtrail]:
     """A fresh authtrail on the session broker: its own topics (prefix), group, chDB."""
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    env = base_env(
-        tmp_path / "var",
-        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        AUTHTRAIL_TOPIC_PREFIX=prefix,
-        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
-        AUTHTRAIL_API_PORT=str(free_port()),
-    )
+    env = shared_broker_env(tmp_path / "var", kafka_bootstrap, "t")
     with Authtrail(tmp_path / "var", env) as instance:
         yield instance
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,19 +15,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.conftest import AUTHTRAIL, base_env, free_port, run_cli
+from tests.integration.conftest import AUTHTRAIL, free_port, run_cli, shared_broker_env
 from tests.integration.streaming import wait_until
 
 
 @pytest.fixture
 def env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
-    prefix = f"probe{uuid.uuid4().hex[:8]}."
-    environment = base_env(
-        tmp_path / "var",
-        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        AUTHTRAIL_TOPIC_PREFIX=prefix,
-        AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
-    )
+    environment = shared_broker_env(tmp_path / "var", kafka_bootstrap, "probe")
     created = run_cli(environment, "topics", "create")
     assert created.returncode == 0, created.stderr
     return environment
