@@ -5,6 +5,8 @@ partition count; the connectors file is what ``authtrail.kubernetes`` renders.""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +163,27 @@ def test_per_destination_manifests_scale_each_on_its_own_lag() -> None:
     assert container["image"] == "registry/at:1"
     # Rendering reveals no destination secret.
     assert "0" * 32 not in to_yaml(manifests)
+
+
+def test_the_kustomization_renders_to_valid_manifests() -> None:
+    """What `kubectl apply -k deploy/kubernetes` would send (kubectl renders it offline)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("no kubectl here: the files were validated one by one above")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    found = [d for d in yaml.safe_load_all(rendered) if d]
+    assert len(found) == len(resources())
+    for resource in found:
+        validate(resource, VERSIONS[-1])
+        if resource["kind"] != "Namespace":
+            assert resource["metadata"]["namespace"] == "authtrail", resource["metadata"]
+        assert resource["metadata"]["labels"]["app.kubernetes.io/part-of"] == "authtrail"
+    images = {
+        c["image"]
+        for d in found
+        if d["kind"] in ("Deployment", "Job")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"authtrail:latest"}
