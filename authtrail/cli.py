@@ -536,15 +536,13 @@ def store_ddl(retention_days: int | None) -> None:
 def store_migrate() -> None:
     """Bring the log store's schema up to date, then exit (a deploy step: run it once
     before the workers on a cluster; they would otherwise each try)."""
-    from schemas.clickhouse import StoreUnavailableError, connect, location_of, migrate
+    from schemas.clickhouse import StoreUnavailableError, location_of, open_migrated
 
     settings = _settings()
     _setup_logging(settings)
     try:
         location = location_of(settings)
-        client = connect(location)
-        applied = migrate(client, location, settings.retention_days)
-        client.close()
+        applied = open_migrated(settings)[1]
     except StoreUnavailableError as exc:
         _fail(str(exc))
     except Exception as exc:  # a server error: say which, never the URL's password
@@ -657,13 +655,12 @@ def api() -> None:
 
     from query_api.app import create_app
     from query_api.repository import LogRepository
-    from schemas.clickhouse import StoreUnavailableError, connect, location_of, migrate
+    from schemas.clickhouse import StoreUnavailableError, open_migrated
 
     settings = _settings()
     _setup_logging(settings)
     try:
-        location = location_of(settings)
-        migrate(connect(location), location, settings.retention_days)
+        location = open_migrated(settings)[0]
     except StoreUnavailableError as exc:
         _fail(str(exc))
     from query_api.auth import SessionSigner

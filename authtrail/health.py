@@ -40,10 +40,6 @@ class Heartbeat:
     def beat(self) -> None:
         self._at = self._clock()
 
-    @property
-    def started(self) -> bool:
-        return self._at is not None
-
     def stalled(self) -> str | None:
         """None while the loop turns (or has not started yet), else the reason."""
         if self._at is None:

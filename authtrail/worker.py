@@ -33,7 +33,7 @@ from query_api.repository import LogRepository
 from query_api.routes.destinations import StreamContext
 from query_api.server import ApiService
 from query_api.tokens import TokenLog
-from schemas.clickhouse import StoreLocation, connect, location_of, migrate
+from schemas.clickhouse import connect, open_migrated
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,15 +102,6 @@ class Banner(Service):
             print(line, flush=True)
 
 
-def open_store(settings: Settings) -> StoreLocation:
-    """Opens the log store and migrates its schema (before the worker starts: creating
-    it from the agent raced with the first batch)."""
-    location = location_of(settings)
-    client = connect(location)
-    migrate(client, location, settings.retention_days)
-    return location
-
-
 def run_worker(
     settings: Settings,
     *,
@@ -122,7 +113,9 @@ def run_worker(
 ) -> int:
     """Runs the ingest worker (and, with ``with_api``, the query API in-process) until
     SIGINT/SIGTERM. Returns the process exit code."""
-    location = open_store(settings)
+    # Migrated before the worker starts: creating the table from the agent raced with the
+    # first batch.
+    location = open_migrated(settings)[0]
     processor = BatchProcessor(
         batch_normalizer(settings.max_event_bytes, settings.ingest_normalizer_processes),
         writer_factory=lambda: EventWriter(connect(location), location),

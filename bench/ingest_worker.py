@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from authtrail.worker import open_store, run_worker
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, location_of
+from authtrail.worker import run_worker
+from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, open_migrated
 from schemas.settings import Settings
 
 PROBE_KEY = "bench.probe"
@@ -82,10 +82,9 @@ def main() -> None:
     parser.add_argument("--ready", type=Path)
     args = parser.parse_args()
     settings = Settings()
-    location = location_of(settings)
+    # The table exists before the watcher's first look.
+    location = open_migrated(settings)[0]
     out: dict[str, Any] = {}
-
-    open_store(settings)  # the table exists before the watcher's first look
 
     def observe() -> None:
         try:

@@ -111,7 +111,9 @@ def create_app(
     async def on_store_error(_request: Request, exc: ClickHouseClientError) -> JSONResponse:
         # The message may name the server's address: it goes to the log, not the client.
         if "TIMEOUT_EXCEEDED" in str(exc):
-            message = f"the query ran over {limits.query_timeout_s:g} s: narrow the filter"
+            limit = repository.query_timeout_s
+            over = f"{limit:g} s" if limit is not None else "the time limit"
+            message = f"the query ran over {over}: narrow the filter"
         else:
             log.error("log store query failed: %s", exc)
             message = "log store unavailable"

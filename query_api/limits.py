@@ -24,7 +24,6 @@ class ApiLimits:
     rate: float = 20.0  # requests per second per key, sustained; 0: unlimited
     burst: int = 100
     max_body_bytes: int = 1_048_576
-    query_timeout_s: float = 30.0
 
     @classmethod
     def of(cls, settings: Settings) -> ApiLimits:
@@ -32,7 +31,6 @@ class ApiLimits:
             settings.api_rate_limit,
             settings.api_rate_burst,
             settings.api_max_body_bytes,
-            settings.api_query_timeout_seconds,
         )
 
 

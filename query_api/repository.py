@@ -99,10 +99,11 @@ class LogRepository:
         query_timeout_s: float | None = None,
     ) -> None:
         """``query_timeout_s`` bounds each query (ClickHouse's ``max_execution_time``): a
-        query over it raises ``QueryTimeoutError`` rather than holding a thread."""
+        query over it raises ClickHouse's ``TIMEOUT_EXCEEDED`` rather than holding a
+        thread (the API answers it 503)."""
         self.location = location
         self._factory = client_factory or (lambda: connect(location))
-        self._timeout = query_timeout_s
+        self.query_timeout_s = query_timeout_s
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
@@ -112,8 +113,8 @@ class LogRepository:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
             client = self._factory()
-            if self._timeout is not None:
-                client.set_client_setting("max_execution_time", self._timeout)
+            if self.query_timeout_s is not None:
+                client.set_client_setting("max_execution_time", self.query_timeout_s)
                 client.set_client_setting("timeout_overflow_mode", "throw")
             self._local.client = client
             with self._clients_lock:

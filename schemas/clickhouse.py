@@ -361,6 +361,17 @@ def migrate(client: Client, location: StoreLocation, retention_days: int) -> lis
     return applied
 
 
+def open_migrated(settings: Settings) -> tuple[StoreLocation, list[int]]:
+    """The log store ``settings`` name, its schema brought up to date; returns it with
+    the versions applied now. Raises ``StoreUnavailableError`` when it cannot be opened."""
+    location = location_of(settings)
+    client = connect(location)
+    try:
+        return location, migrate(client, location, settings.retention_days)
+    finally:
+        client.close()
+
+
 def _apply_retention(client: Client, location: StoreLocation, retention_days: int) -> None:
     ddl = str(client.command(f"SHOW CREATE TABLE {location.storage_table}"))
     if f"toIntervalDay({retention_days})" in ddl:

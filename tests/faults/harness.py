@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,6 @@ class Outcome:
     lost: int
     dead_lettered: int
     recovery_s: float | None
-    notes: list[str] = field(default_factory=list)
 
 
 def raw_event(run: str, i: int, now_ms: int) -> dict[str, Any]:
@@ -368,7 +367,7 @@ class Trail:
                     ids.append(orjson.loads(line)["event_id"])
         return ids
 
-    def settle_and_count(self, fault: str, notes: list[str] | None = None) -> Outcome:
+    def settle_and_count(self, fault: str) -> Outcome:
         """Waits for the stream to end and the trail to catch up, then counts. Raises
         when an event is lost or shown twice."""
         assert self._producer_done.wait(self.size.settle_timeout_s), "the stream did not end"
@@ -409,7 +408,6 @@ class Trail:
             recovery_s=max((r for r in recovery if r is not None), default=None)
             if recovery and all(r is not None for r in recovery)
             else None,
-            notes=notes or [],
         )
         RESULTS.append(outcome)
         assert outcome.sent == self.size.events

@@ -277,7 +277,7 @@ def limited(
         LogRepository(store, query_timeout_s=0.000001),
         token_log,
         SessionSigner(api_settings.secret_key_bytes()),
-        limits=ApiLimits(rate=1, burst=3, max_body_bytes=2048, query_timeout_s=0.000001),
+        limits=ApiLimits(rate=1, burst=3, max_body_bytes=2048),
     )
     with TestClient(app) as test_client:
         yield test_client
