@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test faults setup system system-browser bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
+.PHONY: run test test-shifted-clock faults setup system system-tests go bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
-	@echo "make test   - set up, then ruff, mypy and the whole test suite"
+	@echo "make test   - set up, then ruff, mypy and the whole test suite (the unit tests again under a clock a year ahead and a year back)"
 	@echo "make faults - the fault-injection suite at full size (100,000 events per fault; make test runs it reduced)"
 	@echo "make bench  - ingest, query and stream against peers and limits: one table, chart, JSON (BENCH_SCALE=0.1 for a quick run)"
 	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
@@ -24,8 +24,11 @@ help:
 system:
 	@bash deploy/ensure-system.sh
 
-system-browser:
-	@bash deploy/ensure-system.sh --browser
+system-tests:
+	@bash deploy/ensure-system.sh --browser --tests
+
+go: $(STAMP)
+	@bash deploy/ensure-go.sh $(BIN)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
@@ -53,8 +56,15 @@ unit: $(STAMP)
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: setup system-browser lint typecheck
+test: setup system-tests go lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-shifted-clock
+
+# No test may depend on the day it runs: the unit tests once more with the wall clock of
+# every process (children included) a year ahead, and a year back (libfaketime).
+test-shifted-clock: system-tests $(STAMP)
+	tests/clock/shifted-clock.sh +365d $(BIN)/pytest tests/unit -p no:cacheprovider -q
+	tests/clock/shifted-clock.sh -365d $(BIN)/pytest tests/unit -p no:cacheprovider -q
 
 faults: setup
 	AUTHTRAIL_FAULTS_SIZE=full $(BIN)/pytest tests/faults -o timeout=1800 $(PYTEST_ARGS)

@@ -33,18 +33,18 @@ from confluent_kafka import Producer
 from authtrail.demo import DemoTraffic
 from bench.figures import Figure, accept_rate, broker, free_port, scaled, write_results
 from connectors.config import DestinationStore
-from connectors.receivers import (
-    CoralogixReceiver,
-    DatadogReceiver,
-    SplunkReceiver,
-    SumoReceiver,
-)
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from schemas.events import NormalizedEvent, utc_now_ms
 from schemas.settings import Settings
 from schemas.topic_admin import ensure_topics
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
+from tests.platform_fakes import (
+    CoralogixReceiver,
+    DatadogReceiver,
+    SplunkReceiver,
+    SumoReceiver,
+)
 
 AUTHTRAIL = str(Path(sys.executable).parent / "authtrail")
 DD_KEY = "0123456789abcdef0123456789abcdef"

@@ -1,25 +1,67 @@
 #!/usr/bin/env bash
 # Makes sure the system tools the embedded set-up needs are present: a Java 17+ runtime
-# (runs the Kafka broker) and Maven (fetches its jars once); with `--browser`, also
-# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
-# downloads a browser of its own). Installs what is missing with apt-get when allowed
-# (root); otherwise says what to install. Idempotent.
+# (Kafka 4 runs on nothing older) and Maven (fetches the broker's jars once).
+#   --browser  also Debian's Chromium for the browser tests (Playwright drives
+#              /usr/bin/chromium; it never downloads a browser of its own)
+#   --tests    also what the suite needs beyond that: libfaketime (the suite runs once
+#              more under a clock moved a year ahead and a year back)
+# Installs what is missing with apt-get when allowed (root); otherwise says what to
+# install. Idempotent: with everything present it installs and prints nothing.
 set -euo pipefail
 
-missing=()
-command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] || missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
-if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
-  missing+=(chromium fonts-dejavu-core)
+# The major version of the Java runtime $1 (0 when it does not run).
+java_major() {
+  local version
+  version=$("$1" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}') || true
+  case "$version" in
+    "") echo 0 ;;
+    1.*) version=${version#1.}; echo "${version%%.*}" ;;  # 1.8.0_402 is Java 8
+    *) echo "${version%%[.+-]*}" ;;
+  esac
+}
+
+if [ -n "${JAVA_HOME:-}" ]; then
+  major=$(java_major "$JAVA_HOME/bin/java")
+  if [ "$major" -lt 17 ]; then
+    echo "JAVA_HOME=$JAVA_HOME is Java $major; the Kafka broker needs Java 17+:" >&2
+    echo "point JAVA_HOME at a Java 17+ runtime, or unset it." >&2
+    exit 1
+  fi
 fi
+
+missing=()
+java_on_path=0
+if [ -z "${JAVA_HOME:-}" ]; then
+  command -v java >/dev/null 2>&1 && java_on_path=$(java_major "$(command -v java)")
+  [ "$java_on_path" -ge 17 ] || missing+=(openjdk-17-jre-headless)
+fi
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+for option in "$@"; do
+  case "$option" in
+    --browser) [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core) ;;
+    --tests)
+      command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+      command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev) ;;
+    *) echo "ensure-system.sh: unknown option $option" >&2; exit 2 ;;
+  esac
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
+
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} ..."
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "authtrail needs: ${missing[*]} (Java 17+ and Maven run the local Kafka broker;" >&2
-  echo "Chromium runs the browser tests). Install them as root, or set" >&2
-  echo "AUTHTRAIL_KAFKA_BOOTSTRAP to use an existing Kafka cluster." >&2
+  echo "Chromium runs the browser tests, faketime the shifted-clock run). Install them as" >&2
+  echo "root, or set AUTHTRAIL_KAFKA_BOOTSTRAP to use an existing Kafka cluster." >&2
+  exit 1
+fi
+
+# An older Java that stays first on PATH (alternatives set by hand) would still be used.
+if [ -z "${JAVA_HOME:-}" ] && [ "$(java_major "$(command -v java)")" -lt 17 ]; then
+  echo "java on PATH is still Java $(java_major "$(command -v java)") after installing Java 17;" >&2
+  echo "set JAVA_HOME to it (e.g. /usr/lib/jvm/java-17-openjdk-amd64) or run" >&2
+  echo "update-alternatives --config java." >&2
   exit 1
 fi

@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -87,10 +90,35 @@ class InProcessNormalizer:
 
 
 _child: Normalizer | None = None
+# How a child reports that its parent is gone (distinct from a crash, for whoever reads it).
+ORPHANED_EXIT_CODE = 70
+
+
+def exit_with_parent() -> None:
+    """Ends this child process within a second of its parent's end, however the parent
+    ends (``kill -9`` included, where nothing in the parent runs to stop its children).
+
+    A daemon thread waits on the sentinel multiprocessing gives every child it spawns: the
+    child's end of a pipe whose other end only the parent holds, so the kernel closes it
+    when the parent dies. Outside multiprocessing (no sentinel) the thread polls the
+    parent's pid instead. Must be called in the child; returns at once."""
+    parent = multiprocessing.parent_process()
+    parent_pid = os.getppid()
+
+    def watch() -> None:
+        if parent is not None:
+            multiprocessing.connection.wait([parent.sentinel])
+        else:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+        os._exit(ORPHANED_EXIT_CODE)
+
+    threading.Thread(target=watch, name="authtrail-exit-with-parent", daemon=True).start()
 
 
 def _start_child(max_event_bytes: int) -> None:
     global _child
+    exit_with_parent()
     _child = Normalizer(Enricher(), max_event_bytes)
 
 
@@ -112,8 +140,7 @@ class ProcessNormalizer:
         self._processes = processes
         self._pool = self._new_pool()
         self._fallback: Normalizer | None = None
-        # Start the children now, not on the first batch (imports take a second or two).
-        self._pool.submit(_normalize_in_child, []).result()
+        self._start_children()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -122,6 +149,14 @@ class ProcessNormalizer:
             initializer=_start_child,
             initargs=(self._max_event_bytes,),
         )
+
+    def _start_children(self) -> None:
+        """Starts every child now, not on the first batches (imports take a second or
+        two). The pool spawns a child per task submitted while none is idle, so one task
+        per child, submitted together, starts them all."""
+        warmups = [self._pool.submit(_normalize_in_child, []) for _ in range(self._processes)]
+        for warmup in warmups:
+            warmup.result()
 
     async def normalize(self, values: Sequence[RawValue]) -> list[Result]:
         loop = asyncio.get_running_loop()

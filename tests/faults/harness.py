@@ -32,7 +32,6 @@ from authtrail.kafka_local import LocalKafka
 from authtrail.topics import create_topics
 from connectors.config import DestinationStore
 from connectors.platforms import build_sink
-from connectors.receivers import Receiver
 from pipeline.app import COMMIT_INTERVAL_S, IN_FLIGHT_BATCHES
 from query_api.tokens import create_token
 from schemas.destinations import make_destination
@@ -40,6 +39,7 @@ from schemas.settings import Settings
 from tests.faults.ingest_process import FAULT_FILE_ENV
 from tests.integration.conftest import AUTHTRAIL, base_env, free_port
 from tests.integration.platforms import ALL_PLATFORMS, Platform
+from tests.platform_fakes import Receiver
 
 
 @dataclass(frozen=True)

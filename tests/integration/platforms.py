@@ -10,14 +10,14 @@ from typing import Any
 
 import orjson
 
-from connectors.receivers import (
+from tests import leaks
+from tests.platform_fakes import (
     CoralogixReceiver,
     DatadogReceiver,
     Receiver,
     SplunkReceiver,
     SumoReceiver,
 )
-from tests import leaks
 
 DD_API_KEY = "0123456789abcdef0123456789abcdef"
 HEC_TOKEN = "12345678-1234-1234-1234-123456789012"

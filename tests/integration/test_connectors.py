@@ -16,10 +16,10 @@ import httpx
 import orjson
 import pytest
 
-from connectors.receivers import DatadogReceiver
 from connectors.runtime import ConnectorRuntime
 from tests.integration.conftest import consume_all
 from tests.integration.streaming import Stream, wait_until
+from tests.platform_fakes import DatadogReceiver
 
 API_KEY = "0123456789abcdef0123456789abcdef"
 

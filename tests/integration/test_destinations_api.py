@@ -13,10 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from connectors.receivers import DatadogReceiver, SplunkReceiver
 from schemas.settings import Settings
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.integration.streaming import Stream, wait_until
+from tests.platform_fakes import DatadogReceiver, SplunkReceiver
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"

@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.receivers import Receiver
 from tests.integration.conftest import consume_all
 from tests.integration.platforms import PLATFORMS, Platform, delivered_ids
 from tests.integration.streaming import Stream, wait_until
+from tests.platform_fakes import Receiver
 
 
 @pytest.fixture(params=PLATFORMS, ids=[p.name for p in PLATFORMS])

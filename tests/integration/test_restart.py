@@ -1,12 +1,16 @@
 """`authtrail up` on the embedded default, as `make run` runs it: it starts its own Kafka
-broker, stops everything on SIGTERM with exit 0, and a restart finds the old events."""
+broker, stops everything on SIGTERM with exit 0, and a restart finds the old events; killed,
+it leaves no process of its own behind."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import orjson
 
+from tests import processes
 from tests.integration.conftest import Authtrail, base_env, event, free_port, run_cli
 
 
@@ -36,3 +40,17 @@ def test_restart_keeps_events_and_collapses_redelivered_ones(tmp_path: Path) -> 
         items = authtrail.wait_for_rows(6)
         assert len(items) == 6
         assert authtrail.stop() == 0
+
+
+def test_a_killed_worker_leaves_no_process_behind(authtrail: Authtrail) -> None:
+    """`kill -9` gives the worker no chance to stop its normalizer children: they notice
+    by themselves and end (nothing else would: they are adopted by PID 1)."""
+    authtrail.start()
+    assert authtrail.process is not None
+    descendants = processes.descendants(authtrail.process.pid)
+    assert any("multiprocessing" in command for command in descendants.values()), descendants
+    authtrail.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while (left := processes.alive(descendants)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, {pid: descendants[pid] for pid in left}

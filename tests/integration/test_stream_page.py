@@ -16,11 +16,11 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from connectors.receivers import CoralogixReceiver, DatadogReceiver, SplunkReceiver, SumoReceiver
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.integration.conftest import Authtrail, shared_broker_env
 from tests.integration.streaming import wait_until
 from tests.integration.test_page import ARTIFACTS, CHROMIUM, browser  # noqa: F401
+from tests.platform_fakes import CoralogixReceiver, DatadogReceiver, SplunkReceiver, SumoReceiver
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.receivers.base import JSON_MEDIA_TYPE, Receiver
+from tests.platform_fakes.base import JSON_MEDIA_TYPE, Receiver
 
 MAX_ENTRIES = 1_000
 MAX_PAYLOAD_BYTES = 5_000_000

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import zstandard
 
-from connectors.receivers import (
+from tests.platform_fakes import (
     BodyDecodeError,
     CoralogixReceiver,
     DatadogReceiver,
@@ -27,7 +27,7 @@ from connectors.receivers import (
     UnsupportedEncodingError,
     decode_body,
 )
-from connectors.receivers.base import retry_after_value
+from tests.platform_fakes.base import retry_after_value
 
 DD_KEY = "dd-test-key"
 SPLUNK_TOKEN = "11111111-2222-3333-4444-555555555555"

@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.receivers.base import JSON_MEDIA_TYPE, Receiver
+from tests.platform_fakes.base import JSON_MEDIA_TYPE, Receiver
 
 MAX_CONTENT_LENGTH = 1_000_000
 # A channel header value is short; this bounds the ack request body generously.

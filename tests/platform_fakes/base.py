@@ -2,7 +2,7 @@
 
 A receiver is a small Starlette app served by uvicorn on 127.0.0.1 in a background
 thread. It enforces one platform's ingestion contract (auth, body shape, size
-limits, error replies; see /work/shared/destinations.md), records what it accepted
+limits, error replies, as each vendor documents them), records what it accepted
 in a `Store`, and consults a `Faults` plan on every ingestion request so tests can
 make the platform fail, throttle, stall, reject data or refuse credentials.
 

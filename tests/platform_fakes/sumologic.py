@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.receivers.base import Receiver
+from tests.platform_fakes.base import Receiver
 
 MAX_BODY_BYTES = 1_000_000
 MAX_MESSAGE_BYTES = 65_536

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from connectors.receivers.base import JSON_MEDIA_TYPE, Receiver
+from tests.platform_fakes.base import JSON_MEDIA_TYPE, Receiver
 
 MAX_BODY_BYTES = 2_000_000
 
