@@ -14,7 +14,7 @@ libfaketime=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
 mkdir -p "$cache"
 shim="$cache/monotonic_sleep.so"
 if [ ! -e "$shim" ] || [ "$here/monotonic_sleep.c" -nt "$shim" ]; then
-  cc -shared -fPIC -O2 -o "$shim.tmp" "$here/monotonic_sleep.c"
+  cc -shared -fPIC -O2 -o "$shim.tmp" "$here/monotonic_sleep.c" -ldl
   mv "$shim.tmp" "$shim"
 fi
 export LD_PRELOAD="$shim:$libfaketime${LD_PRELOAD:+:$LD_PRELOAD}"
