@@ -12,13 +12,14 @@ RUN python -m venv /opt/authtrail
 WORKDIR /src
 # Dependencies first: a code change rebuilds only the last layer.
 COPY pyproject.toml README.md ./
-RUN mkdir -p authtrail schemas pipeline query_api connectors \
-    && touch authtrail/__init__.py schemas/__init__.py pipeline/__init__.py \
+RUN mkdir -p authtrail schemas infra pipeline query_api connectors \
+    && touch authtrail/__init__.py schemas/__init__.py infra/__init__.py pipeline/__init__.py \
        query_api/__init__.py connectors/__init__.py \
     && /opt/authtrail/bin/pip install . \
     && /opt/authtrail/bin/pip uninstall --yes authtrail
 COPY authtrail ./authtrail
 COPY schemas ./schemas
+COPY infra ./infra
 COPY pipeline ./pipeline
 COPY query_api ./query_api
 COPY connectors ./connectors

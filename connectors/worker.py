@@ -5,9 +5,11 @@ Contract of ``DestinationWorker``:
 * consumes batches (up to the platform's entry limit, or what arrived within the linger)
   and sends up to ``max_in_flight`` of them at once;
 * events the destination's filter excludes count as done without a request;
-* commits batches in the order they were read, each only after every event of it and of
-  the batches before it is delivered or dead-lettered
+* commits by the commit rule (``infra.kafka.offsets``): per partition, up to the end of
+  the longest prefix of the records read that are delivered or dead-lettered
   (``auth-events.dlq.<id>``, with headers naming the platform's status, code and reply);
+  a batch that fails, is interrupted (a stop, a pause, an edit) or is abandoned holds
+  everything after it on its partitions uncommitted, whatever was delivered later;
 * never skips: while the platform fails it retries (the destination shows ``failing`` and
   its lag grows); refused credentials make it ``auth_failed``: the batch is re-read and
   retried every ``connector_auth_recheck_seconds`` until the credentials work again;
@@ -24,7 +26,6 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from connectors.dead_letters import Letter, store_letters
 from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
 from connectors.platforms import build_sink
 from connectors.sink import Reply, Sink, read_event
+from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination
 from schemas.settings import Settings
 
@@ -48,11 +50,13 @@ REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 _Letter = tuple[Message, DeadLetter]
 KEEPALIVE_AFTER_S = 5.0  # a send slower than this is waiting on retries
+SHUTDOWN_GRACE_S = 30.0  # how long a stop waits for the batches in flight, together
 
 
 @dataclass(slots=True)
 class _Prepared:
     batch: list[Message]
+    ticket: Batch
     wanted: list[tuple[Message, bytes]] = field(default_factory=list)
     unreadable: list[tuple[Message, str]] = field(default_factory=list)  # with the reason
     filtered: int = 0
@@ -101,6 +105,7 @@ class DestinationWorker(threading.Thread):
         self._consumer: Consumer | None = None
         self._stats = DeliveryStats()
         self._paused = False
+        self._ledger = CommitLedger()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -161,18 +166,21 @@ class DestinationWorker(threading.Thread):
                     # refused batches is skipped (seeking back is not reliable on partitions
                     # paused meanwhile).
                     consumer.close()
+                    self._ledger.forget_all()
                     consumer = self._consumer = self._open_consumer()
                     self._paused = False
                 except InterruptedError:
                     break
-            # Stopping: batches that complete in time are committed, in order; from the first
-            # that waits for a retry on, they are handed back to the group uncommitted.
+            # Stopping: batches that complete in time count; one interrupted while it waited
+            # for a retry never does, so the ledger commits nothing after it on its
+            # partitions (they are handed back to the group uncommitted).
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S
             while in_flight:
                 prepared, future = in_flight.popleft()
                 try:
-                    letters = future.result(timeout=30)
+                    letters = future.result(timeout=max(deadline - time.monotonic(), 0.0))
                 except (InterruptedError, AuthFailedError, FutureTimeout):
-                    break
+                    continue
                 self._finish(consumer, prepared, future, letters)
         except Exception as exc:  # the supervisor restarts the worker
             log.exception("destination %s stopped on an error", self.destination.id)
@@ -264,8 +272,12 @@ class DestinationWorker(threading.Thread):
         return batch
 
     def _prepare(self, batch: list[Message], sink: Sink) -> _Prepared:
-        """Filters and encodes a batch (in the consumer thread)."""
-        prepared = _Prepared(batch)
+        """Filters and encodes a batch and enters it in the ledger (in the consumer
+        thread)."""
+        ticket = self._ledger.track(
+            ((m.topic() or "", m.partition() or 0), m.offset() or 0) for m in batch
+        )
+        prepared = _Prepared(batch, ticket)
         matches = self.destination.filter.matches
         for message in batch:
             value = message.value() or b""
@@ -315,12 +327,14 @@ class DestinationWorker(threading.Thread):
         future: Future[list[_Letter]],
         letters: list[_Letter] | None = None,
     ) -> None:
-        """Waits for a batch's delivery (``_await``), then commits it and counts it.
-        Raises what the delivery raised."""
+        """Waits for a batch's delivery (``_await``), marks it durable, commits what the
+        ledger allows, and counts it. Raises what the delivery raised (the batch then never
+        becomes durable)."""
         if letters is None:
             letters = self._await(future)
         self._resume(consumer)
-        self._commit(consumer, prepared.batch)
+        self._ledger.durable(prepared.ticket)
+        self._commit(consumer)
         dead_from_platform = len(letters) - len(prepared.unreadable)
         self.status.delivered += len(prepared.wanted) - dead_from_platform
         self.status.dead_lettered += len(letters)
@@ -348,12 +362,13 @@ class DestinationWorker(threading.Thread):
             self._nap,  # in a sender thread: the consumer is not ours to poll
         )
 
-    def _commit(self, consumer: Consumer, batch: Sequence[Message]) -> None:
-        # A partition's messages come in offset order: its last one is its highest.
-        last: dict[tuple[str | None, int | None], int | None] = {
-            (m.topic(), m.partition()): m.offset() for m in batch
-        }
-        offsets = [TopicPartition(t or "", p or 0, (o or 0) + 1) for (t, p), o in last.items()]
+    def _commit(self, consumer: Consumer) -> None:
+        ready = self._ledger.take_all()
+        if not ready:
+            return
+        offsets = [
+            TopicPartition(topic, partition, end) for (topic, partition), end in ready.items()
+        ]
         try:
             # Asynchronous: the commit is still sent only after the batch was delivered, in
             # order; librdkafka finishes outstanding commits when the consumer closes, and a
@@ -407,6 +422,9 @@ class DestinationWorker(threading.Thread):
         )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Batches in flight on these partitions no longer count here: their new owner reads
+        # them again from the last commit.
+        self._ledger.forget((tp.topic, tp.partition) for tp in partitions)
         gone = {tp.partition for tp in partitions}
         self.status.partitions = [p for p in self.status.partitions if p not in gone]
 

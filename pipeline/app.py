@@ -2,10 +2,13 @@
 ``BatchProcessor`` (see ``pipeline.consumer`` for why batches rather than an agent's
 per-event stream).
 
-Offsets: a batch's messages are acked only after ``BatchProcessor.finish`` made every
-record durable, and faust commits acked offsets only. Batches still in flight at shutdown
-get ``SHUTDOWN_GRACE_S`` to finish; the rest are not acked, and their records are read
-again by the next worker (at-least-once; the store collapses the duplicates)."""
+Offsets follow the commit rule (``infra.kafka.offsets``): a batch counts as durable only
+once every record of it is stored and produced, and faust's periodic commit is given, per
+partition, the end of the longest durable prefix (``BatchDispatchConsumer`` asks the
+ledger instead of faust's acks). Batches still in flight at shutdown get
+``SHUTDOWN_GRACE_S`` to finish; the rest never count, so nothing after them is committed,
+and their records are read again by the next worker (at-least-once; the store collapses
+the duplicates)."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ import asyncio
 import logging
 import ssl
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import cast
 
 import faust
 from faust.types import Message
 
+from infra.kafka.offsets import Batch, CommitLedger
 from pipeline.batch import BatchProcessor, RawRecord
 from pipeline.consumer import BatchDispatchConsumer
 from schemas.settings import Settings
@@ -54,22 +58,23 @@ class InFlight:
     """Batches between fetched and durable, at most ``depth`` of them, so normalizing
     batch N+1 overlaps storing batch N and producing batch N-1.
 
-    Contract of ``submit(messages)``: starts processing the batch and returns; waits
-    first while ``depth`` batches are in flight. A batch's
-    messages are acked when it is durable (batches may become durable out of order after a
-    retry; faust commits only up to the first offset not acked, so that is safe). A batch
-    that failed re-raises from the next ``submit``, which stops the worker. Cancellation
-    (shutdown) gives the batches in flight ``SHUTDOWN_GRACE_S`` to finish; the rest are
-    abandoned, never acked, and read again by the next worker."""
+    Contract of ``submit(messages)``: enters the batch in the ledger, starts processing
+    it and returns; waits first while ``depth`` batches are in flight. A batch is marked
+    durable in the ledger when every record of it is stored and produced; batches may
+    finish out of order (one retried while the next is stored), and the ledger commits
+    nothing past one that has not. A batch that failed re-raises from the next ``submit``,
+    which stops the worker. Cancellation (shutdown) gives the batches in flight
+    ``SHUTDOWN_GRACE_S`` to finish; the rest are abandoned, never durable, and read again
+    by the next worker."""
 
     def __init__(
         self,
         processor: BatchProcessor,
-        ack: Callable[[list[Message]], None],
+        ledger: CommitLedger,
         depth: int = IN_FLIGHT_BATCHES,
     ) -> None:
         self._processor = processor
-        self._ack = ack
+        self._ledger = ledger
         self._depth = depth
         self._tasks: deque[asyncio.Future[None]] = deque()
 
@@ -81,13 +86,14 @@ class InFlight:
         except asyncio.CancelledError:
             await self._abandon()
             raise
+        ticket = self._ledger.track((m.tp, m.offset) for m in messages)
         task = asyncio.ensure_future(self._processor.process([to_raw_record(m) for m in messages]))
-        task.add_done_callback(lambda done: self._on_done(done, messages))
+        task.add_done_callback(lambda done: self._on_done(done, ticket))
         self._tasks.append(task)
 
-    def _on_done(self, task: asyncio.Future[None], messages: list[Message]) -> None:
+    def _on_done(self, task: asyncio.Future[None], ticket: Batch) -> None:
         if not task.cancelled() and task.exception() is None:
-            self._ack(messages)
+            self._ledger.durable(ticket)
 
     async def _abandon(self) -> None:
         pending = [task for task in self._tasks if not task.done()]
@@ -175,10 +181,5 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     )
     app.topics.add(raw_topic)
     consumer = cast(BatchDispatchConsumer, app.consumer)
-
-    def ack(messages: list[Message]) -> None:
-        for message in messages:
-            consumer.ack(message)
-
-    consumer.batch_handler = InFlight(processor, ack).submit
+    consumer.batch_handler = InFlight(processor, consumer.ledger).submit
     return app

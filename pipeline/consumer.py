@@ -6,21 +6,28 @@ costs about 160 µs per message, which caps an agent that does nothing at 6,000 
 (``make bench`` measures it). The ingest step is batch-shaped anyway (one insert and one
 produce per batch), so this consumer keeps everything else faust does (group membership
 and rebalancing through aiokafka, flow control, offset gap tracking, committing acked
-offsets on faust's interval) and replaces only the per-message dispatch.
+offsets on faust's interval) and replaces only the per-message dispatch, and which offsets
+those commits carry: the commit rule's, from a ``CommitLedger``, not faust's acks (faust
+commits the first consecutive run of acked offsets, which can pass an offset never acked
+while a partition has no committed offset yet, or when the gap is a single offset).
 
 Written against faust-streaming 0.15 (``pyproject.toml`` pins the minor version): it
-overrides ``Consumer._drain_messages`` and keeps its offset bookkeeping line for line.
+overrides ``Consumer._drain_messages`` (keeping its read-offset bookkeeping line for line),
+``_filter_tps_with_pending_acks`` and ``_new_offset`` (what a commit carries) and
+``on_partitions_revoked`` (the ledger forgets what the partition's next owner re-reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.types import Message
+from faust.types import TP, Message
 from mode import Service, ServiceT
+
+from infra.kafka.offsets import CommitLedger
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
@@ -30,14 +37,31 @@ class BatchDispatchConsumer(AIOKafkaConsumer):
 
     Contract: ``batch_handler(messages)`` is awaited before the next fetch is dispatched
     (aiokafka keeps prefetching meanwhile, in faust's consumer thread); it may return
-    before the batch is durable, to overlap batches. Whoever makes a message durable acks
-    it with ``ack(message)``, in any order: faust commits acked offsets up to the first
-    gap, so a message never acked is never committed and is read again after a restart or
-    a rebalance (at-least-once). A handler that raises stops the worker, as an agent
-    crash does in faust.
+    before the batch is durable, to overlap batches. The handler enters each batch in
+    ``ledger`` and marks it durable there, in any order; faust's periodic commit carries
+    only the ledger's offsets, so a record never durable is never committed past and is
+    read again after a restart or a rebalance (at-least-once). A handler that raises
+    stops the worker, as an agent crash does in faust.
     """
 
     batch_handler: BatchHandler | None = None
+    ledger: CommitLedger
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ledger = CommitLedger()
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        for topic, partition in self.ledger.pending():
+            if topics is None or topic in topics or (topic, partition) in topics:
+                yield TP(topic, partition)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        return self.ledger.take(tp)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await super().on_partitions_revoked(revoked)
+        self.ledger.forget(revoked)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         handler = self.batch_handler

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors.runtime import ConnectorRuntime
 from tests.integration.conftest import consume_all
@@ -260,3 +261,69 @@ def test_status_shows_state_lag_and_counts(stream: Stream, datadog: DatadogRecei
     assert wait_until(lambda: status()["state"] == "paused", timeout=30)
     stream.produce(10)
     assert wait_until(lambda: status()["lag"] == 10, timeout=30)
+
+
+def committed(stream: Stream, destination: str) -> dict[int, int]:
+    """The destination group's committed offset per partition (negative: none)."""
+    group = f"authtrail.connector.{destination}"
+    consumer = Consumer({"bootstrap.servers": stream.settings.kafka_bootstrap, "group.id": group})
+    try:
+        partitions = [TopicPartition(stream.settings.topics.normalized, p) for p in range(3)]
+        return {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def held_offset(stream: Stream, event_id: str, total: int) -> tuple[int, int]:
+    """(partition, offset) of the event in the normalized topic."""
+    topic = stream.settings.topics.normalized
+    for record in consume_all(stream.settings.kafka_bootstrap or "", topic, total):
+        if orjson.loads(record.value())["event_id"] == event_id:
+            return record.partition(), record.offset()
+    raise AssertionError(f"{event_id} is not in the topic")
+
+
+def stopped(stream: Stream, destination: str) -> bool:
+    status = stream.status(destination)
+    return status is None or status.state in ("stopped", "paused")
+
+
+@pytest.mark.parametrize("interruption", ["pause", "edit", "remove"])
+def test_an_interrupted_retry_holds_the_batches_after_it(
+    stream: Stream, datadog: DatadogReceiver, interruption: str
+) -> None:
+    """The platform refuses (503) every request holding one event and accepts the rest:
+    its batch is retried while the batches after it are delivered. The destination is then
+    paused, edited or removed mid-retry: no commit may pass the held event, and once the
+    platform recovers every event arrives."""
+    destination = add_datadog(stream, datadog)
+    datadog.faults.unavailable_for("HELD-BY-THE-OUTAGE")
+    stream.start()
+    before = stream.produce(3000)
+    held = stream.produce(1, reason="HELD-BY-THE-OUTAGE")[0]
+    after = stream.produce(9000)
+    later = {e["event_id"] for e in after}
+    # The held batch is never accepted, so an event of `after` delivered came in a batch
+    # read after it.
+    assert wait_until(lambda: bool(later & set(ids(datadog))), timeout=90)
+    assert wait_until(lambda: stream.status(destination).retries >= 2)
+    assert held["event_id"] not in set(ids(datadog))
+    worker = stream.runtime.workers()[destination]
+    if interruption == "pause":
+        stream.store.set_paused(destination, True)
+    elif interruption == "edit":
+        current = stream.store.require(destination)
+        stream.store.replace(current.model_copy(update={"name": "edited mid-retry"}))
+    else:
+        stream.store.remove(destination)
+    assert wait_until(lambda: not worker.is_alive(), timeout=60), "the retry did not stop"
+    time.sleep(2)  # whatever the stop committed has reached the broker
+    partition, offset = held_offset(stream, held["event_id"], 12001)
+    assert committed(stream, destination)[partition] <= offset, "a commit passed the held event"
+    if interruption == "remove":
+        return
+    datadog.faults.unavailable_for(None)
+    if interruption == "pause":
+        stream.store.set_paused(destination, False)
+    wanted = {e["event_id"] for e in [*before, held, *after]}
+    assert wait_until(lambda: wanted <= set(ids(datadog)), timeout=150)

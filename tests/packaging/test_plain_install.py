@@ -23,7 +23,7 @@ from schemas.destinations import SETTINGS_MODELS
 from tests.samples import VALID_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_PACKAGES = ("authtrail", "schemas", "pipeline", "query_api", "connectors")
+PRODUCT_PACKAGES = ("authtrail", "schemas", "infra", "pipeline", "query_api", "connectors")
 # What the wheel is built from: the repository without its local state.
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "var", ".cache", "build", "dist", "*.egg-info", "__pycache__",

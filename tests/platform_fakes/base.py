@@ -196,6 +196,7 @@ class Faults:
         self._delay = 0.0
         self._marker: str | None = None
         self._marker_bytes: bytes | None = None
+        self._outage_bytes: bytes | None = None
         self._credentials_valid = True
 
     def fail_next(
@@ -271,6 +272,18 @@ class Faults:
         marker = self._marker_bytes
         return marker is not None and marker in body
 
+    def unavailable_for(self, marker: str | None) -> None:
+        """Answer 503 to any request whose decoded body contains `marker`, accept the
+        rest: an outage of part of the traffic (one shard of the intake down)."""
+        if marker == "":
+            raise ValueError("an empty marker would match every request; pass None to clear")
+        with self._lock:
+            self._outage_bytes = None if marker is None else marker.encode()
+
+    def outage_in(self, body: bytes) -> bool:
+        marker = self._outage_bytes
+        return marker is not None and marker in body
+
     def set_credentials_valid(self, valid: bool) -> None:
         """When False, every request gets the platform's auth failure (a revoked key)."""
         with self._lock:
@@ -286,6 +299,7 @@ class Faults:
             self._delay = 0.0
             self._marker = None
             self._marker_bytes = None
+            self._outage_bytes = None
             self._credentials_valid = True
 
 
@@ -700,6 +714,8 @@ class Receiver(ABC):
             return self.error(400, str(exc))
         if len(body) > limit:
             return self.error(413, f"Request body exceeds {limit} bytes uncompressed")
+        if check_marker and self.faults.outage_in(body):
+            return self.error(503, "Service Unavailable")
         if check_marker and self.faults.marker_in(body):
             return self.invalid_data(body)
         return body
