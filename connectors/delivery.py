@@ -4,13 +4,16 @@ Contract of ``Delivery.deliver(entries)``:
 * returns when every entry is accepted by the platform or dead-lettered (the returned
   ``DeadLetter`` list names each with the platform's reply);
 * transient failures (no reply, 408, 429, 5xx, busy) are retried with exponential backoff
-  and full jitter, honouring Retry-After, capped — for as long as it takes;
+  and full jitter, honouring Retry-After, capped — for as long as it takes; a Retry-After
+  holds every request of the destination (its shared ``RequestGate``), not only this
+  batch's, and concurrency then comes back gradually;
 * a request over a limit is split; an entry too large on its own is dead-lettered;
 * refused data is bisected down to the entries at fault, which are dead-lettered, the rest
   delivered; per-entry failures (EventBridge) re-send only the failed entries;
 * raises ``AuthFailedError`` on refused credentials (nothing of the batch may be counted as
   delivered: the caller keeps its offsets and re-checks slowly), and ``InterruptedError``
-  when ``should_stop`` turns true while waiting to retry (the caller must not commit).
+  when ``should_stop`` turns true while waiting (to retry, for the gate, for an
+  acknowledgment): within a quarter second (the batch then never counts as delivered).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.sink import Reply, SendResult, Sink
+from connectors.throttle import RequestGate
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class Delivery:
         base_backoff_s: float = 0.5,
         stats: DeliveryStats | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        gate: RequestGate | None = None,
     ) -> None:
         self._sink = sink
         self._should_stop = should_stop
@@ -85,6 +90,8 @@ class Delivery:
         self._base = base_backoff_s
         self._sleep = sleep
         self.stats = stats or DeliveryStats()
+        # Alone (no shared gate), a batch's requests go one at a time anyway.
+        self._gate = gate or RequestGate(1)
 
     def deliver(self, entries: Sequence[bytes]) -> list[DeadLetter]:
         dead: list[DeadLetter] = []
@@ -159,10 +166,17 @@ class Delivery:
     def _send_until_not_transient(self, batch: list[bytes]) -> SendResult:
         attempt = 0
         while True:
-            result = self._sink.send(batch)
+            with self._gate.slot(self._should_stop):
+                result = self._sink.send(batch, self._should_stop)
             self.stats.sent(result)
             if result.kind != "retry":
+                if result.kind in ("ok", "partial"):
+                    self._gate.accepted()
                 return result
+            if result.retry_after is not None:
+                self._gate.hold(min(self._max, result.retry_after))
+            else:
+                self._gate.backed_off()
             attempt += 1
             self.stats.retried(result.reply, failing=True)
             self._backoff(result.retry_after, attempt)

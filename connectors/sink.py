@@ -8,7 +8,7 @@ its encoder, its request and its reply classification."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -108,6 +108,14 @@ def encode_event(sink: Sink, event: dict[str, Any]) -> bytes:
     return sink.encode(read_event(raw), raw)
 
 
+StopCheck = Callable[[], bool]
+
+
+def never() -> bool:
+    """A ``StopCheck`` for callers that never stop a send (tests, the test event)."""
+    return False
+
+
 class Sink(Protocol):
     """One platform's encoder and service. ``encode`` is called from one thread; ``send``
     from several at once (one per batch in flight), so a sink keeps no per-request state."""
@@ -120,9 +128,11 @@ class Sink(Protocol):
         as read (JSON), spliced in by platforms that embed it whole; ``head`` its fields."""
         ...
 
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = ...) -> SendResult:
         """Sends one batch (within ``limits``) and classifies the reply. Never raises for
-        a platform or network failure: that is a ``SendResult``."""
+        a platform or network failure: that is a ``SendResult``. A sink that waits after
+        the request (Splunk's indexer acknowledgment) checks ``should_stop`` at least
+        every quarter second and, once it is true, returns a ``retry`` at once."""
         ...
 
     def healthcheck(self) -> SendResult:

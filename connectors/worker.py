@@ -38,6 +38,7 @@ from connectors.dead_letters import Letter, store_letters
 from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
 from connectors.platforms import build_sink
 from connectors.sink import Reply, Sink, read_event
+from connectors.throttle import RequestGate
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination
 from schemas.settings import Settings
@@ -106,6 +107,8 @@ class DestinationWorker(threading.Thread):
         self._stats = DeliveryStats()
         self._paused = False
         self._ledger = CommitLedger()
+        # Shared by the batches in flight: a Retry-After holds them all.
+        self._gate = RequestGate(self._max_in_flight)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -204,6 +207,7 @@ class DestinationWorker(threading.Thread):
             lambda: self._stopping.is_set() or self._generation != generation,
             stats=stats,
             sleep=self._nap,
+            gate=self._gate,
         )
 
     def _abandon(self, in_flight: deque[_InFlight]) -> None:

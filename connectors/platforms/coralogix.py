@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, embed, json_string
+from connectors.sink import (
+    EventHead,
+    Limits,
+    Reply,
+    SendResult,
+    StopCheck,
+    embed,
+    json_string,
+    never,
+)
 from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, Destination
 
 
@@ -46,7 +55,7 @@ class CoralogixSink:
             entry["timestamp"] = seconds * 1000
         return embed(entry, "text", json_string(raw))
 
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         body = b"[" + b",".join(entries) + b"]"
         response = http.post(self._http, self._url, body, self._headers)
         if isinstance(response, SendResult):

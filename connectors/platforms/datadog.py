@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, embed
+from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
 from schemas.destinations import DatadogSettings, Destination
 
 
@@ -49,7 +49,7 @@ class DatadogSink:
         }
         return embed(log, "authtrail", raw)
 
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         body, encoding = http.compress(b"[" + b",".join(entries) + b"]", self.limits.gzip)
         response = http.post(self._http, self._url, body, {**self._headers, **encoding})
         if isinstance(response, SendResult):

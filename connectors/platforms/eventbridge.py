@@ -36,7 +36,16 @@ import orjson
 from botocore import exceptions as aws_errors  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from connectors.sink import EventHead, Limits, Reply, SendResult, embed, json_string
+from connectors.sink import (
+    EventHead,
+    Limits,
+    Reply,
+    SendResult,
+    StopCheck,
+    embed,
+    json_string,
+    never,
+)
 from schemas.destinations import Destination, EventBridgeSettings
 
 MAX_ENTRIES = 10
@@ -119,7 +128,7 @@ class EventBridgeSink:
         return body
 
     # -- service ------------------------------------------------------------------------------
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         states: dict[int, EntryState] = {}
         replies: dict[int, Reply] = {}
         request: list[dict[str, Any]] = []

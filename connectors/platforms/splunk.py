@@ -8,7 +8,8 @@ request (Splunk Cloud's common limit). Replies carry a code: 0 success; 9 busy a
 internal error are retried; 1-4 are credentials; 5-7 and 10-14 refuse the data. With
 indexer acknowledgment on, a request counts as delivered only once its ackId is
 acknowledged (polled with backoff for up to ``ACK_TIMEOUT_S``; a batch not acknowledged by
-then is sent again: duplicates, never loss)."""
+then is sent again: duplicates, never loss). The poll notices a stop within a quarter
+second and gives the batch up as not yet delivered."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import httpx
 import orjson
 
 from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, embed
+from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
 from schemas.destinations import Destination, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
+STOP_CHECK_S = 0.25  # the longest sleep between looks at the stop flag
 _RETRY_CODES = {8, 9}
 _AUTH_CODES = {1, 2, 3, 4}
 
@@ -65,7 +67,7 @@ class SplunkSink:
             entry["index"] = self._settings.index
         return embed(entry, "event", raw)
 
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
         response = http.post(self._http, self._url, body, {**self._headers, **encoding})
         if isinstance(response, SendResult):
@@ -74,13 +76,13 @@ class SplunkSink:
         if result.kind == "ok" and self._settings.indexer_ack:
             ack_id = _json(response).get("ackId")
             if ack_id is not None:
-                return self._wait_for_ack(int(ack_id))
+                return self._wait_for_ack(int(ack_id), should_stop)
         return result
 
-    def _wait_for_ack(self, ack_id: int) -> SendResult:
+    def _wait_for_ack(self, ack_id: int, should_stop: StopCheck) -> SendResult:
         deadline = time.monotonic() + ACK_TIMEOUT_S
         delay = 0.2
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not should_stop():
             response = http.post(
                 self._http, self._ack_url, orjson.dumps({"acks": [ack_id]}), self._headers
             )
@@ -91,8 +93,12 @@ class SplunkSink:
             )
             if acked:
                 return SendResult("ok", Reply(200, "0", "indexed"))
-            time.sleep(delay)
+            pause_until = time.monotonic() + delay
+            while not should_stop() and (left := pause_until - time.monotonic()) > 0:
+                time.sleep(min(left, STOP_CHECK_S))
             delay = min(delay * 2, 5.0)
+        if should_stop():
+            return SendResult("retry", Reply(200, "ack-interrupted", "stopped waiting for ack"))
         return SendResult(
             "retry", Reply(200, "ack-timeout", f"not indexed within {ACK_TIMEOUT_S:.0f}s")
         )

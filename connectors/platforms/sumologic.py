@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult
+from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, never
 from schemas.destinations import Destination, SumoLogicSettings
 
 
@@ -39,7 +39,7 @@ class SumoLogicSink:
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         return raw
 
-    def send(self, entries: Sequence[bytes]) -> SendResult:
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
         response = http.post(self._http, self._url, body, {**self._headers, **encoding})
         if isinstance(response, SendResult):

@@ -10,6 +10,9 @@ The switch is the file named by ``AUTHTRAIL_TEST_STORE_FAULT`` (checked on every
 * ``disk_full``: inserts carry ``min_free_disk_bytes_to_perform_insert`` above any disk, so
   the engine itself refuses them with ``NOT_ENOUGH_SPACE`` (code 243), as when the disk
   is full.
+* ``hold:<text>``: an insert whose data holds ``<text>`` (an event id) meets the
+  connection-refused error of ``unreachable``; every other insert goes through. One batch
+  is retried while the batches after it are stored: they finish out of order.
 * empty or absent: no fault.
 
 Only the writer's client is switched: the query API keeps answering, so the test can
@@ -47,7 +50,8 @@ def _dead_port() -> int:
 
 
 class StoreFaultSwitch:
-    """Reads the fault file; ``state()`` is "", "unreachable" or "disk_full"."""
+    """Reads the fault file; ``state()`` is "", "unreachable", "disk_full" or
+    "hold:<text>"."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -67,8 +71,10 @@ class SwitchedClient:
         self._switch = switch
         self._dead_port = _dead_port()
 
-    def _check_reachable(self) -> None:
-        if self._switch.state() == "unreachable":
+    def _check_reachable(self, data: Any = None) -> None:
+        state = self._switch.state()
+        held = state.startswith("hold:") and state[5:].encode() in _as_bytes(data)
+        if state == "unreachable" or held:
             clickhouse_connect.get_client(host="127.0.0.1", port=self._dead_port, connect_timeout=1)
             raise AssertionError(f"something answers on port {self._dead_port}")
 
@@ -77,7 +83,7 @@ class SwitchedClient:
         return self._real.query(*args, **kwargs)
 
     def raw_insert(self, *args: Any, **kwargs: Any) -> Any:
-        self._check_reachable()
+        self._check_reachable(kwargs.get("insert_block"))
         if self._switch.state() == "disk_full":
             kwargs["settings"] = {
                 **(kwargs.get("settings") or {}),
@@ -87,6 +93,14 @@ class SwitchedClient:
 
     def close(self) -> None:
         self._real.close()
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    return b""
 
 
 def main() -> None:

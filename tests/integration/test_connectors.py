@@ -327,3 +327,31 @@ def test_an_interrupted_retry_holds_the_batches_after_it(
         stream.store.set_paused(destination, False)
     wanted = {e["event_id"] for e in [*before, held, *after]}
     assert wait_until(lambda: wanted <= set(ids(datadog)), timeout=150)
+
+
+def test_a_retry_after_holds_every_request_of_the_destination(
+    stream: Stream, datadog: DatadogReceiver
+) -> None:
+    """Four batches in flight; the platform answers one request (not the oldest batch's)
+    429 with Retry-After: 2, and the three after it 503 without one. No request of that
+    destination may arrive until the two seconds have passed: not the other batches'
+    retries either (requests already on the wire when the 429 left excepted: a grace of a
+    fifth of a second)."""
+    add_datadog(stream, datadog)
+    stream.start()
+    stream.produce(3000)
+    assert datadog.store.wait_for(3000, timeout=60)
+    datadog.faults.pass_next(2)
+    datadog.faults.throttle(1, retry_after=2)
+    datadog.faults.fail_next(3, 503)
+    events = stream.produce(8000)
+    assert wait_until(lambda: set(ids(datadog)) >= {e["event_id"] for e in events}, timeout=90)
+    answers = datadog.store.answers
+    throttled = [answered for _, answered, status in answers if status == 429]
+    assert len(throttled) == 1
+    inside = [
+        arrived - throttled[0]
+        for arrived, _, _ in answers
+        if throttled[0] + 0.2 < arrived < throttled[0] + 2.0
+    ]
+    assert not inside, f"requests {inside} s after the 429 with Retry-After: 2"

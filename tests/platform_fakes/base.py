@@ -166,7 +166,8 @@ def retry_after_value(seconds: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PlannedReply:
-    """A reply a test asked for, answered instead of normal handling."""
+    """A reply a test asked for, answered instead of normal handling (status 0: normal
+    handling, to place a fault after that many requests)."""
 
     status: int
     body: ReplyBody
@@ -210,6 +211,11 @@ class Faults:
         if not 200 <= status <= 599:
             raise ValueError(f"status must be 200..599, got {status}")
         self._plan(n, PlannedReply(status, body, dict(headers or {})))
+
+    def pass_next(self, n: int) -> None:
+        """Handle the next `n` requests normally: a fault planned after this one meets
+        request n + 1."""
+        self._plan(n, PlannedReply(0, None, {}))
 
     def throttle(self, n: int, retry_after: float) -> None:
         """Answer the next `n` requests with 429, Retry-After and the platform's 429 body."""
@@ -321,6 +327,7 @@ class Store:
         self._bytes_accepted = 0
         self._truncated = 0
         self._split = 0
+        self._answers: list[tuple[float, float, int]] = []
 
     def events(self) -> list[Any]:
         """A copy of the accepted events, in arrival order."""
@@ -368,10 +375,18 @@ class Store:
         with self._cond:
             return self._split
 
-    def record_request(self, status: int, wire_bytes: int) -> None:
+    @property
+    def answers(self) -> list[tuple[float, float, int]]:
+        """Every ingestion request as (arrived, answered, status), monotonic seconds."""
+        with self._cond:
+            return list(self._answers)
+
+    def record_request(self, status: int, wire_bytes: int, arrived: float | None = None) -> None:
+        now = time.monotonic()
         with self._cond:
             self._requests[status] = self._requests.get(status, 0) + 1
             self._bytes_received += wire_bytes
+            self._answers.append((now if arrived is None else arrived, now, status))
 
     def accept(
         self, events: list[Any], body_bytes: int, *, truncated: int = 0, split: int = 0
@@ -407,6 +422,7 @@ class Store:
             self._bytes_accepted = 0
             self._truncated = 0
             self._split = 0
+            self._answers.clear()
 
 
 class ReceiverServer:
@@ -655,6 +671,7 @@ class Receiver(ABC):
         """Wrap a platform handler with the fault plan and the request counters."""
 
         async def endpoint(request: Request) -> Response:
+            arrived = time.monotonic()
             raw = await request.body()
             delay = self.faults.delay
             if delay > 0:
@@ -663,13 +680,15 @@ class Receiver(ABC):
                     # down() aborted this connection: nobody is left to read a reply.
                     return Response(b"", status_code=503)
             planned = self.faults.take()
+            if planned is not None and planned.status == 0:
+                planned = None
             if planned is not None:
                 response = self._planned(planned)
             elif not self.faults.credentials_valid:
                 response = self.auth_failure()
             else:
                 response = handler(request, raw)
-            self.store.record_request(response.status_code, len(raw))
+            self.store.record_request(response.status_code, len(raw), arrived)
             return response
 
         return endpoint
