@@ -132,7 +132,7 @@ class CommitRule(RuleBasedStateMachine):
 
 
 CommitRule.TestCase.settings = settings(
-    max_examples=300, stateful_step_count=40, deadline=None,
+    max_examples=1000, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
 TestCommitRule = CommitRule.TestCase
