@@ -4,7 +4,9 @@ with a destination each, and a producer streaming a known set of events at a ste
 
 A fault test starts a ``Trail``, starts the stream, injects its fault mid-stream, marks
 each heal, and ends with ``settle_and_count``: every event must be in the log view exactly
-once and at every platform at least once. The figures go to the suite's summary table.
+once (counted on every page of the view, in the export, and in the table itself:
+``count()`` against ``uniqExact(event_id)``) and at every platform at least once. The
+figures go to the suite's summary table.
 
 Recovery time, per heal: from the heal (a restart launched, a broker or platform back)
 until the log view holds, and every platform has received, as many distinct events as
@@ -20,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from authtrail.kafka_local import LocalKafka
 from authtrail.topics import create_topics
 from connectors.config import DestinationStore
 from connectors.platforms import build_sink
-from pipeline.app import COMMIT_INTERVAL_S, IN_FLIGHT_BATCHES
+from pipeline.app import COMMIT_INTERVAL_S
 from query_api.tokens import create_token
 from schemas.destinations import make_destination
 from schemas.settings import Settings
@@ -55,7 +58,13 @@ class Size:
     settle_timeout_s: float
 
 
-REDUCED = Size("reduced", 4_000, 400, 10, 16, 10, 240)
+# Reduced: large enough that every duplicate bound (``check_duplicates``) stays well below
+# the events sent, so the bounds can fail.
+# For the duplicate bounds: how long a batch may take from read to durable in a healthy
+# trail (ingest), and how much longer than its linger a connector's batch may fill.
+SLACK_S = 2.0
+CONNECTOR_SLACK_S = 0.5
+REDUCED = Size("reduced", 16_000, 800, 10, 16, 10, 300)
 FULL = Size("full", 100_000, 2_000, 30, 60, 30, 900)
 
 
@@ -288,6 +297,16 @@ class Trail:
             self._send_failures.append(f"{remaining} events still queued after 600 s")
         self._producer_done.set()
 
+    def event_id(self, i: int) -> str:
+        """The id of the stream's event number ``i``."""
+        return f"{self.run}-{i:06d}"
+
+    def wait_until(self, predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting until {what}"
+            time.sleep(0.2)
+
     def wait_sent(self, fraction: float, timeout: float = 600) -> None:
         """Blocks until ``fraction`` of the stream is acknowledged by the broker."""
         target = int(self.size.events * fraction)
@@ -303,18 +322,23 @@ class Trail:
     def check_duplicates(
         self, outcome: Outcome, ingest_crashes: int = 0, connector_crashes: int = 0
     ) -> None:
-        """Raises when a platform saw more duplicates than the crashes explain: what a
-        crashed ingest worker's successor re-reads (the traffic of one commit interval,
-        with a second of slack, and the batches in flight), and what a crashed connector
-        re-sends (its batches in flight and the one whose commit may not have landed)."""
-        ingest = self.size.rate * (COMMIT_INTERVAL_S + 1) + (
-            IN_FLIGHT_BATCHES * self.settings.ingest_batch_size
-        )
+        """Raises when a platform saw more duplicates than the crashes explain, each bound
+        scaled to the traffic the crash covered: a crashed ingest worker's successor
+        re-reads what was read but not committed, at most the traffic of one commit
+        interval plus ``SLACK_S`` for the batches then on their way to durable; a crashed
+        connector re-sends its batches in flight and the one whose commit may not have
+        landed, each at most what arrives within its linger plus ``CONNECTOR_SLACK_S`` (and
+        no more than the platform's request limit). Every bound stays under half the
+        events sent, or it could not fail."""
+        ingest = self.size.rate * (COMMIT_INTERVAL_S + SLACK_S)
+        linger = float(self.env["AUTHTRAIL_CONNECTOR_LINGER_SECONDS"])
         for name, duplicates in outcome.duplicates.items():
             platform, receiver = self.receivers[name]
             sink = build_sink(make_destination(name, "bound", platform.settings(receiver)))
-            connector = (self.settings.connector_max_in_flight + 1) * sink.limits.max_entries
+            batch = min(sink.limits.max_entries, self.size.rate * (linger + CONNECTOR_SLACK_S))
+            connector = (self.settings.connector_max_in_flight + 1) * batch
             bound = ingest_crashes * ingest + connector_crashes * connector
+            assert bound <= self.size.events / 2, f"{name}: a bound ({bound:.0f}) that cannot fail"
             assert duplicates <= bound, f"{name}: {duplicates} duplicates, at most {bound:.0f}"
 
     # -- what the trail holds ------------------------------------------------------------
@@ -367,12 +391,47 @@ class Trail:
                     ids.append(orjson.loads(line)["event_id"])
         return ids
 
+    def paged_ids(self) -> list[str]:
+        """Every event id on every page of the Logs view, following ``next_cursor``."""
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {**ALL_TIME, "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            reply = httpx.get(
+                f"{self.api}/api/v1/logs", params=params, headers=self.headers, timeout=60
+            )
+            assert reply.status_code == 200, reply.text
+            page = reply.json()
+            ids += [item["event_id"] for item in page["items"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return ids
+
+    def table_counts(self) -> tuple[int, int]:
+        """``count()`` and ``uniqExact(event_id)`` of this run's rows in the log table
+        itself (not through the view, which drops a twin before the merge does). The
+        ingest worker is stopped first: the embedded store admits one process at a time."""
+        self.ingest.stop()
+        result = subprocess.run(
+            [sys.executable, "-c", TABLE_COUNTS, self.run],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows, distinct = result.stdout.split()
+        return int(rows), int(distinct)
+
     def settle_and_count(self, fault: str) -> Outcome:
         """Waits for the stream to end and the trail to catch up, then counts. Raises
         when an event is lost or shown twice."""
         assert self._producer_done.wait(self.size.settle_timeout_s), "the stream did not end"
         assert not self._send_failures, self._send_failures[:5]
-        expected = {f"{self.run}-{i:06d}" for i in range(self.size.events)}
+        expected = {self.event_id(i) for i in range(self.size.events)}
         recovery: list[float | None] = [None] * len(self._heals)
         deadline = time.monotonic() + self.size.settle_timeout_s
         while True:
@@ -387,6 +446,7 @@ class Trail:
                 break
             time.sleep(0.5)
         stored_ids = self.stored_ids()
+        paged = self.paged_ids()
         received = self.received()
         lost_view = expected - set(stored_ids)
         lost_platform = {name: expected - set(c) for name, c in received.items()}
@@ -414,13 +474,32 @@ class Trail:
         assert not lost_view, f"{len(lost_view)} events missing from the log view"
         for name, missing in lost_platform.items():
             assert not missing, f"{len(missing)} events never reached {name}"
-        assert outcome.view_duplicates == 0, "the log view shows an event twice"
+        assert outcome.view_duplicates == 0, "the export shows an event twice"
+        assert len(paged) == len(set(paged)) == len(expected), "the pages show an event twice"
+        rows, distinct = self.table_counts()
+        assert rows == distinct == len(expected), f"the table holds {rows} rows of {distinct}"
         assert outcome.dead_lettered == 0, "a good event was dead-lettered"
         assert set(stored_ids) <= expected
         return outcome
 
 
 RESULTS: list[Outcome] = []
+ALL_TIME = {"from": "2000-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
+# Run in a process of its own (chDB admits one data directory per process): this run's
+# rows and distinct event ids in the log table, read straight from the table.
+TABLE_COUNTS = """
+import sys
+from schemas.clickhouse import connect, location_of
+from schemas.settings import Settings
+location = location_of(Settings())
+client = connect(location)
+rows, distinct = client.query(
+    f"SELECT count(), uniqExact(event_id) FROM {location.events_table} "
+    "WHERE startsWith(event_id, {run:String})",
+    parameters={"run": sys.argv[1] + "-"},
+).result_rows[0]
+print(rows, distinct)
+"""
 
 
 def count_records(bootstrap: str, topics: list[str]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from pipeline.app import COMMIT_INTERVAL_S
 from tests.faults.harness import Trail
 
 
@@ -97,3 +98,49 @@ def test_disk_full_holds_offsets(trail: Trail) -> None:
     )
     trail.check_duplicates(outcome, ingest_crashes=1)
     assert trail.ingest.logged("NOT_ENOUGH_SPACE")
+
+
+def test_store_holds_a_batch_while_later_ones_are_stored_then_worker_killed(
+    trail: Trail,
+) -> None:
+    """The store refuses the batch holding the stream's first event (first on its
+    partition: nothing is committed there yet) while the batches after it are stored;
+    commits run meanwhile; then the worker is killed. A commit past the held batch would
+    lose it: the restarted worker resumes from the committed offsets."""
+    first = trail.event_id(0)
+    trail.fault_file.write_text(f"hold:{first}")
+    trail.stream()
+    trail.wait_until(lambda: (trail.stored_count() or 0) > 0, "later batches are stored")
+    time.sleep(2 * COMMIT_INTERVAL_S + 1)  # the worker's periodic commits run meanwhile
+    assert first not in trail.stored_ids()
+    trail.ingest.kill_9()
+    trail.fault_file.write_text("")
+    trail.start_ingest()
+    trail.healed()
+    outcome = trail.settle_and_count("store holds one batch, later ones stored; worker kill -9")
+    trail.check_duplicates(outcome, ingest_crashes=1)
+    assert trail.ingest.logged("log store unavailable, retrying the batch")
+
+
+def test_connectors_stopped_while_a_platform_holds_a_batch(trail: Trail) -> None:
+    """Every platform answers 503 to the request holding one event, and accepts the rest:
+    that batch is retried while the batches after it are delivered. The connector process
+    is stopped (SIGTERM) mid-retry, the platforms recover, it is started again: a commit
+    past the held batch would lose it."""
+    held = trail.size.events // 4
+    for _, receiver in trail.receivers.values():
+        receiver.faults.unavailable_for(trail.event_id(held))
+    trail.stream()
+    # More distinct events than come before the held one: later batches got through.
+    trail.wait_until(
+        lambda: all(len(counts) > held + 500 for counts in trail.received().values()),
+        "batches after the held one are delivered everywhere",
+    )
+    assert not any(trail.event_id(held) in c for c in trail.received().values())
+    assert trail.connectors.stop() == 0
+    for _, receiver in trail.receivers.values():
+        receiver.faults.unavailable_for(None)
+    trail.connectors.start()
+    trail.healed()
+    outcome = trail.settle_and_count("platforms hold one batch; connectors SIGTERM mid-retry")
+    trail.check_duplicates(outcome, connector_crashes=1)
