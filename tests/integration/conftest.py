@@ -48,6 +48,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The log store's retention in the suite. chDB keeps the real clock under
+# tests/clock/shifted-clock.sh (it is linked statically: libfaketime cannot reach it), and
+# ClickHouse drops at insert rows already past their TTL, so a run with the clock moved a
+# year back sets AUTHTRAIL_RETENTION_DAYS above a year.
+RETENTION_DAYS = int(os.environ.get("AUTHTRAIL_RETENTION_DAYS", "90"))
+
+
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
     env.update(
@@ -55,6 +62,7 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
             "AUTHTRAIL_DATA_DIR": str(data_dir),
             "AUTHTRAIL_TOPIC_PARTITIONS": "3",
             "AUTHTRAIL_METRICS_PORT": str(free_port()),
+            "AUTHTRAIL_RETENTION_DAYS": str(RETENTION_DAYS),
         }
     )
     env.update(extra)
@@ -276,8 +284,8 @@ def store(
         database = f"authtrail_test_{uuid.uuid4().hex[:8]}"
         url = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
         location = StoreLocation.parse(url, SERVER_CLUSTER)
-    assert migrate(connect(location), location, 90) == [1, 2]
-    assert migrate(connect(location), location, 90) == []  # idempotent
+    assert migrate(connect(location), location, RETENTION_DAYS) == [1, 2]
+    assert migrate(connect(location), location, RETENTION_DAYS) == []  # idempotent
     yield location
     if not location.embedded:
         client = connect(location)

@@ -80,7 +80,7 @@ def test_every_log_parameter_binds_injection_strings(
         for name in ("accounts", "users", "types"):
             for text in INJECTIONS:
                 reply = api_client.get(
-                    f"/api/v1/facets/{name}", params={"search": text}, headers=bearer(admin)
+                    f"/api/v1/facets/{name}", params={"q": text}, headers=bearer(admin)
                 )
                 assert reply.status_code in (200, 422), (name, text, reply.text)
                 if reply.status_code == 200:
