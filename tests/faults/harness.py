@@ -64,7 +64,7 @@ class Size:
 # trail (ingest), and how much longer than its linger a connector's batch may fill.
 SLACK_S = 2.0
 CONNECTOR_SLACK_S = 0.5
-REDUCED = Size("reduced", 16_000, 800, 10, 16, 10, 300)
+REDUCED = Size("reduced", 8_000, 400, 10, 16, 10, 240)
 FULL = Size("full", 100_000, 2_000, 30, 60, 30, 900)
 
 
