@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from connectors.sink import Reply, SendResult, Sink
+from connectors.sink import Reply, SendResult, Sink, pause
 from connectors.throttle import RequestGate
 
 
@@ -186,11 +186,5 @@ class Delivery:
             delay = min(self._max, retry_after)
         else:
             delay = random.uniform(0, min(self._max, self._base * 2 ** min(attempt, 16)))
-        deadline = time.monotonic() + delay
-        while True:
-            if self._should_stop():
-                raise InterruptedError("stopping while a batch waits to be retried")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._sleep(min(remaining, 0.25))
+        if not pause(delay, self._should_stop, self._sleep):
+            raise InterruptedError("stopping while a batch waits to be retried")

@@ -8,6 +8,7 @@ its encoder, its request and its reply classification."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,6 +114,24 @@ StopCheck = Callable[[], bool]
 
 def never() -> bool:
     """A ``StopCheck`` for callers that never stop a send (tests, the test event)."""
+    return False
+
+
+# The longest single sleep of ``pause`` between looks at its ``StopCheck``.
+STOP_CHECK_S = 0.25
+
+
+def pause(
+    seconds: float, should_stop: StopCheck, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Waits ``seconds`` in slices of at most ``STOP_CHECK_S``; False as soon as
+    ``should_stop`` is true (checked before the first slice too), True once waited."""
+    deadline = time.monotonic() + seconds
+    while not should_stop():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True
+        sleep(min(remaining, STOP_CHECK_S))
     return False
 
 

@@ -23,8 +23,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-# The longest single wait between checks of ``should_stop``.
-WAIT_SLICE_S = 0.25
+from connectors.sink import STOP_CHECK_S
+
+# The longest single wait between checks of ``should_stop``: the same as ``pause``'s.
+WAIT_SLICE_S = STOP_CHECK_S
 
 
 class RequestGate:

@@ -22,11 +22,19 @@ import httpx
 import orjson
 
 from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
+from connectors.sink import (
+    EventHead,
+    Limits,
+    Reply,
+    SendResult,
+    StopCheck,
+    embed,
+    never,
+    pause,
+)
 from schemas.destinations import Destination, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
-STOP_CHECK_S = 0.25  # the longest sleep between looks at the stop flag
 _RETRY_CODES = {8, 9}
 _AUTH_CODES = {1, 2, 3, 4}
 
@@ -93,9 +101,8 @@ class SplunkSink:
             )
             if acked:
                 return SendResult("ok", Reply(200, "0", "indexed"))
-            pause_until = time.monotonic() + delay
-            while not should_stop() and (left := pause_until - time.monotonic()) > 0:
-                time.sleep(min(left, STOP_CHECK_S))
+            if not pause(delay, should_stop):
+                break
             delay = min(delay * 2, 5.0)
         if should_stop():
             return SendResult("retry", Reply(200, "ack-interrupted", "stopped waiting for ack"))

@@ -111,7 +111,3 @@ class CommitLedger:
 
     def forget_all(self) -> None:
         self.forget(list(self._read_to))
-
-    def in_flight(self, partition: Partition) -> int:
-        """Batches tracked on ``partition`` and not yet committable (for status)."""
-        return len(self._spans.get(partition, ()))
