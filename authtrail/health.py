@@ -4,7 +4,9 @@
 * ``/livez``: 200 while the process's main loop keeps turning; 503 with the reason once it
   has been stuck for ``STALL_S`` (a liveness probe then restarts it).
 * ``/readyz`` (and ``/healthz``): 200 once the process does its work; 503 with the reason
-  before (a readiness probe holds a rollout back until then).
+  before (a readiness probe holds a rollout back until then). ``/healthz`` adds the
+  process's ``healthz_details`` (the ingest worker's counters, as the API's ``/healthz``
+  reports them when it runs inside the worker).
 * ``/metrics``: the Prometheus registry.
 
 A store or platform outage is not a liveness failure: the process is waiting correctly
@@ -65,6 +67,7 @@ class ProbeServer:
         registry: CollectorRegistry,
         live: Check,
         ready: Check,
+        healthz_details: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         probes: dict[str, Check] = {"/livez": live, "/readyz": ready, "/healthz": ready}
 
@@ -75,7 +78,9 @@ class ProbeServer:
                     self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif path in probes:
                     problem = probes[path]()
-                    body = {"status": "ok"} if problem is None else {"status": problem}
+                    body: dict[str, object] = {"status": "ok" if problem is None else problem}
+                    if path == "/healthz" and healthz_details is not None:
+                        body.update(healthz_details())
                     self._reply(200 if problem is None else 503, orjson.dumps(body))
                 else:
                     self._reply(404, b'{"status": "not found"}')

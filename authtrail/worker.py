@@ -5,7 +5,6 @@ same faust worker (one process, one event loop; chDB allows one process per data
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from authtrail.produce import RawProducer
 from connectors.runtime import ConnectorRuntime
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
-from pipeline.metrics import IngestCollector
+from pipeline.metrics import IngestCollector, ingest_counters
 from pipeline.normalizers import batch_normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
@@ -116,8 +115,12 @@ def run_worker(
     # Migrated before the worker starts: creating the table from the agent raced with the
     # first batch.
     location = open_migrated(settings)[0]
+    # The retention refused at ingest is the one the migration just gave the table's TTL.
+    normalizer = batch_normalizer(
+        settings.max_event_bytes, settings.ingest_normalizer_processes, settings.retention_days
+    )
     processor = BatchProcessor(
-        batch_normalizer(settings.max_event_bytes, settings.ingest_normalizer_processes),
+        normalizer,
         writer_factory=lambda: EventWriter(connect(location), location),
         producer_factory=lambda: OutputProducer(
             settings.kafka_client_config(), f"authtrail-ingest-{os.getpid()}"
@@ -127,7 +130,7 @@ def run_worker(
     app = create_faust_app(settings, processor)
     services: list[Service] = []
     registry = CollectorRegistry()
-    registry.register(IngestCollector(processor.stats))
+    registry.register(IngestCollector(processor.stats, normalizer.stats))
     runtime = ConnectorRuntime(settings) if with_connectors else None
     if runtime is not None:
         registry.register(runtime.metrics())
@@ -137,7 +140,7 @@ def run_worker(
             LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
             tokens,
             SessionSigner(settings.secret_key_bytes()),
-            ingest_status=lambda: dataclasses.asdict(processor.stats),
+            ingest_status=lambda: ingest_counters(processor.stats, normalizer.stats),
             stream=StreamContext.open(settings),
             limits=ApiLimits.of(settings),
         )
@@ -153,8 +156,9 @@ def run_worker(
             registry,
             heartbeat.stalled,
             heartbeat.not_started,
+            healthz_details=lambda: {"ingest": ingest_counters(processor.stats, normalizer.stats)},
         ).start()
-        log.info("metrics and probes on port %d: /metrics, /livez, /readyz", probes.port)
+        log.info("metrics and probes on port %d: /metrics, /livez, /readyz, /healthz", probes.port)
     if runtime is not None:
         services.append(ConnectorService(runtime))
     if demo_rate:

@@ -1,24 +1,41 @@
-"""Prometheus metrics of the ingest worker, read from its counters at scrape time.
+"""The ingest worker's counters: as Prometheus metrics, read at scrape time, and as the
+``ingest`` object of ``/healthz``.
 
 authtrail_ingest_received_total, authtrail_ingest_stored_total,
-authtrail_ingest_dead_lettered_total, authtrail_ingest_duplicates_skipped_total,
-authtrail_ingest_retries_total, authtrail_ingest_batches_total,
-authtrail_ingest_last_batch_timestamp_seconds
+authtrail_ingest_dead_lettered_total, authtrail_ingest_older_than_retention_total,
+authtrail_ingest_duplicates_skipped_total, authtrail_ingest_retries_total,
+authtrail_ingest_batches_total, authtrail_ingest_last_batch_timestamp_seconds
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from pipeline.batch import IngestStats
+from pipeline.normalizers import NormalizerStats
+
+
+def ingest_counters(stats: IngestStats, refusals: NormalizerStats) -> dict[str, Any]:
+    """``/healthz``'s ``ingest``: every ``IngestStats`` field, with
+    ``older_than_retention`` (records dead-lettered because the log store's retention
+    would delete them at once; a part of ``dead_lettered``) after ``dead_lettered``."""
+    counters: dict[str, Any] = {}
+    for name, value in dataclasses.asdict(stats).items():
+        counters[name] = value
+        if name == "dead_lettered":
+            counters["older_than_retention"] = refusals.older_than_retention
+    return counters
 
 
 class IngestCollector(Collector):
-    def __init__(self, stats: IngestStats) -> None:
+    def __init__(self, stats: IngestStats, refusals: NormalizerStats) -> None:
         self._stats = stats
+        self._refusals = refusals
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         s = self._stats
@@ -26,6 +43,11 @@ class IngestCollector(Collector):
             ("received", s.received, "Raw records read from the raw topic."),
             ("stored", s.stored, "Events stored in the log store."),
             ("dead_lettered", s.dead_lettered, "Records sent to the ingest dead-letter topic."),
+            (
+                "older_than_retention",
+                self._refusals.older_than_retention,
+                "Events refused (dead-lettered) as older than the log store's retention.",
+            ),
             ("duplicates_skipped", s.duplicates_skipped, "Redelivered events skipped."),
             ("retries", s.retries, "Batches retried after a store or Kafka failure."),
             ("batches", s.batches, "Batches processed."),

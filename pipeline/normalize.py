@@ -63,10 +63,13 @@ _ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a record cannot be made valid. ``field`` names the offending field, if one."""
+    """Why a record cannot be made valid. ``field`` names the offending field, if one;
+    ``older_than_retention`` marks a valid event refused only because the log store would
+    delete it at once (counted apart from the other refusals)."""
 
     reason: str
     field: str = ""
+    older_than_retention: bool = False
 
 
 def _canonical(obj: dict[str, Any]) -> dict[str, Any]:
@@ -287,15 +290,41 @@ def _event_id(value: str) -> str:
     return _text(value, 128, contract._event_id)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Normalizer:
     """Turns one raw Kafka record value into a ``NormalizedEvent`` or a ``Rejection``.
 
     ``received_at`` is the record's broker timestamp, so re-processing the same record
-    gives the same result (the pipeline is deterministic under redelivery)."""
+    gives the same result (the pipeline is deterministic under redelivery), with one
+    exception: the retention cutoff.
 
-    def __init__(self, enricher: Enricher, max_event_bytes: int = 262_144) -> None:
+    With ``retention_days`` (``AUTHTRAIL_RETENTION_DAYS``, the log store's TTL) a valid
+    event whose ``occurred_at`` is before ``clock() - retention_days`` is refused
+    (``Rejection.older_than_retention``): stored, it would be acknowledged and counted
+    while the TTL deletes it, on insert or at the next merge. ``clock`` returns the
+    ingest's "now" as an aware UTC datetime. The cutoff is taken from it rather than from
+    ``received_at``: the TTL runs on the store's clock, the broker timestamp is the
+    producer's CreateTime (a replay may carry an old one), and a record can wait in the
+    topic for days. So a record re-read after its event crossed the cutoff is refused
+    although its first copy was stored (which the TTL is then about to delete).
+    ``retention_days=None`` skips the check: for events built outside ingest (tests,
+    benchmarks), which have no store retention to honour."""
+
+    def __init__(
+        self,
+        enricher: Enricher,
+        max_event_bytes: int = 262_144,
+        retention_days: int | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self._enricher = enricher
         self._max_bytes = max_event_bytes
+        self._retention_days = retention_days
+        self._retention = timedelta(days=retention_days or 0)
+        self._clock = clock
 
     def normalize(self, value: bytes | None, received_at: datetime) -> NormalizedEvent | Rejection:
         if not value:
@@ -356,7 +385,7 @@ class Normalizer:
         trace_id = "" if raw.trace_id is None else _text(raw.trace_id, 128, contract._trace_id)
         # Only a valid event is judged on its time, as the general path does: a field
         # error is reported first.
-        rejection = _time_rejection(occurred_at, received_at)
+        rejection = self._time_rejection(occurred_at, received_at)
         if rejection is not None:
             return rejection
         return self._enrich(
@@ -392,7 +421,7 @@ class Normalizer:
             event = RawEventV1.model_validate(_canonical(obj))
         except ValidationError as exc:
             return _first_error(exc)
-        rejection = _time_rejection(event.occurred_at, received_at)
+        rejection = self._time_rejection(event.occurred_at, received_at)
         if rejection is not None:
             return rejection
         account, actor = event.account, event.actor
@@ -461,10 +490,32 @@ class Normalizer:
             raw=text,
         )
 
+    def _time_rejection(self, occurred_at: datetime, received_at: datetime) -> Rejection | None:
+        """The contract's rules on ``occurred_at`` (see ``RawEventV1.occurred_at``)."""
+        if occurred_at < EARLIEST:
+            return Rejection("occurred_at is before 2000-01-01", "occurred_at")
+        if occurred_at > received_at + MAX_CLOCK_SKEW:
+            return Rejection("occurred_at is more than 24 h after it was received", "occurred_at")
+        if self._retention_days is not None:
+            cutoff = self._clock() - self._retention
+            if occurred_at < cutoff:
+                return Rejection(
+                    older_than_retention_reason(occurred_at, cutoff, self._retention_days),
+                    "occurred_at",
+                    older_than_retention=True,
+                )
+        return None
 
-def _time_rejection(occurred_at: datetime, received_at: datetime) -> Rejection | None:
-    if occurred_at < EARLIEST:
-        return Rejection("occurred_at is before 2000-01-01", "occurred_at")
-    if occurred_at > received_at + MAX_CLOCK_SKEW:
-        return Rejection("occurred_at is more than 24 h after it was received", "occurred_at")
-    return None
+
+def older_than_retention_reason(occurred_at: datetime, cutoff: datetime, days: int) -> str:
+    """The dead-letter reason of an event older than the log store's retention."""
+    unit = "day" if days == 1 else "days"
+    return (
+        f"occurred_at {_rfc3339(occurred_at)} is older than the log store's retention of "
+        f"{days} {unit} (AUTHTRAIL_RETENTION_DAYS; cutoff {_rfc3339(cutoff)}): the store "
+        "would delete it at once, so it is not stored"
+    )
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

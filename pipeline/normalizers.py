@@ -11,7 +11,10 @@ Both kinds share one contract: ``await normalize(values)`` takes ``(raw value, b
 timestamp ms)`` pairs and returns, index-aligned, a ``Row`` (valid, normalized, encoded)
 or a ``Refusal`` (why it goes to the dead-letter topic) for each. It never raises for bad
 input. Results are deterministic (``received_at`` is the broker timestamp), so a batch
-normalized twice gives the same rows.
+normalized twice gives the same rows, except for events crossing the log store's
+retention cutoff in between (see ``Normalizer``): the retention (``retention_days``) is
+the setting the worker started with, and reaches the child processes as their
+initializer's argument, like the size limit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -41,10 +45,12 @@ RawValue = tuple[bytes | None, int | None]  # (record value, broker timestamp in
 
 
 class Refusal(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
-    """Why a record cannot be normalized; ``field`` names the offending field, if one."""
+    """Why a record cannot be normalized; ``field`` names the offending field, if one;
+    ``older_than_retention`` as in ``Rejection``."""
 
     reason: str
     field: str = ""
+    older_than_retention: bool = False
 
 
 Result = Row | Refusal
@@ -64,26 +70,48 @@ def normalize_all(normalizer: Normalizer, values: Sequence[RawValue]) -> list[Re
     for value, timestamp_ms in values:
         result = normalizer.normalize(value, received_at(timestamp_ms))
         if isinstance(result, Rejection):
-            out.append(Refusal(result.reason, result.field))
+            out.append(Refusal(result.reason, result.field, result.older_than_retention))
         else:
             out.append(Row.of(result))
     return out
 
 
+@dataclass(slots=True)
+class NormalizerStats:
+    """Refusals counted by kind, since the process started (beside ``IngestStats``, on
+    ``/healthz`` and ``/metrics``). Counted when a batch is normalized, as ``received``
+    is; ``dead_lettered`` counts the same records again once their dead letters are
+    delivered."""
+
+    older_than_retention: int = 0
+
+    def count(self, results: Sequence[Result]) -> None:
+        self.older_than_retention += sum(
+            1 for r in results if isinstance(r, Refusal) and r.older_than_retention
+        )
+
+
 class BatchNormalizer(Protocol):
+    stats: NormalizerStats
+
     async def normalize(self, values: Sequence[RawValue]) -> list[Result]: ...
 
     def close(self) -> None: ...
 
 
 class InProcessNormalizer:
-    """Normalizes on the calling thread (``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES=0``)."""
+    """Normalizes on the calling thread (``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES=0``).
+    ``retention_days``: the log store's retention, or None for no such check (see
+    ``Normalizer``)."""
 
-    def __init__(self, max_event_bytes: int) -> None:
-        self._normalizer = Normalizer(Enricher(), max_event_bytes)
+    def __init__(self, max_event_bytes: int, retention_days: int | None) -> None:
+        self._normalizer = Normalizer(Enricher(), max_event_bytes, retention_days)
+        self.stats = NormalizerStats()
 
     async def normalize(self, values: Sequence[RawValue]) -> list[Result]:
-        return normalize_all(self._normalizer, values)
+        results = normalize_all(self._normalizer, values)
+        self.stats.count(results)
+        return results
 
     def close(self) -> None:
         pass
@@ -116,10 +144,10 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="authtrail-exit-with-parent", daemon=True).start()
 
 
-def _start_child(max_event_bytes: int) -> None:
+def _start_child(max_event_bytes: int, retention_days: int | None) -> None:
     global _child
     exit_with_parent()
-    _child = Normalizer(Enricher(), max_event_bytes)
+    _child = Normalizer(Enricher(), max_event_bytes, retention_days)
 
 
 def _normalize_in_child(values: list[RawValue]) -> bytes:
@@ -133,11 +161,19 @@ class ProcessNormalizer:
 
     A child that dies (OOM-killed, a crash in a C extension) breaks the pool: it is
     replaced and the batch tried once more; if that breaks too, the batch is normalized
-    in this process, so one poisonous record cannot stop ingestion."""
+    in this process, so one poisonous record cannot stop ingestion.
 
-    def __init__(self, max_event_bytes: int, processes: int = 1) -> None:
+    ``retention_days`` as for ``InProcessNormalizer``; each child gets it (spawned
+    children inherit nothing of the parent's state but their initializer's arguments),
+    and judges the cutoff on its own clock, the same machine's."""
+
+    def __init__(
+        self, max_event_bytes: int, retention_days: int | None, processes: int = 1
+    ) -> None:
         self._max_event_bytes = max_event_bytes
+        self._retention_days = retention_days
         self._processes = processes
+        self.stats = NormalizerStats()
         self._pool = self._new_pool()
         self._fallback: Normalizer | None = None
         self._start_children()
@@ -147,7 +183,7 @@ class ProcessNormalizer:
             self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_child,
-            initargs=(self._max_event_bytes,),
+            initargs=(self._max_event_bytes, self._retention_days),
         )
 
     def _start_children(self) -> None:
@@ -164,22 +200,27 @@ class ProcessNormalizer:
         for attempt in (1, 2):
             try:
                 blob = await loop.run_in_executor(self._pool, _normalize_in_child, batch)
-                return _DECODER.decode(blob)
+                results = _DECODER.decode(blob)
+                self.stats.count(results)
+                return results
             except BrokenProcessPool:
                 log.error("a normalizer process died (attempt %d); replacing it", attempt)
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
         log.error("normalizing a batch of %d in the worker process instead", len(batch))
         if self._fallback is None:
-            self._fallback = Normalizer(Enricher(), self._max_event_bytes)
-        return normalize_all(self._fallback, batch)
+            self._fallback = Normalizer(Enricher(), self._max_event_bytes, self._retention_days)
+        results = normalize_all(self._fallback, batch)
+        self.stats.count(results)
+        return results
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def batch_normalizer(max_event_bytes: int, processes: int) -> BatchNormalizer:
-    """The normalizer for ``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES`` (0: in-process)."""
+def batch_normalizer(max_event_bytes: int, processes: int, retention_days: int) -> BatchNormalizer:
+    """The normalizer for ``AUTHTRAIL_INGEST_NORMALIZER_PROCESSES`` (0: in-process),
+    refusing events older than ``retention_days`` (``AUTHTRAIL_RETENTION_DAYS``)."""
     if processes <= 0:
-        return InProcessNormalizer(max_event_bytes)
-    return ProcessNormalizer(max_event_bytes, processes)
+        return InProcessNormalizer(max_event_bytes, retention_days)
+    return ProcessNormalizer(max_event_bytes, retention_days, processes)

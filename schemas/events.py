@@ -182,7 +182,17 @@ class RawEventV1(BaseModel):
         None, description="Stable id, produced once. Derived from the content when absent."
     )
     event_key: EventKey = Field(description="Catalogue key, e.g. 'login.completed'.")
-    occurred_at: Timestamp = Field(description="When it happened.")
+    # The time rules need the broker timestamp and the retention, so the normalizer applies
+    # them (``pipeline.normalize.Normalizer``); this description is their contract.
+    occurred_at: Timestamp = Field(
+        description="When it happened. Refused (dead-lettered with a reason, never "
+        "stored) when before 2000-01-01, more than 24 h after the record's broker "
+        "timestamp, or older than the log store's retention at ingest: before the ingest "
+        "worker's now minus AUTHTRAIL_RETENTION_DAYS (default 90) days, which the store's "
+        "TTL would delete at once. The retention in force at ingest decides: once it is "
+        "shortened (from the worker's next start), late events older than the new one "
+        "are refused."
+    )
     account: Account | None = None
     actor: Actor | None = None
     ip: IpText | None = None

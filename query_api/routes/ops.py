@@ -21,7 +21,9 @@ def livez() -> dict[str, str]:
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 def healthz(request: Request, repo: Repo) -> JSONResponse | Health:
     """200 when the log store answers, with the ingest worker's counters when the API runs
-    inside it; 503 otherwise."""
+    inside it (``ingest``: received, stored, dead_lettered and, of those dead-lettered,
+    older_than_retention: events refused because the log store's retention would delete
+    them at once); 503 otherwise."""
     status = request.app.state.ingest_status
     ingest = status() if status else None
     try:

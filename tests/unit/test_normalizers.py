@@ -35,7 +35,8 @@ def values() -> list[RawValue]:
 
 @pytest.fixture(scope="module")
 def processes() -> Iterator[ProcessNormalizer]:
-    normalizer = ProcessNormalizer(262_144, processes=1)
+    # No retention cutoff: the events are of a fixed day (the cutoff has its own tests).
+    normalizer = ProcessNormalizer(262_144, None, processes=1)
     yield normalizer
     normalizer.close()
 
@@ -43,7 +44,7 @@ def processes() -> Iterator[ProcessNormalizer]:
 def test_child_process_and_in_process_agree(
     processes: ProcessNormalizer, values: list[RawValue]
 ) -> None:
-    here = asyncio.run(InProcessNormalizer(262_144).normalize(values))
+    here = asyncio.run(InProcessNormalizer(262_144, None).normalize(values))
     there = asyncio.run(processes.normalize(values))
     assert there == here
     assert sum(isinstance(r, Row) for r in there) == 500
@@ -65,7 +66,7 @@ def test_a_dead_child_is_replaced(processes: ProcessNormalizer, values: list[Raw
 HOST = """
 import os, sys, time
 from pipeline.normalizers import ProcessNormalizer
-normalizer = ProcessNormalizer(262_144, processes=2)
+normalizer = ProcessNormalizer(262_144, None, processes=2)
 print(" ".join(str(pid) for pid in normalizer._pool._processes), flush=True)
 time.sleep(600)
 """
