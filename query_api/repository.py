@@ -89,46 +89,99 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class LogRepository:
-    """Queries for the Logs view. Thread-safe: each thread gets its own client (chDB
-    releases the GIL during a query, so threads query in parallel)."""
+    """Queries for the Logs view. Thread-safe: each call borrows a client that no other
+    call uses until it is given back, so no clickhouse-connect client is ever used by two
+    threads at once (chDB releases the GIL during a query, so calls on different threads
+    query in parallel, each on its own client).
+
+    Clients are lent from a pool rather than kept per thread: an export's steps run on
+    whichever threadpool worker is free (see ``export``), and the threadpool retires idle
+    workers (anyio: after 10 s), so per-thread clients would pile up unused until
+    ``close``. The pool holds at most as many clients as calls ever ran at once."""
 
     def __init__(
         self,
         location: StoreLocation,
         client_factory: Callable[[], Client] | None = None,
         query_timeout_s: float | None = None,
+        export_chunk: int | None = None,
     ) -> None:
         """``query_timeout_s`` bounds each query (ClickHouse's ``max_execution_time``): a
         query over it raises ClickHouse's ``TIMEOUT_EXCEEDED`` rather than holding a
-        thread (the API answers it 503)."""
+        thread (the API answers it 503). ``export_chunk``: rows per query of an export
+        (None: ``EXPORT_CHUNK``)."""
         self.location = location
         self._factory = client_factory or (lambda: connect(location))
         self.query_timeout_s = query_timeout_s
-        self._local = threading.local()
-        self._clients: list[Client] = []
-        self._clients_lock = threading.Lock()
+        self.export_chunk = export_chunk
         self.table = location.events_table
+        self._pool = threading.Condition()
+        self._idle: list[Client] = []  # given back, ready to lend
+        self._lent: dict[int, Client] = {}  # id(client) -> client, out on loan
+        self._generation = 0  # bumped by close(): a client lent before it is not reused
 
-    def client(self) -> Client:
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._factory()
+    def _open(self) -> Client:
+        client = self._factory()
+        try:
             if self.query_timeout_s is not None:
                 client.set_client_setting("max_execution_time", self.query_timeout_s)
                 client.set_client_setting("timeout_overflow_mode", "throw")
-            self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
+        except BaseException:
+            client.close()
+            raise
         return client
 
-    def close(self) -> None:
-        """Closes every thread's client. chDB must not be left to tear its sessions down
-        from threads the interpreter is already finalising (it crashes the process)."""
-        with self._clients_lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[Client]:
+        """A client for the calling thread alone until the block ends. A block must not
+        contain a ``yield``: a generator's next step may run on another thread, and a
+        generator its reader abandons is finalised whenever and wherever it is
+        collected, so a client held across a yield would be shared or never given back."""
+        with self._pool:
+            generation = self._generation
+            client = self._idle.pop() if self._idle else None
+            if client is not None:
+                self._lent[id(client)] = client
+        if client is None:
+            client = self._open()  # outside the lock: connecting may take a while
+            with self._pool:
+                self._lent[id(client)] = client
+        try:
+            yield client
+        finally:
+            with self._pool:
+                reuse = generation == self._generation
+                if reuse:
+                    self._idle.append(client)
+                    del self._lent[id(client)]
+                    self._pool.notify_all()
+            if not reuse:
+                # close() ran while this call had the client: it is closed here, on this
+                # (live) thread, once nothing uses it.
+                try:
+                    client.close()
+                finally:
+                    with self._pool:
+                        del self._lent[id(client)]
+                        self._pool.notify_all()
+
+    def close(self, timeout_s: float | None = 30.0) -> None:
+        """Closes every client: the idle ones now, and waits (up to ``timeout_s``) for the
+        calls in flight to finish and close theirs; one still running after that closes
+        its client when it ends. The repository stays usable: a later call opens a new
+        client. Call it from a live thread, never leave it to the interpreter's exit:
+        chDB must not tear its sessions down from threads the interpreter is already
+        finalising (it crashes the process)."""
+        with self._pool:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            # The clients themselves, not their ids: held here, no new client can take
+            # the id of one that is closed and gone meanwhile.
+            retiring = list(self._lent.values())
+        for client in idle:
             client.close()
-        self._local = threading.local()
+        with self._pool:
+            self._pool.wait_for(lambda: all(id(c) not in self._lent for c in retiring), timeout_s)
 
     def _from(self) -> str:
         return f"FROM {self.table}"
@@ -149,22 +202,23 @@ class LogRepository:
         after = list(cursor.key) if cursor is not None else None
         rows: list[dict[str, Any]] = []
         last_id = None
-        while len(rows) <= limit:
-            w = where(f)
-            if after is not None:
-                keyset(w, sort, order, after)
-            wanted = limit + 1 - len(rows)
-            if sort == "log":
-                batch = self._rows_by_text(w, order, wanted)
-            else:
-                batch = self._rows(w, order_by(sort, order), wanted)
-            for row in batch:
-                if row["event_id"] != last_id:  # a not yet merged twin sits next to it
-                    rows.append(row)
-                last_id = row["event_id"]
-            if len(batch) < wanted:
-                break
-            after = [_key_value(batch[-1][c]) for c in key_columns]
+        with self._borrowed() as client:
+            while len(rows) <= limit:
+                w = where(f)
+                if after is not None:
+                    keyset(w, sort, order, after)
+                wanted = limit + 1 - len(rows)
+                if sort == "log":
+                    batch = self._rows_by_text(client, w, order, wanted)
+                else:
+                    batch = self._rows(client, w, order_by(sort, order), wanted)
+                for row in batch:
+                    if row["event_id"] != last_id:  # a not yet merged twin sits next to it
+                        rows.append(row)
+                    last_id = row["event_id"]
+                if len(batch) < wanted:
+                    break
+                after = [_key_value(batch[-1][c]) for c in key_columns]
         items = [LogItem.model_validate(_row(r)) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -173,16 +227,16 @@ class LogRepository:
             next_cursor = Cursor(sort, order, key, f.start, f.end).encode()
         return LogPage(items=items, next_cursor=next_cursor)
 
-    def _rows(self, w: Where, order_sql: str, limit: int) -> list[dict[str, Any]]:
+    def _rows(self, client: Client, w: Where, order_sql: str, limit: int) -> list[dict[str, Any]]:
         sql = (
             f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
             f"{order_sql} LIMIT {{limit:UInt32}}"
         )
-        return list(
-            self.client().query(sql, parameters={**w.params, "limit": limit}).named_results()
-        )
+        return list(client.query(sql, parameters={**w.params, "limit": limit}).named_results())
 
-    def _rows_by_text(self, w: Where, order: OrderName, limit: int) -> list[dict[str, Any]]:
+    def _rows_by_text(
+        self, client: Client, w: Where, order: OrderName, limit: int
+    ) -> list[dict[str, Any]]:
         """The first ``limit`` rows of ``w`` sorted by log text, then time, then id.
 
         One ORDER BY over all three sorts every matching row (430-600 ms at 10M events).
@@ -192,15 +246,11 @@ class LogRepository:
         (~10 ms); consecutive texts with few rows are read together and sorted (cheap:
         few rows). Reading stops once ``limit`` rows are in."""
         direction = "DESC" if order == "desc" else "ASC"
-        counts = (
-            self.client()
-            .query(
-                f"SELECT description, count() {self._from()} {w.sql()} "
-                f"GROUP BY description ORDER BY description {direction}",
-                parameters=w.params,
-            )
-            .result_rows
-        )
+        counts = client.query(
+            f"SELECT description, count() {self._from()} {w.sql()} "
+            f"GROUP BY description ORDER BY description {direction}",
+            parameters=w.params,
+        ).result_rows
         rows: list[dict[str, Any]] = []
         few: list[str] = []
 
@@ -208,7 +258,7 @@ class LogRepository:
             if few:
                 texts = Where([*w.clauses, "description IN {texts:Array(String)}"], w.params)
                 texts.params = {**w.params, "texts": list(few)}
-                rows.extend(self._rows(texts, order_by("log", order), limit - len(rows)))
+                rows.extend(self._rows(client, texts, order_by("log", order), limit - len(rows)))
                 few.clear()
 
         pending = 0
@@ -224,7 +274,7 @@ class LogRepository:
             if len(rows) >= limit:
                 break
             alone = Where([*w.clauses, "description = {text:String}"], {**w.params, "text": text})
-            rows.extend(self._rows(alone, order_by("time", order), limit - len(rows)))
+            rows.extend(self._rows(client, alone, order_by("time", order), limit - len(rows)))
             if len(rows) >= limit:
                 break
         read_few()
@@ -232,9 +282,8 @@ class LogRepository:
 
     def count(self, f: LogFilter) -> int:
         w = where(f)
-        result = self.client().query(
-            f"SELECT count() {self._from()} {w.sql()}", parameters=w.params
-        )
+        with self._borrowed() as client:
+            result = client.query(f"SELECT count() {self._from()} {w.sql()}", parameters=w.params)
         return int(result.result_rows[0][0])
 
     # -- one event -----------------------------------------------------------------------
@@ -245,7 +294,8 @@ class LogRepository:
         if account is not None:
             w.add("account_id = {scope:String}", scope=account)
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} {self._from()} {w.sql()} LIMIT 1"
-        rows = list(self.client().query(sql, parameters=w.params).named_results())
+        with self._borrowed() as client:
+            rows = list(client.query(sql, parameters=w.params).named_results())
         if not rows:
             return None
         values = _row(rows[0])
@@ -257,8 +307,13 @@ class LogRepository:
     # -- export --------------------------------------------------------------------------
     def export(self, f: LogFilter, fmt: Literal["csv", "ndjson"]) -> Iterator[bytes]:
         """Every matching row, newest first, formatted by ClickHouse itself, read in
-        keyset chunks so memory stays flat however large the export."""
-        client = self.client()
+        keyset chunks (``export_chunk`` rows) so memory stays flat however large the export.
+
+        Any thread may run any step (each ``next()``), and no client is held between
+        steps: Starlette's ``StreamingResponse`` runs each ``next()`` of this generator on
+        whichever threadpool worker is free (``iterate_in_threadpool``), so each step
+        borrows a client and gives it back before it yields."""
+        size = self.export_chunk or EXPORT_CHUNK
         # NDJSON carries attributes as an object; CSV as the JSON text.
         columns = ", ".join(
             "CAST(attributes, 'JSON') AS attributes" if c == "attributes" and fmt == "ndjson" else c
@@ -275,27 +330,28 @@ class LogRepository:
             w = where(f)
             if after is not None:
                 keyset(w, "time", "desc", after)
-            w.params["skip"] = EXPORT_CHUNK - 1
-            boundary = client.query(
-                f"SELECT occurred_at, event_id {self._from()} {w.sql()} "
-                f"{order_by('time', 'desc')} LIMIT 1 OFFSET {{skip:UInt32}}",
-                parameters=w.params,
-            ).result_rows
-            chunk = Where(list(w.clauses), dict(w.params))
-            if boundary:
-                chunk.add("occurred_at >= {b0:DateTime64(3, 'UTC')}", b0=utc(boundary[0][0]))
-                chunk.add(
-                    "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
-                    b1=boundary[0][1],
-                )
+            w.params["skip"] = size - 1
             fmt_name = ("CSVWithNames" if first else "CSV") if fmt == "csv" else "JSONEachRow"
-            data = client.raw_query(
-                f"SELECT {columns} {self._from()} {chunk.sql()} {order_by('time', 'desc')} "
-                "LIMIT 1 BY event_id",
-                parameters=chunk.params,
-                fmt=fmt_name,
-                settings=settings,
-            )
+            with self._borrowed() as client:
+                boundary = client.query(
+                    f"SELECT occurred_at, event_id {self._from()} {w.sql()} "
+                    f"{order_by('time', 'desc')} LIMIT 1 OFFSET {{skip:UInt32}}",
+                    parameters=w.params,
+                ).result_rows
+                chunk = Where(list(w.clauses), dict(w.params))
+                if boundary:
+                    chunk.add("occurred_at >= {b0:DateTime64(3, 'UTC')}", b0=utc(boundary[0][0]))
+                    chunk.add(
+                        "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
+                        b1=boundary[0][1],
+                    )
+                data = client.raw_query(
+                    f"SELECT {columns} {self._from()} {chunk.sql()} "
+                    f"{order_by('time', 'desc')} LIMIT 1 BY event_id",
+                    parameters=chunk.params,
+                    fmt=fmt_name,
+                    settings=settings,
+                )
             if data:
                 yield bytes(data)
             first = False
@@ -309,18 +365,20 @@ class LogRepository:
     ) -> Timeline:
         """Success/failure counts per bucket over the filter's window (or the data's
         extent when the filter has no start), zero-filled."""
+        with self._borrowed() as client:
+            return self._timeline(client, f, bucket, now)
+
+    def _timeline(
+        self, client: Client, f: LogFilter, bucket: str | None, now: datetime | None
+    ) -> Timeline:
         end = f.end or (now or datetime.now(UTC))
         start = f.start
         if start is None:
             w = where(f)
-            extent = (
-                self.client()
-                .query(
-                    f"SELECT min(occurred_at), count() {self._from()} {w.sql()}",
-                    parameters=w.params,
-                )
-                .result_rows
-            )
+            extent = client.query(
+                f"SELECT min(occurred_at), count() {self._from()} {w.sql()}",
+                parameters=w.params,
+            ).result_rows
             if not extent or not extent[0][1]:
                 return Timeline(
                     bucket_seconds=BUCKETS[bucket or "1h"], start=None, end=end, buckets=[]
@@ -354,7 +412,7 @@ class LogRepository:
         )
         counts = {
             datetime.fromtimestamp(b, UTC): (s, fl)
-            for b, s, fl in self.client().query(sql, parameters=w.params).result_rows
+            for b, s, fl in client.query(sql, parameters=w.params).result_rows
         }
         return Timeline(
             bucket_seconds=seconds, start=start, end=end, buckets=_fill(counts, start, end, seconds)
@@ -378,14 +436,17 @@ class LogRepository:
             f"SELECT {value} AS value, {label} AS label, count() AS n {self._from()} "
             f"{w.sql()} GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"
         )
-        rows = self.client().query(sql, parameters=w.params).result_rows
+        with self._borrowed() as client:
+            rows = client.query(sql, parameters=w.params).result_rows
         return Facet(
             name=name,
             values=[FacetValue(value=v, label=str(lbl or v), count=n) for v, lbl, n in rows],
         )
 
     def schema_version(self) -> int:
-        return schema_version(self.client(), self.location)
+        """The log store's schema version (the health probe)."""
+        with self._borrowed() as client:
+            return schema_version(client, self.location)
 
 
 def _key_value(value: Any) -> Any:

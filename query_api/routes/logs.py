@@ -54,6 +54,9 @@ def export_logs(
     """Every matching row (no limit), newest first, as a download: the compliance export."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     filename = f"authtrail-logs-{stamp}.{format_}"
+    # Starlette runs each next() of this generator on whichever threadpool worker is free
+    # (iterate_in_threadpool), while other requests use the same threads: the export
+    # borrows a store client per step and holds none between steps (see its docstring).
     return StreamingResponse(
         repo.export(f, format_),
         media_type=MEDIA[format_],
