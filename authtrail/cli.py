@@ -303,18 +303,50 @@ def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
 
     settings = _settings()
     _setup_logging(settings)
-    pairs: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            _fail(f"--set takes KEY=VALUE, not {item.split('=')[0]!r}")
-        pairs[key.strip()] = value
+    pairs = _setting_pairs(values)
     with _destination_store(settings) as store:
         try:
             destination = store.add(platform, name, pairs)
         except DestinationError as exc:
             _fail(f"invalid destination: {exc}")
     click.echo(destination.id)
+
+
+def _setting_pairs(values: tuple[str, ...]) -> dict[str, str | None]:
+    pairs: dict[str, str | None] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # Only the key: the value may be a secret.
+            _fail(f"--set takes KEY=VALUE, not {item.split('=')[0]!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+@destinations.command("update")
+@click.argument("destination_id")
+@click.option("--name", default=None, help="A new name.")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="Change a setting.")
+@click.option(
+    "--unset", "unset", multiple=True, metavar="KEY", help="Put a setting back to its default."
+)
+def destinations_update(
+    destination_id: str, name: str | None, values: tuple[str, ...], unset: tuple[str, ...]
+) -> None:
+    """Change a destination: only what is given. Stored secrets are kept, except when the
+    change moves it (endpoint, site, URL, region, domain, verify_tls): then give every
+    secret again with --set, as a stored secret is only sent where it was saved for."""
+    from schemas.destinations import DestinationError, updated_destination
+
+    settings = _settings()
+    _setup_logging(settings)
+    changes = {**_setting_pairs(values), **dict.fromkeys((k.strip() for k in unset), None)}
+    with _destination_store(settings) as store:
+        try:
+            store.replace(updated_destination(store.require(destination_id), name, changes))
+        except DestinationError as exc:
+            _fail(f"invalid destination: {exc}")
+    click.echo(f"updated {destination_id}")
 
 
 @destinations.command("list")
@@ -666,23 +698,20 @@ def api() -> None:
     from query_api.auth import SessionSigner
     from query_api.limits import ApiLimits
     from query_api.routes.destinations import StreamContext
+    from query_api.server import server_config
     from query_api.tokens import TokenLog
 
     tokens = TokenLog(settings).start()
     click.echo(f"Query API on {settings.api_url}")
-    uvicorn.run(
-        create_app(
-            LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
-            tokens,
-            SessionSigner(settings.secret_key_bytes()),
-            stream=StreamContext.open(settings),
-            limits=ApiLimits.of(settings),
-        ),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
+    app = create_app(
+        LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
+        tokens,
+        SessionSigner(settings.secret_key_bytes()),
+        stream=StreamContext.open(settings),
+        limits=ApiLimits.of(settings),
+        secure_cookies=settings.api_url.startswith("https://"),
     )
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 @main.command()

@@ -143,9 +143,10 @@ def run_worker(
             ingest_status=lambda: ingest_counters(processor.stats, normalizer.stats),
             stream=StreamContext.open(settings),
             limits=ApiLimits.of(settings),
+            secure_cookies=settings.api_url.startswith("https://"),
         )
         api.mount("/metrics", make_asgi_app(registry))
-        services.append(ApiService(api, settings.api_host, settings.api_port))
+        services.append(ApiService(api, settings))
     elif settings.metrics_port:
         # No API in this process: probes and metrics on their own port.
         heartbeat = Heartbeat()

@@ -1,7 +1,9 @@
 """The FastAPI application: ``create_app(repository, tokens, signer)``.
 
 Invalid parameters are answered 4xx with ``{"errors": [{"parameter", "in", "message"}]}``
-naming each; a store failure is a 503; nothing a client sends produces a 500."""
+naming each; a dependency that is down (the log store, the Kafka broker behind the tokens,
+destinations and status topics) is a 503 with ``Retry-After``; nothing a client sends
+produces a 500."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import Error as ClickHouseClientError
+from confluent_kafka import KafkaException
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,10 +28,14 @@ from query_api.routes import logs, ops, session, web
 from query_api.routes.destinations import StreamContext
 from query_api.tokens import TokenLog
 from schemas.clickhouse import StoreUnavailableError
+from schemas.compacted import ConfigTopicError
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
+# How long a client is asked to wait when a dependency is down: about what a broker
+# restart or a ClickHouse server failover takes.
+RETRY_AFTER_S = 5
 
 
 def _errors(
@@ -44,11 +51,15 @@ def create_app(
     ingest_status: Callable[[], dict[str, Any]] | None = None,
     stream: StreamContext | None = None,
     limits: ApiLimits | None = None,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
     worker's counters to ``/healthz``; ``stream`` enables the Stream routes (503 without
-    it); ``limits`` sets the request rate and body size (the defaults without it)."""
+    it); ``limits`` sets the request rate and body size (the defaults without it).
+    ``secure_cookies`` marks the session cookie ``Secure`` whatever the request's scheme
+    (the page is served over HTTPS: ``AUTHTRAIL_PUBLIC_URL`` is https); it is ``Secure``
+    anyway when the request came over HTTPS, directly or from a trusted proxy."""
     limits = limits or ApiLimits()
 
     @asynccontextmanager
@@ -68,6 +79,7 @@ def create_app(
     app.state.signer = signer
     app.state.ingest_status = ingest_status
     app.state.stream = stream
+    app.state.secure_cookies = secure_cookies
     app.state.rate_limiter = RateLimiter(limits.rate, limits.burst)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
 
@@ -102,10 +114,17 @@ def create_app(
         )
         return _errors(exc.status_code, [detail], dict(exc.headers or {}))
 
+    def unavailable(what: str, message: str) -> JSONResponse:
+        return _errors(
+            503,
+            [{"parameter": "", "in": what, "message": message}],
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
+
     @app.exception_handler(StoreUnavailableError)
     async def on_store_down(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
         log.error("log store unavailable: %s", exc)
-        return _errors(503, [{"parameter": "", "in": "store", "message": "log store unavailable"}])
+        return unavailable("store", "log store unavailable")
 
     @app.exception_handler(ClickHouseClientError)
     async def on_store_error(_request: Request, exc: ClickHouseClientError) -> JSONResponse:
@@ -113,11 +132,19 @@ def create_app(
         if "TIMEOUT_EXCEEDED" in str(exc):
             limit = repository.query_timeout_s
             over = f"{limit:g} s" if limit is not None else "the time limit"
+            # Not an outage: asking again the same way would fail the same way.
             message = f"the query ran over {over}: narrow the filter"
-        else:
-            log.error("log store query failed: %s", exc)
-            message = "log store unavailable"
-        return _errors(503, [{"parameter": "", "in": "store", "message": message}])
+            return _errors(503, [{"parameter": "", "in": "store", "message": message}])
+        log.error("log store query failed: %s", exc)
+        return unavailable("store", "log store unavailable")
+
+    @app.exception_handler(ConfigTopicError)
+    @app.exception_handler(KafkaException)
+    async def on_broker_down(_request: Request, exc: Exception) -> JSONResponse:
+        # Tokens, destinations and their status live in Kafka topics: with the broker
+        # gone, what is not already in memory cannot be read or written.
+        log.error("Kafka broker unavailable: %s", exc)
+        return unavailable("broker", "the Kafka broker is unavailable: try again shortly")
 
     app.include_router(logs.router)
     app.include_router(destinations_routes.router)

@@ -84,13 +84,43 @@ class SessionSigner:
         return parts[0]
 
 
-def refused(request: Request, message: str, parameter: str = "Authorization") -> AuthError:
-    """A 401 for ``request``, counted against its client address's rate: a caller
-    guessing tokens is slowed down like any other (429 once over)."""
+def charge_address(request: Request) -> None:
+    """Takes one request from the bucket of ``request``'s client address (the forwarded
+    one only from a trusted proxy): raises ``RateLimitedError`` (429) once it is empty.
+    Failed authentications and unknown tokens are charged, so guessing is throttled."""
     limiter: RateLimiter = request.app.state.rate_limiter
     address = request.client.host if request.client else "unknown"
     limiter.check(f"address:{address}", "too many failed authentications from this address")
+
+
+def refused(
+    request: Request, message: str, parameter: str = "Authorization", charged: bool = False
+) -> AuthError:
+    """A 401 for ``request``, counted against its client address's rate (unless
+    ``charged`` already): a caller guessing tokens is slowed down (429 once over)."""
+    if not charged:
+        charge_address(request)
     return AuthError(401, message, parameter)
+
+
+def authenticate(request: Request, token_text: str) -> TokenRecord:
+    """The active record of ``token_text``, else 401 (429 when the address is over its
+    rate). A well-formed token the API has not seen yet is charged to the caller's
+    address before the tokens topic is read for it, so unknown tokens cannot make the API
+    read the topic at will; with the broker down that read raises ``ConfigTopicError``
+    (503)."""
+    tokens: TokenLog = request.app.state.tokens
+    charged = False
+
+    def charge() -> None:
+        nonlocal charged
+        charge_address(request)
+        charged = True
+
+    record = tokens.authenticate(token_text, before_reading=charge)
+    if record is None:
+        raise refused(request, "invalid, unknown, expired or revoked token", charged=charged)
+    return record
 
 
 def _bearer(request: Request) -> str | None:
@@ -108,10 +138,7 @@ def current_principal(request: Request) -> Principal:
     tokens: TokenLog = request.app.state.tokens
     bearer = _bearer(request)
     if bearer is not None:
-        record = tokens.authenticate(bearer)
-        if record is None:
-            raise refused(request, "invalid, unknown, expired or revoked token")
-        principal = Principal.of(record, "bearer")
+        principal = Principal.of(authenticate(request, bearer), "bearer")
     elif cookie := request.cookies.get(SESSION_COOKIE):
         signer: SessionSigner = request.app.state.signer
         token_id = signer.token_id(cookie)

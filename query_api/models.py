@@ -120,6 +120,10 @@ class DestinationType(BaseModel):
     description: str
     icon: str = Field(description="URL of the platform's icon (SVG).")
     secrets: list[str]
+    address: list[str] = Field(
+        description="Settings that decide where requests go: changing one requires every "
+        "secret again (a stored secret is only sent to the address it was saved for)."
+    )
     settings_schema: dict[str, Any]
 
 
@@ -142,8 +146,10 @@ class DestinationCreate(BaseModel):
 
 
 class DestinationPatch(BaseModel):
-    """Changes: only what is given. A secret left out (or null) keeps its value; another
-    setting set to null goes back to its default."""
+    """Changes: only what is given. A secret left out (or null) keeps its value, unless
+    the change moves the destination (a setting listed in its type's ``address``): then
+    every secret must be given again (422 naming it); another setting set to null goes
+    back to its default."""
 
     model_config = {"extra": "forbid"}
     name: str | None = None

@@ -17,7 +17,27 @@ import uvicorn
 from fastapi import FastAPI
 from mode import Service
 
+from schemas.settings import Settings
+
 log = logging.getLogger(__name__)
+
+
+def server_config(app: FastAPI, settings: Settings, **options: Any) -> uvicorn.Config:
+    """The API's uvicorn configuration: its address, and whom it believes about the
+    client. Forwarded headers (``X-Forwarded-Proto``, ``X-Forwarded-For``) count only from
+    ``AUTHTRAIL_API_TRUSTED_PROXIES``; uvicorn's own default would believe 127.0.0.1, and
+    with none set nobody is (a client could otherwise claim any address and scheme)."""
+    trusted = settings.api_trusted_proxies
+    return uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or "",
+        log_config=None,
+        access_log=False,
+        **options,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -27,19 +47,11 @@ class _Server(uvicorn.Server):
 
 
 class ApiService(Service):
-    """Serves ``app`` on ``host:port`` until stopped."""
+    """Serves ``app`` (``server_config``) until stopped."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, **kwargs: Any) -> None:
+    def __init__(self, app: FastAPI, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
+        config = server_config(app, settings, lifespan="off", timeout_graceful_shutdown=5)
         self._app = app
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

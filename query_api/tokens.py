@@ -5,6 +5,7 @@ revoked anywhere takes effect everywhere within a moment, embedded or on a clust
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -64,16 +65,24 @@ class TokenLog(ViewedTopic[TokenRecord]):
     def records(self) -> list[TokenRecord]:
         return sorted(self._view.items().values(), key=lambda r: r.created_at)
 
-    def authenticate(self, token_text: str) -> TokenRecord | None:
+    def authenticate(
+        self, token_text: str, before_reading: Callable[[], None] | None = None
+    ) -> TokenRecord | None:
         """The active record of a presented token, or None (unknown, wrong, revoked,
-        expired)."""
+        expired). A token id not yet seen makes it read the topic to its end (it may have
+        just been created); ``before_reading`` is called first and may raise to refuse
+        that (a caller limited per address). Raises ``ConfigTopicError`` when the topic
+        cannot be read (the broker is down)."""
         parsed = parse_token(token_text)
         if parsed is None:
             return None
         token_id, secret = parsed
         record = self.get(token_id)
-        if record is None and self.catch_up(3.0):
-            record = self.get(token_id)
+        if record is None:
+            if before_reading is not None:
+                before_reading()
+            if self.catch_up(3.0):
+                record = self.get(token_id)
         if record is None or not verify(record, secret):
             return None
         return record

@@ -53,6 +53,10 @@ def publish(
         raise ConfigTopicError(f"writing {key} to {topic} failed: {errors or 'timed out'}")
 
 
+# How long a failed reachability probe is remembered (see ``CompactedView.reachable``).
+_UNREACHABLE_MEMORY_S = 2.0
+
+
 class CompactedView(Generic[T]):
     """The current state of a compacted topic, kept by a background thread.
 
@@ -83,6 +87,8 @@ class CompactedView(Generic[T]):
         self._consumer = Consumer(base)
         # A second handle for watermark look-ups from other threads while the first polls.
         self._probe = Consumer(base)
+        self._probe_lock = threading.Lock()
+        self._unreachable_until = 0.0
         self._partitions: list[int] = []
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -176,6 +182,24 @@ class CompactedView(Generic[T]):
                     raise ConfigTopicError(f"reading {self._topic}: {exc}") from None
                 time.sleep(0.2)
 
+    def reachable(self, timeout_s: float = 5.0) -> None:
+        """Returns once the broker answers a metadata request for the topic; raises
+        ``ConfigTopicError`` after ``timeout_s`` without an answer. A caller about to
+        write or read beyond the view checks this first, to fail in seconds rather than
+        after a write's full delivery timeout."""
+        # One probe at a time; callers queued behind a failed one share its answer for a
+        # moment rather than each waiting out a timeout of their own.
+        with self._probe_lock:
+            if time.monotonic() < self._unreachable_until:
+                raise ConfigTopicError(f"{self._topic}: the broker does not answer")
+            try:
+                self._probe.list_topics(self._topic, timeout=timeout_s)
+            except KafkaException as exc:
+                self._unreachable_until = time.monotonic() + _UNREACHABLE_MEMORY_S
+                raise ConfigTopicError(
+                    f"{self._topic}: the broker does not answer ({exc})"
+                ) from None
+
     def get(self, key: str) -> T | None:
         with self._lock:
             return self._state.get(key)
@@ -201,6 +225,9 @@ class ViewedTopic(Generic[T]):
 
     def catch_up(self, timeout_s: float = 5.0) -> bool:
         return self._view.catch_up(timeout_s)
+
+    def reachable(self, timeout_s: float = 5.0) -> None:
+        self._view.reachable(timeout_s)
 
     def get(self, key: str) -> T | None:
         return self._view.get(key)

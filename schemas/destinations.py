@@ -109,10 +109,13 @@ class DestinationFilter(BaseModel):
 
 
 class PlatformSettings(BaseModel):
-    """Base of every platform's settings. ``SECRETS`` names the fields never shown."""
+    """Base of every platform's settings. ``SECRETS`` names the fields never shown;
+    ``ADDRESS`` the fields that decide where requests (and so the secrets) go: changing
+    one requires every secret again (``updated_destination``)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     SECRETS: ClassVar[tuple[str, ...]] = ()
+    ADDRESS: ClassVar[tuple[str, ...]] = ("endpoint",)
     endpoint: HttpUrlText | None = Field(
         None, description="Overrides the platform address (a proxy, a test receiver)."
     )
@@ -120,6 +123,7 @@ class PlatformSettings(BaseModel):
 
 class DatadogSettings(PlatformSettings):
     SECRETS = ("api_key",)
+    ADDRESS = ("endpoint", "site")
     site: Literal[DATADOG_SITES] = Field(  # type: ignore[valid-type]
         "datadoghq.com", description="Your Datadog site (the host of your Datadog URL)."
     )
@@ -147,6 +151,7 @@ class DatadogSettings(PlatformSettings):
 
 class EventBridgeSettings(PlatformSettings):
     SECRETS = ("secret_access_key",)
+    ADDRESS = ("endpoint", "region")
     region: str = Field(description="AWS region, e.g. eu-west-1.")
     event_bus: Annotated[str, Field(min_length=1, max_length=1600)] = Field(
         "default", description="Bus name or ARN."
@@ -197,6 +202,8 @@ class EventBridgeSettings(PlatformSettings):
 
 class SplunkSettings(PlatformSettings):
     SECRETS = ("token",)
+    # Turning certificate checks off lets anyone on the path read the token.
+    ADDRESS = ("endpoint", "url", "verify_tls")
     url: HttpUrlText = Field(description="HEC base URL, e.g. https://splunk:8088.")
     token: SecretStr = Field(description="HEC token.")
     index: Annotated[str, Field(pattern=r"^[a-z0-9_][a-z0-9_-]{0,79}$")] | None = Field(
@@ -248,6 +255,7 @@ class SumoLogicSettings(PlatformSettings):
 
 class CoralogixSettings(PlatformSettings):
     SECRETS = ("api_key",)
+    ADDRESS = ("endpoint", "domain")
     domain: Literal["us1", "us2", "us3", "eu1", "eu2", "ap1", "ap2", "ap3"] = Field(
         "eu1", description="Your Coralogix region."
     )
@@ -468,12 +476,36 @@ def current_values(destination: Destination) -> dict[str, Any]:
     return values
 
 
+def address_changes(current: PlatformSettings, fresh: PlatformSettings) -> list[str]:
+    """The ``ADDRESS`` settings that differ between ``current`` and ``fresh``."""
+    return [
+        key
+        for key in type(current).ADDRESS
+        if getattr(current, key, None) != getattr(fresh, key, None)
+    ]
+
+
 def updated_destination(
     current: Destination, name: str | None, changes: Mapping[str, Any]
 ) -> Destination:
     """``current`` with ``changes`` applied (a ``None`` clears an optional setting) and
-    validated as a whole; id, creation time and paused state are kept."""
+    validated as a whole; id, creation time and paused state are kept.
+
+    A stored secret is only ever sent to the address it was given with: when a change
+    moves the destination (an ``ADDRESS`` setting: endpoint, site, URL, region, domain,
+    certificate checks), every secret the result still holds must be among ``changes``,
+    else ``DestinationError`` names the first missing one. Without this rule whoever may
+    edit a destination could point it at a host of theirs and read the secret there."""
     values = {**current_values(current), **changes}
     values = {k: v for k, v in values.items() if v is not None}
     fresh = make_destination(current.platform, name or current.name, values, current.id)
+    moved = address_changes(current.settings, fresh.settings)
+    if moved:
+        for key in type(fresh.settings).SECRETS:
+            if getattr(fresh.settings, key) is not None and changes.get(key) is None:
+                raise DestinationError(
+                    key,
+                    f"must be given again: {', '.join(moved)} changed, and a stored secret "
+                    "is only sent to the address it was saved for",
+                )
     return fresh.model_copy(update={"created_at": current.created_at, "paused": current.paused})

@@ -6,6 +6,7 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
         description="The page's address as users reach it (a load balancer, an ingress), "
         "for sign-in links; default: http://<AUTHTRAIL_API_HOST>:<AUTHTRAIL_API_PORT>.",
     )
+    api_trusted_proxies: str = Field(
+        "",
+        description="Addresses or networks (comma-separated, e.g. 10.0.0.0/8,fd00::/8) of the "
+        "reverse proxies in front of the API: from these alone X-Forwarded-Proto and "
+        "X-Forwarded-For are believed (the Secure cookie, the per-address sign-in limit). "
+        "Empty: none, the peer's own address and scheme count.",
+    )
     api_rate_limit: float = Field(
         20.0,
         ge=0,
@@ -138,6 +146,19 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8, 10.1.2.3)"
+                ) from None
+        return ",".join(items)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -91,6 +91,18 @@ def get_board(request: Request) -> StatusBoard:
     return _stream(request).board
 
 
+# Longest a Stream route waits for the broker before answering 503: a write would
+# otherwise wait out its full delivery timeout (30 s) first.
+BROKER_PROBE_S = 5.0
+
+
+def require_broker(request: Request) -> None:
+    """For routes that write to Kafka or read beyond the in-memory views: raises
+    ``ConfigTopicError`` (503 with Retry-After) when the broker does not answer."""
+    _stream(request).destinations.reachable(BROKER_PROBE_S)
+
+
+BrokerUp = Annotated[None, Depends(require_broker)]
 Store = Annotated[DestinationStore, Depends(get_store)]
 Board = Annotated[StatusBoard, Depends(get_board)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
@@ -154,6 +166,7 @@ def destination_types(_viewer: Viewer) -> list[DestinationType]:
                 description=description,
                 icon=f"/static/platforms/{platform}.svg",
                 secrets=list(model.SECRETS),
+                address=list(model.ADDRESS),
                 settings_schema=schema,
             )
         )
@@ -187,7 +200,11 @@ def list_destinations(
 
 @router.post("/destinations", response_model=DestinationOut, status_code=201)
 def create_destination(
-    body: DestinationCreate, _admin: Admin, store: Store, settings: AppSettings
+    body: DestinationCreate,
+    _admin: Admin,
+    _broker: BrokerUp,
+    store: Store,
+    settings: AppSettings,
 ) -> DestinationOut:
     """Validates and stores a destination; connectors start delivering to it at once
     (from the oldest retained event) unless it is created paused."""
@@ -212,10 +229,12 @@ def patch_destination(
     destination_id: DestinationId,
     body: DestinationPatch,
     _admin: Admin,
+    _broker: BrokerUp,
     store: Store,
     settings: AppSettings,
 ) -> DestinationOut:
-    """Changes name, settings or filter; validated as a whole."""
+    """Changes name, settings or filter; validated as a whole. A change of where requests
+    go (the type's ``address`` settings) needs every secret again: 422 naming it."""
     current = _find(store, destination_id)
     secrets = SETTINGS_MODELS[current.platform].SECRETS
     changes = {k: v for k, v in body.settings.items() if not (k in secrets and v is None)}
@@ -228,7 +247,9 @@ def patch_destination(
 
 
 @router.delete("/destinations/{destination_id}", status_code=204)
-def delete_destination(destination_id: DestinationId, _admin: Admin, store: Store) -> Response:
+def delete_destination(
+    destination_id: DestinationId, _admin: Admin, _broker: BrokerUp, store: Store
+) -> Response:
     """Removes it; its consumer group and dead letters stay in Kafka."""
     _find(store, destination_id)
     store.remove(destination_id)
@@ -237,7 +258,11 @@ def delete_destination(destination_id: DestinationId, _admin: Admin, store: Stor
 
 @router.post("/destinations/{destination_id}/pause", response_model=DestinationOut)
 def pause_destination(
-    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+    destination_id: DestinationId,
+    _admin: Admin,
+    _broker: BrokerUp,
+    store: Store,
+    settings: AppSettings,
 ) -> DestinationOut:
     """Stops delivery; the destination falls behind and later resumes where it stopped."""
     _find(store, destination_id)
@@ -246,7 +271,11 @@ def pause_destination(
 
 @router.post("/destinations/{destination_id}/resume", response_model=DestinationOut)
 def resume_destination(
-    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+    destination_id: DestinationId,
+    _admin: Admin,
+    _broker: BrokerUp,
+    store: Store,
+    settings: AppSettings,
 ) -> DestinationOut:
     _find(store, destination_id)
     return _out(store.set_paused(destination_id, False), settings)
@@ -264,7 +293,11 @@ async def test_destination(
 
 @router.get("/destinations/{destination_id}/status", response_model=DestinationStatus)
 def destination_status(
-    destination_id: DestinationId, _viewer: EveryAccountViewer, store: Store, board: Board
+    destination_id: DestinationId,
+    _viewer: EveryAccountViewer,
+    _broker: BrokerUp,
+    store: Store,
+    board: Board,
 ) -> DestinationStatus:
     """State, lag (from Kafka: committed offsets against high watermarks), counters summed
     over the connector replicas, events/s, last success and last error."""
@@ -277,6 +310,7 @@ async def replay_destination(
     destination_id: DestinationId,
     body: ReplayBody,
     _admin: Admin,
+    _broker: BrokerUp,
     store: Store,
     settings: AppSettings,
 ) -> ReplayReply:
@@ -331,6 +365,7 @@ def _letter(letter: DeadLetter) -> DeadLetterItem:
 def dead_letters(
     destination_id: DestinationId,
     _viewer: EveryAccountViewer,
+    _broker: BrokerUp,
     store: Store,
     settings: AppSettings,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
@@ -346,7 +381,11 @@ def dead_letters(
 
 @router.post("/destinations/{destination_id}/dead-letters/redrive", response_model=RedriveReply)
 async def redrive_dead_letters(
-    destination_id: DestinationId, _admin: Admin, store: Store, settings: AppSettings
+    destination_id: DestinationId,
+    _admin: Admin,
+    _broker: BrokerUp,
+    store: Store,
+    settings: AppSettings,
 ) -> RedriveReply:
     """Re-sends the dead letters not redriven before: what the platform takes now is
     delivered; what it refuses again is dead-lettered again with the new reply."""

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Request, Response
 from query_api.auth import (
     SESSION_COOKIE,
     SESSION_TTL_S,
+    AuthError,
     Principal,
     SessionSigner,
     Viewer,
-    refused,
+    authenticate,
 )
 from query_api.models import SessionInfo
-from query_api.tokens import TokenLog
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 
@@ -36,10 +36,12 @@ def sign_in(
     token: Annotated[str, Body(embed=True, min_length=1, max_length=200)],
 ) -> SessionInfo:
     """Exchanges a token for a session cookie (HttpOnly, SameSite=Strict)."""
-    tokens: TokenLog = request.app.state.tokens
-    record = tokens.authenticate(token)
-    if record is None:
-        raise refused(request, "invalid, unknown, expired or revoked token", "token")
+    try:
+        record = authenticate(request, token)
+    except AuthError as exc:
+        if exc.status_code != 401:
+            raise
+        raise AuthError(401, "invalid, unknown, expired or revoked token", "token") from None
     signer: SessionSigner = request.app.state.signer
     response.set_cookie(
         SESSION_COOKIE,
@@ -47,7 +49,8 @@ def sign_in(
         max_age=SESSION_TTL_S,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # The scheme is the forwarded one only from a trusted proxy (server_config).
+        secure=request.app.state.secure_cookies or request.url.scheme == "https",
         path="/",
     )
     return _info(Principal.of(record, "session"))

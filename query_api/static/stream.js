@@ -91,12 +91,56 @@ const Stream = (() => {
     for (const box of document.querySelectorAll("input[name=filter-outcome]")) {
       box.checked = f.outcomes.includes(box.value);
     }
+    if (destination) {
+      for (const key of type.address) {
+        const input = document.getElementById(`setting-${key}`);
+        if (input) input.addEventListener(input.type === "checkbox" ? "change" : "input", () => markSecrets(type));
+      }
+      markSecrets(type);
+    }
     $("setup").dataset.platform = platform;
     $("test-reply").textContent = "";
     $("test-reply").className = "test-reply";
     $("setup-error").textContent = "";
     $("setup").hidden = false;
     $("setting-name").focus();
+  }
+
+  // The address settings changed in the form, compared with the saved destination.
+  function movedFields(type) {
+    if (!s.editing) return [];
+    const body = formBody();
+    return type.address.filter((key) => {
+      const input = document.getElementById(`setting-${key}`);
+      if (!input) return false;
+      const saved = s.editing.settings[key];
+      if (input.type === "checkbox") return input.checked !== (saved ?? false);
+      return (body.settings[key] ?? null) !== (saved ?? null);
+    });
+  }
+
+  // A stored secret is only sent where it was saved for: once the address changes, the
+  // server needs every secret again, and the form says so beside each one.
+  function markSecrets(type) {
+    const moved = movedFields(type).map(label);
+    for (const key of type.secrets) {
+      const holder = document.querySelector(`#setup [data-setting="${key}"]`);
+      if (!holder) continue;
+      const input = holder.querySelector("input");
+      const saved = s.editing.settings[key];
+      let note = holder.querySelector(".secret-again");
+      if (!note) {
+        note = el("small", { class: "secret-again" });
+        holder.querySelector(".field-error").before(note);
+      }
+      if (moved.length && saved) {
+        input.placeholder = "enter it again";
+        note.textContent = `${moved.join(", ")} changed: enter it again. A saved secret is only sent to the address it was saved for.`;
+      } else {
+        if (saved) input.placeholder = `${saved} (leave empty to keep)`;
+        note.textContent = "";
+      }
+    }
   }
 
   function formBody() {
@@ -138,12 +182,17 @@ const Stream = (() => {
     reply.textContent = "Sending a test event…";
     const body = formBody();
     try {
-      // Editing with a secret left empty: the saved settings are what can be tested.
-      const path = s.editing ? `${API}/destinations/${s.editing.id}/test`
+      // Editing at the same address: the saved settings (secrets included) are what can
+      // be tested. At a new address the form's own settings are, secrets given again.
+      const saved = s.editing && movedFields(s.byPlatform[body.platform]).length === 0;
+      const path = saved ? `${API}/destinations/${s.editing.id}/test`
         : `${API}/destination-types/${body.platform}/test`;
+      // Unsaved settings: an emptied field is left out (null means "back to the default"
+      // only to a change of a saved destination).
+      const settings = Object.fromEntries(Object.entries(body.settings).filter(([, v]) => v !== null));
       const result = await api(path, {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: s.editing ? undefined : JSON.stringify(body),
+        body: saved ? undefined : JSON.stringify({ ...body, settings }),
       });
       const said = [result.status != null ? `HTTP ${result.status}` : "no reply",
         result.code && `code ${result.code}`, result.message].filter(Boolean).join(" · ");

@@ -60,6 +60,39 @@ def test_destination_types_describe_every_platform(
     assert "site" in datadog["settings_schema"]["properties"]
     assert client.get(datadog["icon"]).headers["content-type"].startswith("image/svg")
     assert types["sumologic"]["secrets"] == ["url"]
+    assert datadog["address"] == ["endpoint", "site"]
+    assert types["splunk"]["address"] == ["endpoint", "url", "verify_tls"]
+
+
+def test_a_stored_secret_is_never_sent_to_a_new_address(
+    client: TestClient, tokens: dict[str, str], datadog: DatadogReceiver
+) -> None:
+    created = client.post("/api/v1/destinations", json=datadog_body(datadog), headers=auth(tokens))
+    destination_id = created.json()["id"]
+    path = f"/api/v1/destinations/{destination_id}"
+    with DatadogReceiver(DD_KEY) as elsewhere:
+        for change in ({"endpoint": elsewhere.url}, {"endpoint": elsewhere.url, "api_key": None}):
+            moved = client.patch(path, json={"settings": change}, headers=auth(tokens))
+            assert moved.status_code == 422, moved.text
+            error = moved.json()["errors"][0]
+            assert error["parameter"] == "api_key"
+            assert error["message"].startswith("must be given again: endpoint changed")
+        # Nothing was stored: a test event still goes where the key was saved for.
+        assert client.get(path, headers=auth(tokens)).json()["settings"]["endpoint"] == datadog.url
+        sent = client.post(f"{path}/test", headers=auth(tokens))
+        assert sent.json()["ok"] is True, sent.text
+        assert elsewhere.store.events() == []
+        assert len(datadog.store.events()) == 1
+
+        moved = client.patch(
+            path,
+            json={"settings": {"endpoint": elsewhere.url, "api_key": DD_KEY}},
+            headers=auth(tokens),
+        )
+        assert moved.status_code == 200, moved.text
+        assert client.post(f"{path}/test", headers=auth(tokens)).json()["ok"] is True
+        assert len(elsewhere.store.events()) == 1
+    assert client.delete(path, headers=auth(tokens)).status_code == 204
 
 
 def test_create_read_update_delete(

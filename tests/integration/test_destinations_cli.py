@@ -105,3 +105,49 @@ def test_invalid_destination_names_the_key(kafka_bootstrap: str, tmp_path: Path)
     assert "region" in bad.stderr and "topsecretvalue1234" not in bad.stderr + bad.stdout
     wrong = run_cli(env, "destinations", "add", "splunk", "--name", "S", "--set", "oops")
     assert wrong.returncode == 1 and "KEY=VALUE" in wrong.stderr
+
+
+def test_update_keeps_secrets_unless_the_destination_moves(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = base_env(
+        tmp_path / "var",
+        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        AUTHTRAIL_TOPIC_PREFIX=f"u{uuid.uuid4().hex[:8]}.",
+    )
+    assert run_cli(env, "topics", "create").returncode == 0
+    added = run_cli(
+        env, "destinations", "add", "datadog", "--name", "DD", "--set", f"api_key={DD_KEY}"
+    )
+    assert added.returncode == 0, added.stderr
+    dd_id = added.stdout.strip()
+
+    kept = run_cli(env, "destinations", "update", dd_id, "--name", "DD audit", "--set", "tags=a:b")
+    assert kept.returncode == 0, kept.stderr
+    shown = orjson.loads(run_cli(env, "destinations", "show", dd_id).stdout)
+    assert (shown["name"], shown["settings"]["tags"]) == ("DD audit", "a:b")
+    assert shown["settings"]["api_key"] == "••••cdef"
+
+    moved = run_cli(
+        env, "destinations", "update", dd_id, "--set", "endpoint=https://dd.attacker.example"
+    )
+    assert moved.returncode != 0
+    assert "api_key: must be given again: endpoint changed" in moved.stderr
+    shown = orjson.loads(run_cli(env, "destinations", "show", dd_id).stdout)
+    assert shown["settings"]["endpoint"] is None  # nothing stored
+
+    moved = run_cli(
+        env,
+        "destinations",
+        "update",
+        dd_id,
+        "--set",
+        "site=datadoghq.eu",
+        "--set",
+        f"api_key={DD_KEY}",
+        "--unset",
+        "tags",
+    )
+    assert moved.returncode == 0, moved.stderr
+    shown = orjson.loads(run_cli(env, "destinations", "show", dd_id).stdout)
+    assert (shown["settings"]["site"], shown["settings"]["tags"]) == ("datadoghq.eu", "")

@@ -226,3 +226,32 @@ def test_pause_dead_letters_and_delete(page: Page, receivers: dict[str, Any]) ->
     page.once("dialog", lambda dialog: dialog.accept())
     target.locator("button", has_text="Delete").click()
     expect(row(page, "Page coralogix")).to_have_count(0)
+
+
+def test_moving_a_destination_asks_for_its_secret_again(
+    page: Page, receivers: dict[str, Any]
+) -> None:
+    with DatadogReceiver(DD_KEY) as elsewhere:
+        row(page, "Page datadog failures").locator("button", has_text="Edit").click()
+        expect(page.locator("#setup")).to_be_visible()
+        note = page.locator('[data-setting="api_key"] .secret-again')
+        expect(note).to_be_hidden()
+        page.fill("#setting-endpoint", elsewhere.url)
+        expect(note).to_contain_text("Endpoint changed: enter it again")
+        page.click("#send-test")  # tests the form's settings, which lack the key
+        error = page.locator('[data-setting="api_key"] .field-error')
+        expect(error).not_to_be_empty()
+        page.click("#save-destination")
+        expect(error).to_contain_text("must be given again")
+        assert elsewhere.store.events() == []  # the saved key went nowhere
+        page.fill("#setting-api_key", DD_KEY)
+        page.click("#send-test")
+        expect(page.locator("#test-reply")).to_contain_text("Delivered", timeout=20_000)
+        page.click("#save-destination")
+        expect(page.locator("#setup")).to_be_hidden()
+        # Back where it was, for the tests after this one.
+        row(page, "Page datadog failures").locator("button", has_text="Edit").click()
+        page.fill("#setting-endpoint", receivers["datadog"].url)
+        page.fill("#setting-api_key", DD_KEY)
+        page.click("#save-destination")
+        expect(page.locator("#setup")).to_be_hidden()

@@ -6,12 +6,15 @@ from __future__ import annotations
 import pytest
 
 from schemas.destinations import (
+    SETTINGS_MODELS,
     DestinationError,
     SecretBox,
+    address_changes,
     from_record,
     make_destination,
     parse_settings,
     to_record,
+    updated_destination,
 )
 from tests import leaks
 from tests.samples import DD_KEY
@@ -120,3 +123,55 @@ def test_request_urls_never_reach_the_logs(monkeypatch: pytest.MonkeyPatch) -> N
     _setup_logging(Settings())
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
+
+
+# A change of each platform's address settings, away from VALID.
+MOVES: list[tuple[str, dict[str, str]]] = [
+    ("datadog", {"endpoint": "https://collector.attacker.example"}),
+    ("datadog", {"site": "datadoghq.com"}),
+    ("eventbridge", {"endpoint": "https://events.attacker.example"}),
+    ("eventbridge", {"region": "us-east-1"}),
+    ("splunk", {"url": "https://splunk.attacker.example:8088"}),
+    ("splunk", {"endpoint": "https://splunk.attacker.example:8088"}),
+    ("splunk", {"verify_tls": "false"}),
+    ("sumologic", {"endpoint": "https://sumo.attacker.example"}),
+    ("coralogix", {"domain": "us1"}),
+    ("coralogix", {"endpoint": "https://cx.attacker.example"}),
+]
+
+
+@pytest.mark.parametrize(("platform", "move"), MOVES, ids=lambda v: str(v))
+def test_a_stored_secret_never_follows_a_changed_address(
+    platform: str, move: dict[str, str]
+) -> None:
+    current = make_destination(platform, "prod", VALID[platform])
+    secrets = [k for k in SETTINGS_MODELS[platform].SECRETS if VALID[platform].get(k)]
+    assert secrets, platform
+    with pytest.raises(DestinationError) as refused:
+        updated_destination(current, None, move)
+    assert refused.value.field == secrets[0]
+    assert "given again" in refused.value.message
+    assert "attacker" not in str(refused.value)
+    for secret in secrets:  # never echoed
+        assert VALID[platform][secret] not in str(refused.value)
+
+    # With every secret given again the move is taken.
+    again = {k: VALID[platform][k] for k in secrets}
+    moved = updated_destination(current, None, {**move, **again})
+    assert address_changes(current.settings, moved.settings)
+
+
+@pytest.mark.parametrize("platform", sorted(VALID))
+def test_other_changes_keep_the_stored_secret(platform: str) -> None:
+    current = make_destination(platform, "prod", VALID[platform])
+    renamed = updated_destination(current, "prod (audit)", {"filter.outcomes": "failure"})
+    assert renamed.settings == current.settings
+    assert renamed.name == "prod (audit)"
+
+
+def test_leaving_the_credentials_for_the_default_chain_needs_no_secret() -> None:
+    current = make_destination("eventbridge", "bus", VALID["eventbridge"])
+    moved = updated_destination(
+        current, None, {"region": "us-east-1", "access_key_id": None, "secret_access_key": None}
+    )
+    assert moved.settings.secret_access_key is None  # type: ignore[attr-defined]
