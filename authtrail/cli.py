@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 from pydantic import ValidationError
 
+from schemas.keys import WeakSecretKeyError
 from schemas.settings import MissingSecretKeyError, Settings
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except MissingSecretKeyError as exc:
+        except (MissingSecretKeyError, WeakSecretKeyError) as exc:
             _fail(str(exc))
             return None
 
@@ -266,6 +267,33 @@ def token_revoke(token_id: str) -> None:
         except TokenLogError as exc:
             _fail(str(exc))
     click.echo(f"revoked {token_id}")
+
+
+# -- secrets -------------------------------------------------------------------------------
+@main.group("secrets")
+def secrets_group() -> None:
+    """The installation's secret key (AUTHTRAIL_SECRET_KEY)."""
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Re-seal every destination's secrets with the current key.
+
+    To change the key: set the new one as AUTHTRAIL_SECRET_KEY and the old one as
+    AUTHTRAIL_SECRET_KEY_PREVIOUS on every process and restart them, run this, then remove
+    AUTHTRAIL_SECRET_KEY_PREVIOUS (sessions signed with the old key end then)."""
+    from schemas.destinations import DestinationError
+
+    settings = _settings()
+    _setup_logging(settings)
+    with _destination_store(settings) as store:
+        try:
+            resealed = store.reseal()
+        except DestinationError as exc:
+            _fail(str(exc))
+    click.echo(f"re-sealed {len(resealed)} destination(s) with the current key")
+    if settings.secret_key_previous is not None:
+        click.echo("AUTHTRAIL_SECRET_KEY_PREVIOUS can now be removed from every process")
 
 
 # -- destinations ------------------------------------------------------------------------
@@ -706,7 +734,7 @@ def api() -> None:
     app = create_app(
         LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
         tokens,
-        SessionSigner(settings.secret_key_bytes()),
+        SessionSigner(settings.keyring()),
         stream=StreamContext.open(settings),
         limits=ApiLimits.of(settings),
         secure_cookies=settings.api_url.startswith("https://"),

@@ -139,7 +139,7 @@ def run_worker(
         api = create_api(
             LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
             tokens,
-            SessionSigner(settings.secret_key_bytes()),
+            SessionSigner(settings.keyring()),
             ingest_status=lambda: ingest_counters(processor.stats, normalizer.stats),
             stream=StreamContext.open(settings),
             limits=ApiLimits.of(settings),

@@ -35,14 +35,19 @@ class DestinationStore(ViewedTopic[Destination]):
 
     def __init__(self, settings: Settings, on_change: Listener | None = None) -> None:
         self._settings = settings
-        self._box = SecretBox(settings.secret_key_bytes())
+        self._box = SecretBox(settings.keyring())
+        # Records none of the keys opens (by id): kept apart so a rotation can refuse.
+        self.unreadable: set[str] = set()
 
         def decode(key: str, value: bytes) -> Destination | None:
             try:
-                return from_record(value, self._box)
+                destination = from_record(value, self._box)
             except (DestinationError, ValueError, KeyError) as exc:
                 log.error("destination %s cannot be read: %s", key, exc)
+                self.unreadable.add(key)
                 return None
+            self.unreadable.discard(key)
+            return destination
 
         self._view: CompactedView[Destination] = CompactedView(
             settings.kafka_client_config(), settings.topics.destinations, decode, on_change
@@ -87,6 +92,25 @@ class DestinationStore(ViewedTopic[Destination]):
         updated = current.model_copy(update={"paused": paused, "updated_at": utc_now_ms()})
         self._write(updated)
         return updated
+
+    def reseal(self) -> list[str]:
+        """Writes every destination again, its secrets sealed with the current key (a key
+        rotation); returns their ids. Raises ``DestinationError`` before writing anything
+        when a record opens with none of the keys (``AUTHTRAIL_SECRET_KEY_PREVIOUS`` lacks
+        the key it was sealed with)."""
+        self._view.catch_up()
+        if self.unreadable:
+            raise DestinationError(
+                "AUTHTRAIL_SECRET_KEY_PREVIOUS",
+                "destination(s) "
+                + ", ".join(sorted(self.unreadable))
+                + " open with none of the keys: add the key they were sealed with; "
+                "nothing was re-sealed",
+            )
+        destinations = self.all()
+        for destination in destinations:
+            self._write(destination)
+        return [d.id for d in destinations]
 
     def remove(self, destination_id: str) -> Destination:
         current = self.require(destination_id)

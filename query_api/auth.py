@@ -24,6 +24,7 @@ from fastapi import Depends, HTTPException, Request
 
 from query_api.limits import RateLimiter
 from query_api.tokens import TokenLog
+from schemas.keys import SESSION_COOKIES, KeyRing
 from schemas.tokens import Role, TokenRecord
 
 SESSION_COOKIE = "authtrail_session"
@@ -58,18 +59,22 @@ class AuthError(HTTPException):
 
 
 class SessionSigner:
-    """Makes and checks session cookie values: ``<token id>.<expiry>.<hmac>``."""
+    """Makes and checks session cookie values: ``<token id>.<expiry>.<hmac>``, signed
+    with the key derived from the current ``AUTHTRAIL_SECRET_KEY``; a cookie signed with a
+    previous key (a rotation under way) is still accepted until it expires."""
 
-    def __init__(self, key: bytes) -> None:
-        self._key = hashlib.sha256(b"authtrail-session|" + key).digest()
+    def __init__(self, keys: KeyRing) -> None:
+        self._key = keys.for_writing(SESSION_COOKIES)
+        self._accepted = keys.for_reading(SESSION_COOKIES)
 
-    def _mac(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+    @staticmethod
+    def _mac(key: bytes, payload: str) -> str:
+        digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def make(self, token_id: str, now: float | None = None) -> str:
         payload = f"{token_id}.{int((now or time.time()) + SESSION_TTL_S)}"
-        return f"{payload}.{self._mac(payload)}"
+        return f"{payload}.{self._mac(self._key, payload)}"
 
     def token_id(self, value: str, now: float | None = None) -> str | None:
         """The token id of a valid, unexpired cookie value, else None."""
@@ -77,7 +82,7 @@ class SessionSigner:
         if len(parts) != 3 or not parts[1].isdigit():
             return None
         payload = f"{parts[0]}.{parts[1]}"
-        if not hmac.compare_digest(self._mac(payload), parts[2]):
+        if not any(hmac.compare_digest(self._mac(k, payload), parts[2]) for k in self._accepted):
             return None
         if int(parts[1]) < (now or time.time()):
             return None

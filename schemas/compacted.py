@@ -60,8 +60,9 @@ _UNREACHABLE_MEMORY_S = 2.0
 class CompactedView(Generic[T]):
     """The current state of a compacted topic, kept by a background thread.
 
-    ``decode(key, value)`` turns a record into a value (or None to ignore it, e.g. a
-    malformed record, which is logged); ``on_change(key, old, new)`` is called after each
+    ``decode(key, value)`` turns a record into a value (or None for a record it cannot
+    read, e.g. a malformed one, which it logs: the key is then absent, as after a
+    tombstone); ``on_change(key, old, new)`` is called after each
     applied record, from the view's thread."""
 
     def __init__(
@@ -143,13 +144,16 @@ class CompactedView(Generic[T]):
             new = self._decode(key, value) if value is not None else None
             with self._lock:
                 old = self._state.get(key)
-                if value is None:
+                # A record it cannot decode removes the key too: the last good value is
+                # no longer the truth (a token since revoked, a destination since moved
+                # or sealed with a key this process lacks). Fail closed.
+                if new is None:
                     self._state.pop(key, None)
-                elif new is not None:
+                else:
                     self._state[key] = new
                 self._positions[message.partition() or 0] = (message.offset() or 0) + 1
                 self._lock.notify_all()
-            if self._on_change is not None and (value is None or new is not None):
+            if self._on_change is not None and (new is not None or old is not None):
                 try:
                     self._on_change(key, old, new)
                 except Exception:

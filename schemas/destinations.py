@@ -9,7 +9,6 @@ the platform's own keys below."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from schemas.events import utc_now_ms
+from schemas.keys import DESTINATION_SECRETS, KeyRing
 
 Platform = Literal["datadog", "eventbridge", "splunk", "sumologic", "coralogix"]
 PLATFORMS: tuple[Platform, ...] = ("datadog", "eventbridge", "splunk", "sumologic", "coralogix")
@@ -400,12 +400,16 @@ def _first(exc: ValidationError, prefix: str) -> DestinationError:
 
 # -- storage: the compacted topic, secrets encrypted ---------------------------------------
 class SecretBox:
-    """Encrypts secret settings for the config topic (Fernet: AES-128-CBC + HMAC-SHA256),
-    with a key derived from ``AUTHTRAIL_SECRET_KEY``."""
+    """Seals secret settings for the config topic (Fernet: AES-128-CBC + HMAC-SHA256)
+    with the key derived from the current ``AUTHTRAIL_SECRET_KEY``; opens what the current
+    or a previous key sealed (also under the derivation of releases before HKDF)."""
 
-    def __init__(self, key: bytes) -> None:
-        derived = hashlib.sha256(b"authtrail-secrets|" + key).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    def __init__(self, keys: KeyRing) -> None:
+        writer = keys.for_writing(DESTINATION_SECRETS)
+        readers = [k for k in keys.for_reading(DESTINATION_SECRETS, legacy=True) if k != writer]
+        self._fernet = MultiFernet(
+            [Fernet(base64.urlsafe_b64encode(k)) for k in (writer, *readers)]
+        )
 
     def seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -416,7 +420,8 @@ class SecretBox:
         except InvalidToken:
             raise DestinationError(
                 "secret",
-                "cannot be decrypted: AUTHTRAIL_SECRET_KEY differs from the key it was stored with",
+                "cannot be decrypted: AUTHTRAIL_SECRET_KEY differs from the key it was stored "
+                "with (during a rotation, list the former key in AUTHTRAIL_SECRET_KEY_PREVIOUS)",
             ) from None
 
 

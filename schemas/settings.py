@@ -6,6 +6,7 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.keys import KeyRing, check_key_strength
 from schemas.topics import Topics
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -28,7 +30,10 @@ class MissingSecretKeyError(RuntimeError):
 class Settings(BaseSettings):
     """All of authtrail's configuration. Field ``x`` is variable ``AUTHTRAIL_X``."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTHTRAIL_", extra="ignore")
+    # Errors name the setting, never its value (it may be a key or a password).
+    model_config = SettingsConfigDict(
+        env_prefix="AUTHTRAIL_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path("var"), description="Where the embedded broker and chDB keep data.")
     cache_dir: Path = Field(
@@ -89,8 +94,15 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = Field(
         None,
-        description="Key that signs sessions and encrypts stored secrets; unset: generated "
-        "once into <data_dir>/secret.key. Set the same value on every replica.",
+        description="Key that signs sessions and encrypts stored secrets (at least 32 "
+        "random characters: openssl rand -base64 48); unset: generated once into "
+        "<data_dir>/secret.key. Set the same value on every replica.",
+    )
+    secret_key_previous: SecretStr | None = Field(
+        None,
+        description="During a key rotation: the former key(s), comma-separated, still "
+        "accepted to open stored secrets and verify sessions (never to write); remove "
+        "once 'authtrail secrets rotate' has run.",
     )
 
     # Connectors
@@ -147,6 +159,13 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_key_strength(value.get_secret_value())
+        return value
+
     @field_validator("api_trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:
@@ -186,14 +205,20 @@ class Settings(BaseSettings):
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
         return config
 
-    def secret_key_bytes(self) -> bytes:
-        """``AUTHTRAIL_SECRET_KEY``, else the key generated once into the data dir. With
-        a ClickHouse server (a deployment of several processes, each with a data dir of
-        its own) a generated key would differ per process, so sessions and destination
-        secrets would not carry across them: then the key must be set
-        (``MissingSecretKeyError``)."""
+    def keyring(self) -> KeyRing:
+        """``AUTHTRAIL_SECRET_KEY`` (with ``AUTHTRAIL_SECRET_KEY_PREVIOUS``), else the key
+        generated once into the data dir. With a ClickHouse server (a deployment of
+        several processes, each with a data dir of its own) a generated key would differ
+        per process, so sessions and destination secrets would not carry across them:
+        then the key must be set (``MissingSecretKeyError``). Raises
+        ``WeakSecretKeyError`` for a key file someone emptied or filled by hand."""
+        previous = tuple(
+            part.strip().encode()
+            for part in (self.secret_key_previous or SecretStr("")).get_secret_value().split(",")
+            if part.strip()
+        )
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
+            return KeyRing(self.secret_key.get_secret_value().strip().encode(), previous)
         if self.clickhouse_url:
             raise MissingSecretKeyError(
                 "set AUTHTRAIL_SECRET_KEY (e.g. openssl rand -base64 48): with a ClickHouse "
@@ -201,15 +226,10 @@ class Settings(BaseSettings):
             )
         path = self.data_dir / "secret.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process made it first
-            else:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+            _create_key_file(path)
+        text = path.read_text().strip()
+        check_key_strength(text, str(path))
+        return KeyRing(text.encode(), previous)
 
     @property
     def topics(self) -> Topics:
@@ -238,6 +258,26 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.api_connect_host}:{self.api_port}"
+
+
+def _create_key_file(path: Path) -> None:
+    """Writes a new random key to ``path``, readable by its owner only. The file appears
+    whole or not at all (written aside, then linked into place), so a process starting
+    at the same moment reads either nothing or the complete key, never a half-written
+    one; when two race, the first link wins and both use its key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        # Another process linked its key first: that one is the key.
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def redact_url(url: str) -> str:

@@ -326,7 +326,7 @@ def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -
     yield create_app(
         repository,
         token_log,
-        SessionSigner(api_settings.secret_key_bytes()),
+        SessionSigner(api_settings.keyring()),
         stream=stream,
         limits=ApiLimits(rate=0),
     )

@@ -276,7 +276,7 @@ def limited(
     app = create_app(
         LogRepository(store, query_timeout_s=0.000001),
         token_log,
-        SessionSigner(api_settings.secret_key_bytes()),
+        SessionSigner(api_settings.keyring()),
         limits=ApiLimits(rate=1, burst=3, max_body_bytes=2048),
     )
     with TestClient(app) as test_client:

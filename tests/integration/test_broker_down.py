@@ -68,7 +68,7 @@ def down(store: StoreLocation, tmp_path_factory: pytest.TempPathFactory) -> Iter
         app = create_app(
             repository,
             tokens,
-            SessionSigner(settings.secret_key_bytes()),
+            SessionSigner(settings.keyring()),
             stream=stream,
             limits=ApiLimits(rate=1000, burst=1000),
         )
@@ -183,7 +183,10 @@ def test_unknown_tokens_are_limited_per_address_before_any_topic_read(
     tokens = CountedTokens(api_settings).start()
     repository = LogRepository(store)
     app = create_app(
-        repository, tokens, SessionSigner(b"k" * 48), limits=ApiLimits(rate=0.001, burst=3)
+        repository,
+        tokens,
+        SessionSigner(api_settings.keyring()),
+        limits=ApiLimits(rate=0.001, burst=3),
     )
     try:
         with TestClient(app) as client:

@@ -164,7 +164,7 @@ def guarded_api(
     app = create_app(
         repository,
         token_log,
-        SessionSigner(api_settings.secret_key_bytes()),
+        SessionSigner(api_settings.keyring()),
         limits=ApiLimits(rate=0),
     )
     server = ReceiverServer(app).start()

@@ -3,12 +3,14 @@ secrets sealed, shown redacted, paused, resumed, removed; bad settings name the 
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from pathlib import Path
 
 import orjson
 import yaml
 
+from tests import leaks
 from tests.integration.conftest import base_env, consume_all, run_cli
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
@@ -151,3 +153,56 @@ def test_update_keeps_secrets_unless_the_destination_moves(
     assert moved.returncode == 0, moved.stderr
     shown = orjson.loads(run_cli(env, "destinations", "show", dd_id).stdout)
     assert (shown["settings"]["site"], shown["settings"]["tags"]) == ("datadoghq.eu", "")
+
+
+def test_secret_key_rotation(kafka_bootstrap: str, tmp_path: Path) -> None:
+    old, new = secrets.token_urlsafe(48), secrets.token_urlsafe(48)
+    leaks.register(old, new)
+    common = {
+        "AUTHTRAIL_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "AUTHTRAIL_TOPIC_PREFIX": f"k{uuid.uuid4().hex[:8]}.",
+    }
+    with_old = base_env(tmp_path / "var", **common, AUTHTRAIL_SECRET_KEY=old)
+    rotating = base_env(
+        tmp_path / "var", **common, AUTHTRAIL_SECRET_KEY=new, AUTHTRAIL_SECRET_KEY_PREVIOUS=old
+    )
+    with_new = base_env(tmp_path / "var", **common, AUTHTRAIL_SECRET_KEY=new)
+    assert run_cli(with_old, "topics", "create").returncode == 0
+    added = run_cli(
+        with_old, "destinations", "add", "datadog", "--name", "DD", "--set", f"api_key={DD_KEY}"
+    )
+    assert added.returncode == 0, added.stderr
+    dd_id = added.stdout.strip()
+
+    # The new key alone cannot open what the old one sealed; refused, nothing written.
+    refused = run_cli(with_new, "secrets", "rotate")
+    assert refused.returncode == 1
+    assert f"{dd_id} open with none of the keys" in refused.stderr
+    assert run_cli(with_old, "destinations", "show", dd_id).returncode == 0
+
+    # During the rotation both keys open it; the rotation re-seals with the new one.
+    assert run_cli(rotating, "destinations", "show", dd_id).returncode == 0
+    rotated = run_cli(rotating, "secrets", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-sealed 1 destination(s)" in rotated.stdout
+    assert "AUTHTRAIL_SECRET_KEY_PREVIOUS can now be removed" in rotated.stdout
+    shown = run_cli(with_new, "destinations", "show", dd_id)
+    assert shown.returncode == 0, shown.stderr
+    assert orjson.loads(shown.stdout)["settings"]["api_key"] == "••••cdef"
+    assert run_cli(with_old, "destinations", "show", dd_id).returncode != 0
+    for result in (refused, rotated, shown):
+        assert old not in result.stdout + result.stderr and new not in result.stdout + result.stderr
+
+
+def test_a_weak_secret_key_stops_every_command(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = base_env(
+        tmp_path / "var",
+        AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        AUTHTRAIL_SECRET_KEY="change-me-to-48-random-bytes-base64",
+    )
+    for command in (["destinations", "list"], ["api"], ["connectors", "run"]):
+        result = run_cli(env, *command, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "AUTHTRAIL_SECRET_KEY: Value error, AUTHTRAIL_SECRET_KEY is the example" in (
+            result.stderr
+        )

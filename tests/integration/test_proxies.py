@@ -47,7 +47,7 @@ def serving(
     app = create_app(
         repository,
         token_log,
-        SessionSigner(settings.secret_key_bytes()),
+        SessionSigner(settings.keyring()),
         limits=ApiLimits(rate=0.001, burst=BURST),
     )
     server = uvicorn.Server(server_config(app, settings, lifespan="off"))

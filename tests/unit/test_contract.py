@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,8 +128,9 @@ def test_a_server_deployment_needs_a_shared_secret_key(tmp_path: Path) -> None:
 
     server = Settings(data_dir=tmp_path, clickhouse_url="http://ch:8123/authtrail")
     with pytest.raises(MissingSecretKeyError, match="AUTHTRAIL_SECRET_KEY"):
-        server.secret_key_bytes()
-    shared = server.model_copy(update={"secret_key": SecretStr("k" * 48)})
-    assert shared.secret_key_bytes() == b"k" * 48
+        server.keyring()
+    key = secrets.token_urlsafe(48)
+    shared = server.model_copy(update={"secret_key": SecretStr(key)})
+    assert shared.keyring().current == key.encode()
     embedded = Settings(data_dir=tmp_path)
-    assert embedded.secret_key_bytes() == embedded.secret_key_bytes()  # generated once
+    assert embedded.keyring() == embedded.keyring()  # generated once

@@ -3,6 +3,8 @@ never shown."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from schemas.destinations import (
@@ -16,6 +18,7 @@ from schemas.destinations import (
     to_record,
     updated_destination,
 )
+from schemas.keys import KeyRing
 from tests import leaks
 from tests.samples import DD_KEY
 from tests.samples import VALID_SETTINGS as VALID
@@ -39,14 +42,14 @@ def test_valid_settings_and_sealed_storage(platform: str) -> None:
     )
     assert destination.filter.outcomes == ["failure"]
     assert destination.filter.accounts == ["acc_1", "acc_2"]
-    box = SecretBox(b"k" * 32)
+    box = SecretBox(KeyRing(secrets.token_bytes(32)))
     record = to_record(destination, box)
     assert SECRETS[platform].encode() not in record
     assert from_record(record, box) == destination
     shown = str(destination.redacted_settings()) + repr(destination)
     assert SECRETS[platform] not in shown
     with pytest.raises(DestinationError, match="AUTHTRAIL_SECRET_KEY"):
-        from_record(record, SecretBox(b"other" * 8))
+        from_record(record, SecretBox(KeyRing(secrets.token_bytes(32))))
 
 
 @pytest.mark.parametrize(
