@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -57,8 +58,12 @@ def export_logs(
     # Starlette runs each next() of this generator on whichever threadpool worker is free
     # (iterate_in_threadpool), while other requests use the same threads: the export
     # borrows a store client per step and holds none between steps (see its docstring).
+    chunks = repo.export(f, format_)
+    # The first chunk is read before the answer starts: a store that is down is then a
+    # 503 with Retry-After, not a 200 cut short after its headers.
+    first = next(chunks, b"")
     return StreamingResponse(
-        repo.export(f, format_),
+        itertools.chain([first], chunks),
         media_type=MEDIA[format_],
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',

@@ -1,7 +1,9 @@
-"""The API with its broker stopped: every route of the OpenAPI document, called with a
-valid, an unknown and a malformed token, answers without a 500; what needs the broker
-answers 503 with ``Retry-After``, what does not (the Logs view with a known token) goes on
-working. An unknown token is limited per client address before the tokens topic is read."""
+"""The API with a dependency down. Its broker stopped: every route of the OpenAPI
+document, called with a valid, an unknown and a malformed token, answers without a 500;
+what needs the broker answers 503 with ``Retry-After``, what does not (the Logs view with a
+known token) goes on working. Its log store unreachable: every route that reads it answers
+503 with ``Retry-After`` (an export too, rather than a 200 cut short). An unknown token is
+limited per client address before the tokens topic is read."""
 
 from __future__ import annotations
 
@@ -202,3 +204,22 @@ def test_unknown_tokens_are_limited_per_address_before_any_topic_read(
     assert all(s.headers["retry-after"].isdigit() for s in statuses[3:])
     assert signed_in.status_code == 429
     assert len(reads) == 3  # none once over the limit
+
+
+def test_every_log_route_answers_503_with_the_store_unreachable(
+    token_log: TokenLog, tokens: dict[str, str], api_settings: Settings
+) -> None:
+    closed = free_port()  # nothing listens there
+    repository = LogRepository(StoreLocation.parse(f"http://127.0.0.1:{closed}/authtrail"))
+    app = create_app(repository, token_log, SessionSigner(api_settings.keyring()))
+    routes = [r for r in _routes(app) if r[1].startswith(("/api/v1/logs", "/api/v1/facets"))]
+    assert len(routes) == 5
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for method, path in routes:
+            status, headers, text = _call(client, method, path, tokens["viewer"], "x")
+            assert status == 503, f"{method} {path}: {status} {text}"
+            assert headers["retry-after"] == "5" and "log store unavailable" in text
+            assert str(closed) not in text  # the store's address stays in the log
+        health = client.get("/healthz")
+        assert health.status_code == 503
+    repository.close()
