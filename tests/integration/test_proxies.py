@@ -74,46 +74,44 @@ def sign_in(url: str, token: str, forwarded_for: str) -> httpx.Response:
     )
 
 
-@pytest.mark.parametrize("trusted", ["127.0.0.1", "127.0.0.0/8,10.0.0.0/8"])
-def test_a_trusted_proxy_is_believed(
-    store: StoreLocation,
-    token_log: TokenLog,
-    tokens: dict[str, str],
-    tmp_path: Path,
-    trusted: str,
-) -> None:
-    with serving(store, token_log, tmp_path, trusted) as url:
-        signed_in = sign_in(url, tokens["viewer"], "203.0.113.10")
-        assert signed_in.status_code == 200, signed_in.text
-        cookie = signed_in.headers["set-cookie"].lower()
-        assert "; secure" in cookie and "httponly" in cookie
-
-        # One attacker's guesses use up its own allowance only.
-        attacker = [sign_in(url, WRONG, "198.51.100.66").status_code for _ in range(BURST + 1)]
-        assert attacker == [401] * BURST + [429]
-        assert sign_in(url, WRONG, "203.0.113.10").status_code == 401
-        assert sign_in(url, tokens["viewer"], "203.0.113.11").status_code == 200
-        # A client address the proxy appends to one the client sent: the proxy's is used.
-        spoofed = [sign_in(url, WRONG, f"192.0.2.{i}, 198.51.100.66").status_code for i in range(2)]
-        assert spoofed == [429, 429]
+@pytest.fixture
+def api_behind(
+    request: pytest.FixtureRequest, store: StoreLocation, token_log: TokenLog, tmp_path: Path
+) -> Iterator[str]:
+    """The API's URL, trusting the proxies ``request.param``; the test's client connects
+    from 127.0.0.1."""
+    with serving(store, token_log, tmp_path, request.param) as url:
+        yield url
 
 
-@pytest.mark.parametrize("trusted", ["", "10.0.0.0/8"])
-def test_an_untrusted_forwarder_is_not(
-    store: StoreLocation,
-    token_log: TokenLog,
-    tokens: dict[str, str],
-    tmp_path: Path,
-    trusted: str,
-) -> None:
-    with serving(store, token_log, tmp_path, trusted) as url:
-        signed_in = sign_in(url, tokens["viewer"], "203.0.113.10")
-        assert signed_in.status_code == 200, signed_in.text
-        assert "secure" not in signed_in.headers["set-cookie"].lower()
+@pytest.mark.parametrize("api_behind", ["127.0.0.1", "127.0.0.0/8,10.0.0.0/8"], indirect=True)
+def test_a_trusted_proxy_is_believed(api_behind: str, tokens: dict[str, str]) -> None:
+    signed_in = sign_in(api_behind, tokens["viewer"], "203.0.113.10")
+    assert signed_in.status_code == 200, signed_in.text
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie
 
-        # Inventing a new address per guess does not reset the limit: the peer's counts.
-        guesses = [sign_in(url, WRONG, f"192.0.2.{i}").status_code for i in range(BURST + 1)]
-        assert guesses == [401] * BURST + [429]
+    # One attacker's guesses use up its own allowance only.
+    attacker = [sign_in(api_behind, WRONG, "198.51.100.66").status_code for _ in range(BURST + 1)]
+    assert attacker == [401] * BURST + [429]
+    assert sign_in(api_behind, WRONG, "203.0.113.10").status_code == 401
+    assert sign_in(api_behind, tokens["viewer"], "203.0.113.11").status_code == 200
+    # A client address the proxy appends to one the client sent: the proxy's is used.
+    spoofed = [
+        sign_in(api_behind, WRONG, f"192.0.2.{i}, 198.51.100.66").status_code for i in range(2)
+    ]
+    assert spoofed == [429, 429]
+
+
+@pytest.mark.parametrize("api_behind", ["", "10.0.0.0/8"], indirect=True)
+def test_an_untrusted_forwarder_is_not(api_behind: str, tokens: dict[str, str]) -> None:
+    signed_in = sign_in(api_behind, tokens["viewer"], "203.0.113.10")
+    assert signed_in.status_code == 200, signed_in.text
+    assert "secure" not in signed_in.headers["set-cookie"].lower()
+
+    # Inventing a new address per guess does not reset the limit: the peer's counts.
+    guesses = [sign_in(api_behind, WRONG, f"192.0.2.{i}").status_code for i in range(BURST + 1)]
+    assert guesses == [401] * BURST + [429]
 
 
 def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
