@@ -28,7 +28,8 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         lines = [
-            f"AUTHTRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"AUTHTRAIL_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            + str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors()
         ]
         raise click.UsageError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -203,6 +203,4 @@ def test_a_weak_secret_key_stops_every_command(kafka_bootstrap: str, tmp_path: P
     for command in (["destinations", "list"], ["api"], ["connectors", "run"]):
         result = run_cli(env, *command, timeout=60)
         assert result.returncode == 2, (command, result.stderr)
-        assert "AUTHTRAIL_SECRET_KEY: Value error, AUTHTRAIL_SECRET_KEY is the example" in (
-            result.stderr
-        )
+        assert "AUTHTRAIL_SECRET_KEY: AUTHTRAIL_SECRET_KEY is the example" in (result.stderr)
