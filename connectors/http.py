@@ -1,7 +1,7 @@
 """What the HTTP platforms share: one pooled httpx client per sink, gzip, and turning
-transport failures and status codes into ``SendResult`` kinds by the rules of
-destinations.md (retry 408, 429 and 5xx honouring Retry-After; split on 413; 401/403 are
-credentials; other 4xx blame the data)."""
+transport failures and status codes into ``SendResult`` kinds by the platforms' documented
+contracts (retry 408, 429 and 5xx honouring Retry-After, RFC 9110 section 10.2.3; split on
+413; 401/403 are credentials; other 4xx blame the data)."""
 
 from __future__ import annotations
 
