@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 from pydantic import ValidationError
 
+from infra.secrets import MissingSecretKeyError
 from schemas.keys import WeakSecretKeyError
-from schemas.settings import MissingSecretKeyError, Settings
+from schemas.settings import Settings
 
 if TYPE_CHECKING:
     from connectors.config import DestinationStore
@@ -100,9 +101,9 @@ def up(demo: bool, demo_rate: float) -> None:
     topics, the ingest worker with the log store and the query API, and the connectors,
     until Ctrl-C."""
     from authtrail.kafka_local import KafkaError, LocalKafka, port_in_use
-    from authtrail.topics import create_topics, wait_for_group_coordinator
     from authtrail.worker import run_worker
-    from schemas.clickhouse import StoreUnavailableError
+    from infra.kafka.topic_admin import ensure_topics, wait_for_group_coordinator
+    from schemas.log_store import StoreUnavailableError
 
     settings = _settings()
     _setup_logging(settings)
@@ -123,7 +124,7 @@ def up(demo: bool, demo_rate: float) -> None:
                 else f"Using the running broker on {kafka.bootstrap}"
             )
             kafka.start()
-        created = create_topics(settings)
+        created = ensure_topics(settings)
         log.info("topics: %s", ", ".join(f"{k} ({v})" for k, v in created.items()))
         wait_for_group_coordinator(settings, settings.ingest_group)
         first_admin = _first_run_admin_token(settings)
@@ -488,7 +489,7 @@ def destinations_status(destination_id: str | None, as_json: bool) -> None:
 
     import orjson
 
-    from connectors.status import StatusBoard
+    from connectors.admin.status import StatusBoard
     from schemas.destinations import DestinationError
 
     settings = _settings()
@@ -523,11 +524,13 @@ def connectors() -> None:
 @click.option("--destination", "only", multiple=True, help="Only this destination (repeat).")
 def connectors_run(only: tuple[str, ...]) -> None:
     """Run one consumer per enabled destination until Ctrl-C; follows changes live."""
-    from connectors.runtime import ConnectorRuntime
+    from authtrail.health import Heartbeat
+    from connectors.runtime.supervisor import ConnectorRuntime
 
     settings = _settings()
     _setup_logging(settings)
-    runtime = ConnectorRuntime(settings, only)
+    beat = Heartbeat()
+    runtime = ConnectorRuntime(settings, only, beat=beat.beat)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         runtime.stop()
@@ -541,7 +544,6 @@ def connectors_run(only: tuple[str, ...]) -> None:
 
         registry = CollectorRegistry()
         registry.register(runtime.metrics())
-        beat = runtime.heartbeat
         try:
             ProbeServer(
                 settings.api_host, settings.metrics_port, registry, beat.stalled, beat.not_started
@@ -582,7 +584,7 @@ def store() -> None:
 @click.option("--retention-days", type=int, default=None, help="Default: the setting.")
 def store_ddl(retention_days: int | None) -> None:
     """Print every statement 'store migrate' would run on an empty database (for review)."""
-    from schemas.clickhouse import StoreUnavailableError, ddl, location_of
+    from schemas.log_store import StoreUnavailableError, ddl, location_of
 
     settings = _settings()
     try:
@@ -597,7 +599,8 @@ def store_ddl(retention_days: int | None) -> None:
 def store_migrate() -> None:
     """Bring the log store's schema up to date, then exit (a deploy step: run it once
     before the workers on a cluster; they would otherwise each try)."""
-    from schemas.clickhouse import StoreUnavailableError, location_of, open_migrated
+    from infra.clickhouse.client import open_migrated
+    from schemas.log_store import StoreUnavailableError, location_of
 
     settings = _settings()
     _setup_logging(settings)
@@ -683,11 +686,11 @@ def topics() -> None:
 @topics.command("create")
 def topics_create() -> None:
     """Create the pipeline's topics (idempotent)."""
-    from authtrail.topics import create_topics
+    from infra.kafka.topic_admin import ensure_topics
 
     settings = _settings()
     _setup_logging(settings)
-    for name, state in create_topics(settings).items():
+    for name, state in ensure_topics(settings).items():
         click.echo(f"{name}: {state}")
 
 
@@ -698,7 +701,7 @@ def ingest() -> None:
     AUTHTRAIL_METRICS_PORT)."""
     from authtrail.health import ProbePortError
     from authtrail.worker import run_worker
-    from schemas.clickhouse import StoreUnavailableError
+    from schemas.log_store import StoreUnavailableError
 
     settings = _settings()
     _setup_logging(settings)
@@ -714,9 +717,10 @@ def api() -> None:
     inside the worker: use 'authtrail up')."""
     import uvicorn
 
-    from query_api.app import create_app
-    from query_api.repository import LogRepository
-    from schemas.clickhouse import StoreUnavailableError, open_migrated
+    from infra.clickhouse.client import open_migrated
+    from query_api.app import app_for
+    from query_api.server import server_config
+    from schemas.log_store import StoreUnavailableError
 
     settings = _settings()
     _setup_logging(settings)
@@ -724,22 +728,8 @@ def api() -> None:
         location = open_migrated(settings)[0]
     except StoreUnavailableError as exc:
         _fail(str(exc))
-    from query_api.auth import SessionSigner
-    from query_api.limits import ApiLimits
-    from query_api.routes.destinations import StreamContext
-    from query_api.server import server_config
-    from query_api.tokens import TokenLog
-
-    tokens = TokenLog(settings).start()
     click.echo(f"Query API on {settings.api_url}")
-    app = create_app(
-        LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
-        tokens,
-        SessionSigner(settings.keyring()),
-        stream=StreamContext.open(settings),
-        limits=ApiLimits.of(settings),
-        secure_cookies=settings.api_url.startswith("https://"),
-    )
+    app = app_for(settings, location)
     uvicorn.Server(server_config(app, settings)).run()
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from schemas.events import rfc3339_ms
+
 USER_AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36",
@@ -161,9 +163,7 @@ class DemoTraffic:
         event: dict[str, Any] = {
             "event_id": self._uuid(),
             "event_key": key,
-            "occurred_at": datetime.fromtimestamp(now, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "occurred_at": rfc3339_ms(datetime.fromtimestamp(now, UTC)),
             "ip": ip,
             "user_agent": ua,
         }

@@ -9,7 +9,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, TopicPartition
 
 from authtrail.produce import RawProducer
-from schemas.dead_letters import DeadLetter, read
+from infra.kafka.dead_letters import DeadLetter, read
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

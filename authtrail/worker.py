@@ -18,21 +18,16 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from authtrail.demo import run_demo
 from authtrail.health import Heartbeat, ProbeServer
 from authtrail.produce import RawProducer
-from connectors.runtime import ConnectorRuntime
+from connectors.runtime.supervisor import ConnectorRuntime
+from infra.clickhouse.client import connect, open_migrated
 from pipeline.app import create_app as create_faust_app
 from pipeline.batch import BatchProcessor
 from pipeline.metrics import IngestCollector, ingest_counters
 from pipeline.normalizers import batch_normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
-from query_api.app import create_app as create_api
-from query_api.auth import SessionSigner
-from query_api.limits import ApiLimits
-from query_api.repository import LogRepository
-from query_api.routes.destinations import StreamContext
+from query_api.app import app_for
 from query_api.server import ApiService
-from query_api.tokens import TokenLog
-from schemas.clickhouse import connect, open_migrated
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,15 +130,10 @@ def run_worker(
     if runtime is not None:
         registry.register(runtime.metrics())
     if with_api:
-        tokens = TokenLog(settings).start()
-        api = create_api(
-            LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
-            tokens,
-            SessionSigner(settings.keyring()),
+        api = app_for(
+            settings,
+            location,
             ingest_status=lambda: ingest_counters(processor.stats, normalizer.stats),
-            stream=StreamContext.open(settings),
-            limits=ApiLimits.of(settings),
-            secure_cookies=settings.api_url.startswith("https://"),
         )
         api.mount("/metrics", make_asgi_app(registry))
         services.append(ApiService(api, settings))

@@ -32,8 +32,8 @@ from confluent_kafka import Consumer, Producer
 from authtrail.demo import DemoTraffic
 from bench.figures import Figure, broker, scaled, write_results
 from bench.ingest_worker import PROBE_KEY
+from infra.kafka.topic_admin import ensure_topics
 from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
 
 PYTHON = sys.executable
 WARM_UP_S = 15

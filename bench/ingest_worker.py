@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from authtrail.worker import run_worker
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, open_migrated
+from infra.clickhouse.client import connect, open_migrated
+from schemas.log_store import EVENTS_TABLE, StoreLocation
 from schemas.settings import Settings
 
 PROBE_KEY = "bench.probe"

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import Figure
+from infra.clickhouse.client import connect, migrate
 from query_api.cursor import Cursor
 from query_api.filters import LogFilter, classify
 from query_api.repository import LogRepository
 from schemas.catalogue import CATALOGUE
-from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.log_store import StoreLocation
 
 RESULTS = Path(__file__).with_name("results")
 TARGET_MS = 100.0

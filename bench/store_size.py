@@ -16,11 +16,12 @@ from pathlib import Path
 
 from authtrail.demo import DemoTraffic
 from bench.figures import Figure, scaled, write_results
+from infra.clickhouse.client import connect, migrate
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
-from schemas.clickhouse import EVENTS_TABLE, StoreLocation, connect, migrate
 from schemas.events import NormalizedEvent, utc_now_ms
+from schemas.log_store import EVENTS_TABLE, StoreLocation
 
 BATCH = 5_000
 

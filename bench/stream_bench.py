@@ -33,11 +33,11 @@ from confluent_kafka import Producer
 from authtrail.demo import DemoTraffic
 from bench.figures import Figure, accept_rate, broker, free_port, scaled, write_results
 from connectors.config import DestinationStore
+from infra.kafka.topic_admin import ensure_topics
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from schemas.events import NormalizedEvent, utc_now_ms
 from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.platform_fakes import (
     CoralogixReceiver,
@@ -171,8 +171,8 @@ def run_platform(
     with make_receiver() as receiver:
         with DestinationStore(settings) as store:
             destination = store.add(name, f"bench {name}", destination_settings(receiver))
-        from connectors.platforms import build_sink
-        from connectors.sink import encode_event
+        from connectors.sinks import build_sink
+        from connectors.sinks.base import encode_event
 
         sink = build_sink(destination)
         entries: list[bytes] = []

@@ -10,18 +10,18 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.compacted import CompactedView, ViewedTopic, publish
+from infra.kafka.compacted import CompactedView, ViewedTopic, publish
+from infra.kafka.topic_admin import ensure_topics
+from infra.secrets import SecretBox, load_keyring
 from schemas.destinations import (
     Destination,
     DestinationError,
-    SecretBox,
     from_record,
     make_destination,
     to_record,
 )
 from schemas.events import utc_now_ms
 from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
 from schemas.topics import destination_dlq_spec
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class DestinationStore(ViewedTopic[Destination]):
 
     def __init__(self, settings: Settings, on_change: Listener | None = None) -> None:
         self._settings = settings
-        self._box = SecretBox(settings.keyring())
+        self._box = SecretBox(load_keyring(settings))
         # Records none of the keys opens (by id): kept apart so a rotation can refuse.
         self.unreadable: set[str] = set()
 

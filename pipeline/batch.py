@@ -37,6 +37,7 @@ from pipeline.normalizers import BatchNormalizer, Refusal
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, Row, TransientStoreError
 from schemas import topics as topic_names
+from schemas.events import rfc3339_ms
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class RecentIds:
 
 
 def _dlq_record(topics: Topics, record: RawRecord, reason: str, field_name: str) -> OutRecord:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = rfc3339_ms(datetime.now(UTC))
     headers: Headers = [
         *record.headers,
         (topic_names.DLQ_REASON_HEADER, reason.encode()),

@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from pipeline.enrich import Enricher
 from schemas import events as contract
 from schemas.catalogue import describe, implied_outcome
-from schemas.events import NormalizedEvent, RawEventV1
+from schemas.events import NormalizedEvent, RawEventV1, rfc3339_ms
 
 # Namespace of content-derived event ids (uuid5 of the event's canonical JSON).
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-6a0e-4b8e-9a51-2f4d0c1b7a11")
@@ -511,11 +511,7 @@ def older_than_retention_reason(occurred_at: datetime, cutoff: datetime, days: i
     """The dead-letter reason of an event older than the log store's retention."""
     unit = "day" if days == 1 else "days"
     return (
-        f"occurred_at {_rfc3339(occurred_at)} is older than the log store's retention of "
-        f"{days} {unit} (AUTHTRAIL_RETENTION_DAYS; cutoff {_rfc3339(cutoff)}): the store "
+        f"occurred_at {rfc3339_ms(occurred_at)} is older than the log store's retention of "
+        f"{days} {unit} (AUTHTRAIL_RETENTION_DAYS; cutoff {rfc3339_ms(cutoff)}): the store "
         "would delete it at once, so it is not stored"
     )
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

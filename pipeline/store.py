@@ -21,8 +21,8 @@ from clickhouse_connect.driver.exceptions import (
     ProgrammingError,
 )
 
-from schemas.clickhouse import StoreLocation
 from schemas.events import NormalizedEvent
+from schemas.log_store import StoreLocation
 
 log = logging.getLogger(__name__)
 

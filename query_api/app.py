@@ -19,16 +19,18 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from infra.kafka.compacted import ConfigTopicError
+from infra.secrets import load_keyring
 from query_api.auth import SessionSigner
 from query_api.filters import BadParameterError
 from query_api.limits import ApiLimits, BodySizeLimit, RateLimiter
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import logs, ops, session, web
-from query_api.routes.destinations import StreamContext
+from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog
-from schemas.clickhouse import StoreUnavailableError
-from schemas.compacted import ConfigTopicError
+from schemas.log_store import StoreLocation, StoreUnavailableError
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +155,23 @@ def create_app(
     app.include_router(web.router)
     web.mount_static(app, STATIC_DIR)
     return app
+
+
+def app_for(
+    settings: Settings,
+    location: StoreLocation,
+    ingest_status: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """The API as every process that serves it runs it (``authtrail api``, and inside
+    ``authtrail up``'s worker): the log store at ``location`` (migrated), the tokens and
+    destinations followed from their topics, the installation's key, ``AUTHTRAIL_API_*``
+    limits. The tokens and Stream views are stopped by ``ApiService`` or at shutdown."""
+    return create_app(
+        LogRepository(location, query_timeout_s=settings.api_query_timeout_seconds),
+        TokenLog(settings).start(),
+        SessionSigner(load_keyring(settings)),
+        ingest_status=ingest_status,
+        stream=StreamContext.open(settings),
+        limits=ApiLimits.of(settings),
+        secure_cookies=settings.api_url.startswith("https://"),
+    )

@@ -65,11 +65,6 @@ class Health(BaseModel):
     error: str | None = None
 
 
-class ErrorDetail(BaseModel):
-    parameter: str
-    message: str
-
-
 class EventDetail(LogItem):
     """The whole normalized event."""
 

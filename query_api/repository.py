@@ -20,6 +20,7 @@ from typing import Any, Literal
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from infra.clickhouse.client import connect, schema_version
 from query_api.cursor import Cursor
 from query_api.filters import BadParameterError, LogFilter
 from query_api.models import (
@@ -32,7 +33,7 @@ from query_api.models import (
     TimelineBucket,
 )
 from query_api.sql import SORT_KEYS, OrderName, SortName, Where, keyset, order_by, utc, where
-from schemas.clickhouse import EVENT_COLUMNS, StoreLocation, connect, schema_version
+from schemas.log_store import EVENT_COLUMNS, StoreLocation
 
 # What a row of the Logs view needs: everything but the bulky and internal columns.
 LIST_COLUMNS: tuple[str, ...] = tuple(

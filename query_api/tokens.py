@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from schemas.compacted import CompactedView, ConfigTopicError, ViewedTopic, publish
+from infra.kafka.compacted import CompactedView, ConfigTopicError, ViewedTopic, publish
 from schemas.events import utc_now_ms
 from schemas.settings import Settings
 from schemas.tokens import Role, TokenRecord, new_token, parse_token, verify

@@ -8,15 +8,13 @@ the platform's own keys below."""
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,7 +27,6 @@ from pydantic import (
 )
 
 from schemas.events import utc_now_ms
-from schemas.keys import DESTINATION_SECRETS, KeyRing
 
 Platform = Literal["datadog", "eventbridge", "splunk", "sumologic", "coralogix"]
 PLATFORMS: tuple[Platform, ...] = ("datadog", "eventbridge", "splunk", "sumologic", "coralogix")
@@ -399,33 +396,15 @@ def _first(exc: ValidationError, prefix: str) -> DestinationError:
 
 
 # -- storage: the compacted topic, secrets encrypted ---------------------------------------
-class SecretBox:
-    """Seals secret settings for the config topic (Fernet: AES-128-CBC + HMAC-SHA256)
-    with the key derived from the current ``AUTHTRAIL_SECRET_KEY``; opens what the current
-    or a previous key sealed (also under the derivation of releases before HKDF)."""
+class Sealer(Protocol):
+    """Seals and opens secret settings (``infra.secrets.SecretBox``)."""
 
-    def __init__(self, keys: KeyRing) -> None:
-        writer = keys.for_writing(DESTINATION_SECRETS)
-        readers = [k for k in keys.for_reading(DESTINATION_SECRETS, legacy=True) if k != writer]
-        self._fernet = MultiFernet(
-            [Fernet(base64.urlsafe_b64encode(k)) for k in (writer, *readers)]
-        )
+    def seal(self, text: str) -> str: ...
 
-    def seal(self, text: str) -> str:
-        return self._fernet.encrypt(text.encode()).decode()
-
-    def open(self, token: str) -> str:
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken:
-            raise DestinationError(
-                "secret",
-                "cannot be decrypted: AUTHTRAIL_SECRET_KEY differs from the key it was stored "
-                "with (during a rotation, list the former key in AUTHTRAIL_SECRET_KEY_PREVIOUS)",
-            ) from None
+    def open(self, token: str) -> str: ...
 
 
-def to_record(destination: Destination, box: SecretBox) -> bytes:
+def to_record(destination: Destination, box: Sealer) -> bytes:
     """The topic value: settings with every secret sealed."""
     data = destination.model_dump(mode="json", exclude={"settings"})
     settings = destination.settings.model_dump()
@@ -436,7 +415,7 @@ def to_record(destination: Destination, box: SecretBox) -> bytes:
     return orjson.dumps(data)
 
 
-def from_record(value: bytes, box: SecretBox) -> Destination:
+def from_record(value: bytes, box: Sealer) -> Destination:
     """A destination from its topic value (secrets opened)."""
     data = orjson.loads(value)
     model = SETTINGS_MODELS[data["platform"]]

@@ -249,6 +249,11 @@ class NormalizedEvent(msgspec.Struct, frozen=True, kw_only=True):
 _ENCODER = msgspec.json.Encoder()
 
 
+def rfc3339_ms(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in UTC with milliseconds: ``2026-11-26T12:45:03.120Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now_ms() -> datetime:
     """Now, in UTC, truncated to milliseconds (the store's precision)."""
     now = datetime.now(UTC)

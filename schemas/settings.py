@@ -6,10 +6,7 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -17,14 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.keys import KeyRing, check_key_strength
+from schemas.keys import check_key_strength
 from schemas.topics import Topics
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class MissingSecretKeyError(RuntimeError):
-    """A deployment of several processes needs ``AUTHTRAIL_SECRET_KEY`` set."""
 
 
 class Settings(BaseSettings):
@@ -205,32 +198,6 @@ class Settings(BaseSettings):
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
         return config
 
-    def keyring(self) -> KeyRing:
-        """``AUTHTRAIL_SECRET_KEY`` (with ``AUTHTRAIL_SECRET_KEY_PREVIOUS``), else the key
-        generated once into the data dir. With a ClickHouse server (a deployment of
-        several processes, each with a data dir of its own) a generated key would differ
-        per process, so sessions and destination secrets would not carry across them:
-        then the key must be set (``MissingSecretKeyError``). Raises
-        ``WeakSecretKeyError`` for a key file someone emptied or filled by hand."""
-        previous = tuple(
-            part.strip().encode()
-            for part in (self.secret_key_previous or SecretStr("")).get_secret_value().split(",")
-            if part.strip()
-        )
-        if self.secret_key is not None:
-            return KeyRing(self.secret_key.get_secret_value().strip().encode(), previous)
-        if self.clickhouse_url:
-            raise MissingSecretKeyError(
-                "set AUTHTRAIL_SECRET_KEY (e.g. openssl rand -base64 48): with a ClickHouse "
-                "server every API and connector process must share one key"
-            )
-        path = self.data_dir / "secret.key"
-        if not path.exists():
-            _create_key_file(path)
-        text = path.read_text().strip()
-        check_key_strength(text, str(path))
-        return KeyRing(text.encode(), previous)
-
     @property
     def topics(self) -> Topics:
         return Topics.with_prefix(self.topic_prefix)
@@ -258,26 +225,6 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.api_connect_host}:{self.api_port}"
-
-
-def _create_key_file(path: Path) -> None:
-    """Writes a new random key to ``path``, readable by its owner only. The file appears
-    whole or not at all (written aside, then linked into place), so a process starting
-    at the same moment reads either nothing or the complete key, never a half-written
-    one; when two race, the first link wins and both use its key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-            handle.flush()
-            os.fsync(handle.fileno())
-        # Another process linked its key first: that one is the key.
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, path)
-    finally:
-        aside.unlink(missing_ok=True)
 
 
 def redact_url(url: str) -> str:

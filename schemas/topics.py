@@ -13,11 +13,17 @@ TOKENS = "authtrail.tokens"  # compacted: API tokens (hashed), keyed by token id
 DESTINATIONS = "authtrail.destinations"  # compacted: destinations (secrets sealed), by id
 CONNECTOR_STATUS = "authtrail.connector-status"  # compacted: status per destination
 
-# Headers the pipeline puts on every dead-lettered record.
+# Headers of every dead-lettered record (the ingest DLQ and each destination's).
 DLQ_REASON_HEADER = "authtrail-reason"
-DLQ_FIELD_HEADER = "authtrail-field"
+DLQ_FIELD_HEADER = "authtrail-field"  # ingest: the field the reason is about
 DLQ_SOURCE_HEADER = "authtrail-source"  # "<topic>/<partition>/<offset>"
 DLQ_TIME_HEADER = "authtrail-dead-lettered-at"  # RFC 3339, UTC
+# A destination's dead letters also say where they were going and what the platform said.
+DLQ_DESTINATION_HEADER = "authtrail-destination"
+DLQ_PLATFORM_HEADER = "authtrail-platform"
+DLQ_PLATFORM_STATUS_HEADER = "authtrail-platform-status"
+DLQ_PLATFORM_CODE_HEADER = "authtrail-platform-code"
+DLQ_PLATFORM_REPLY_HEADER = "authtrail-platform-reply"
 
 
 @dataclass(frozen=True, slots=True)

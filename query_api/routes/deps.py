@@ -1,14 +1,19 @@
-"""Shared route dependencies."""
+"""Shared route dependencies: the log repository and the caller's filter (Logs routes), and
+the Stream context: destinations, status board, settings, and a broker check."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
+from connectors.admin.status import StatusBoard
+from connectors.config import DestinationStore
 from query_api.auth import Viewer
 from query_api.filters import LogFilter, log_filter
 from query_api.repository import LogRepository
+from schemas.settings import Settings
 
 
 def get_repository(request: Request) -> LogRepository:
@@ -24,3 +29,57 @@ def scoped_filter(principal: Viewer, f: Annotated[LogFilter, Depends(log_filter)
 
 Repo = Annotated[LogRepository, Depends(get_repository)]
 Filter = Annotated[LogFilter, Depends(scoped_filter)]
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What the Stream routes work with: the settings, the destinations (kept current from
+    their topic) and the status board (kept current from the status topic)."""
+
+    settings: Settings
+    destinations: DestinationStore
+    board: StatusBoard
+
+    @classmethod
+    def open(cls, settings: Settings) -> StreamContext:
+        return cls(settings, DestinationStore(settings).start(), StatusBoard(settings).start())
+
+    def stop(self) -> None:
+        self.destinations.stop()
+        self.board.stop()
+
+
+def _stream(request: Request) -> StreamContext:
+    stream: StreamContext | None = request.app.state.stream
+    if stream is None:
+        raise HTTPException(503, {"parameter": "", "in": "stream", "message": "not configured"})
+    return stream
+
+
+def get_store(request: Request) -> DestinationStore:
+    return _stream(request).destinations
+
+
+def get_settings(request: Request) -> Settings:
+    return _stream(request).settings
+
+
+def get_board(request: Request) -> StatusBoard:
+    return _stream(request).board
+
+
+# Longest a Stream route waits for the broker before answering 503: a write would
+# otherwise wait out its full delivery timeout (30 s) first.
+BROKER_PROBE_S = 5.0
+
+
+def require_broker(request: Request) -> None:
+    """For routes that write to Kafka or read beyond the in-memory views: raises
+    ``ConfigTopicError`` (503 with Retry-After) when the broker does not answer."""
+    _stream(request).destinations.reachable(BROKER_PROBE_S)
+
+
+BrokerUp = Annotated[None, Depends(require_broker)]
+Store = Annotated[DestinationStore, Depends(get_store)]
+Board = Annotated[StatusBoard, Depends(get_board)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

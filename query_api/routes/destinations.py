@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from connectors.admin.dead_letters import RedriveError, page, redrive
+from connectors.admin.replay import ReplayError, replay
+from connectors.admin.sample_event import send_test_event
 from connectors.config import DestinationStore
-from connectors.dead_letters import RedriveError, page, redrive
-from connectors.replay import ReplayError, replay
-from connectors.status import StatusBoard
-from connectors.test_event import send_test_event
+from infra.kafka.dead_letters import DeadLetter
 from query_api.auth import Admin, EveryAccountViewer, Viewer
 from query_api.models import (
     DeadLetterItem,
@@ -37,7 +36,8 @@ from query_api.models import (
     ReplayReply,
     TestEventReply,
 )
-from schemas.dead_letters import DeadLetter
+from query_api.routes.deps import AppSettings, Board, BrokerUp, Store
+from schemas import topics
 from schemas.destinations import (
     PLATFORM_INFO,
     SETTINGS_MODELS,
@@ -52,60 +52,6 @@ from schemas.settings import Settings
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
 DestinationId = Annotated[str, Path(pattern=r"^[a-z0-9]{10}$", description="Destination id.")]
-
-
-@dataclass(frozen=True)
-class StreamContext:
-    """What the Stream routes work with: the settings, the destinations (kept current from
-    their topic) and the status board (kept current from the status topic)."""
-
-    settings: Settings
-    destinations: DestinationStore
-    board: StatusBoard
-
-    @classmethod
-    def open(cls, settings: Settings) -> StreamContext:
-        return cls(settings, DestinationStore(settings).start(), StatusBoard(settings).start())
-
-    def stop(self) -> None:
-        self.destinations.stop()
-        self.board.stop()
-
-
-def _stream(request: Request) -> StreamContext:
-    stream: StreamContext | None = request.app.state.stream
-    if stream is None:
-        raise HTTPException(503, {"parameter": "", "in": "stream", "message": "not configured"})
-    return stream
-
-
-def get_store(request: Request) -> DestinationStore:
-    return _stream(request).destinations
-
-
-def get_settings(request: Request) -> Settings:
-    return _stream(request).settings
-
-
-def get_board(request: Request) -> StatusBoard:
-    return _stream(request).board
-
-
-# Longest a Stream route waits for the broker before answering 503: a write would
-# otherwise wait out its full delivery timeout (30 s) first.
-BROKER_PROBE_S = 5.0
-
-
-def require_broker(request: Request) -> None:
-    """For routes that write to Kafka or read beyond the in-memory views: raises
-    ``ConfigTopicError`` (503 with Retry-After) when the broker does not answer."""
-    _stream(request).destinations.reachable(BROKER_PROBE_S)
-
-
-BrokerUp = Annotated[None, Depends(require_broker)]
-Store = Annotated[DestinationStore, Depends(get_store)]
-Board = Annotated[StatusBoard, Depends(get_board)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 def _invalid(exc: DestinationError) -> HTTPException:
@@ -351,9 +297,9 @@ def _letter(letter: DeadLetter) -> DeadLetterItem:
     return DeadLetterItem(
         event=event,
         reason=letter.reason,
-        platform_status=headers.get("authtrail-platform-status", ""),
-        platform_code=headers.get("authtrail-platform-code", ""),
-        platform_reply=headers.get("authtrail-platform-reply", ""),
+        platform_status=headers.get(topics.DLQ_PLATFORM_STATUS_HEADER, ""),
+        platform_code=headers.get(topics.DLQ_PLATFORM_CODE_HEADER, ""),
+        platform_reply=headers.get(topics.DLQ_PLATFORM_REPLY_HEADER, ""),
         dead_lettered_at=letter.dead_lettered_at,
         source=letter.source,
         partition=letter.partition,

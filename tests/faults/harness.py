@@ -32,9 +32,9 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from authtrail.kafka_local import LocalKafka
-from authtrail.topics import create_topics
 from connectors.config import DestinationStore
-from connectors.platforms import build_sink
+from connectors.sinks import build_sink
+from infra.kafka.topic_admin import ensure_topics
 from pipeline.app import COMMIT_INTERVAL_S
 from query_api.tokens import create_token
 from schemas.destinations import make_destination
@@ -213,7 +213,7 @@ class Trail:
 
     # -- set-up ------------------------------------------------------------------------
     def start(self) -> None:
-        create_topics(self.settings)
+        ensure_topics(self.settings)
         store = DestinationStore(self.settings).start()
         try:
             for platform in ALL_PLATFORMS:
@@ -489,7 +489,8 @@ ALL_TIME = {"from": "2000-01-01T00:00:00Z", "to": "2200-01-01T00:00:00Z"}
 # rows and distinct event ids in the log table, read straight from the table.
 TABLE_COUNTS = """
 import sys
-from schemas.clickhouse import connect, location_of
+from infra.clickhouse.client import connect
+from schemas.log_store import location_of
 from schemas.settings import Settings
 location = location_of(Settings())
 client = connect(location)

@@ -31,9 +31,9 @@ from clickhouse_connect.driver.client import Client
 
 import authtrail.worker
 from authtrail.cli import _setup_logging
-from authtrail.topics import create_topics, wait_for_group_coordinator
+from infra.kafka.topic_admin import ensure_topics, wait_for_group_coordinator
 from pipeline.store import EventWriter
-from schemas.clickhouse import StoreLocation
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 
 FAULT_FILE_ENV = "AUTHTRAIL_TEST_STORE_FAULT"
@@ -113,7 +113,7 @@ def main() -> None:
             super().__init__(SwitchedClient(client, switch), location)  # type: ignore[arg-type]
 
     authtrail.worker.EventWriter = SwitchedWriter  # type: ignore[misc]
-    create_topics(settings)
+    ensure_topics(settings)
     wait_for_group_coordinator(settings, settings.ingest_group)
     sys.exit(authtrail.worker.run_worker(settings, with_api=True))
 

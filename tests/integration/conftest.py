@@ -26,14 +26,16 @@ from confluent_kafka import Consumer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from authtrail.topics import create_topics
+from infra.clickhouse.client import connect, migrate
+from infra.kafka.topic_admin import ensure_topics
+from infra.secrets import load_keyring
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
-from query_api.routes.destinations import StreamContext
+from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog, create_token, revoke_token
-from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 from tests import leaks
 from tests.integration.aws import Aws
@@ -254,7 +256,7 @@ def api_settings(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
         topic_prefix=f"api{uuid.uuid4().hex[:8]}.",
         topic_partitions=3,
     )
-    create_topics(settings)
+    ensure_topics(settings)
     return settings
 
 
@@ -326,7 +328,7 @@ def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -
     yield create_app(
         repository,
         token_log,
-        SessionSigner(api_settings.keyring()),
+        SessionSigner(load_keyring(api_settings)),
         stream=stream,
         limits=ApiLimits(rate=0),
     )

@@ -14,9 +14,9 @@ import orjson
 from confluent_kafka import Producer
 
 from connectors.config import DestinationStore
-from connectors.runtime import ConnectorRuntime
+from connectors.runtime.supervisor import ConnectorRuntime
+from infra.kafka.topic_admin import ensure_topics
 from schemas.settings import Settings
-from schemas.topic_admin import ensure_topics
 from tests.integration.conftest import consume_all
 
 

@@ -19,12 +19,13 @@ from confluent_kafka import Consumer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from infra.secrets import load_keyring
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
 from query_api.tokens import TokenLog, create_token
-from schemas.clickhouse import StoreLocation
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 from tests.integration.conftest import base_env, bearer, run_cli
 from tests.integration.platforms import ALL_PLATFORMS
@@ -276,7 +277,7 @@ def limited(
     app = create_app(
         LogRepository(store, query_timeout_s=0.000001),
         token_log,
-        SessionSigner(api_settings.keyring()),
+        SessionSigner(load_keyring(api_settings)),
         limits=ApiLimits(rate=1, burst=3, max_body_bytes=2048),
     )
     with TestClient(app) as test_client:

@@ -27,6 +27,8 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from infra.clickhouse.client import connect, migrate
+from infra.secrets import load_keyring
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
@@ -35,8 +37,8 @@ from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
 from query_api.repository import EXPORT_COLUMNS, LogRepository
 from query_api.tokens import TokenLog
-from schemas.clickhouse import StoreLocation, connect, migrate
 from schemas.events import NormalizedEvent
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 from tests.integration.conftest import RETENTION_DAYS, bearer
 from tests.platform_fakes.base import ReceiverServer
@@ -164,7 +166,7 @@ def guarded_api(
     app = create_app(
         repository,
         token_log,
-        SessionSigner(api_settings.keyring()),
+        SessionSigner(load_keyring(api_settings)),
         limits=ApiLimits(rate=0),
     )
     server = ReceiverServer(app).start()

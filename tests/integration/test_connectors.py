@@ -17,7 +17,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.runtime import ConnectorRuntime
+from connectors.runtime.supervisor import ConnectorRuntime
 from tests.integration.conftest import consume_all
 from tests.integration.streaming import Stream, wait_until
 from tests.platform_fakes import DatadogReceiver

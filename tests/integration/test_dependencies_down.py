@@ -18,14 +18,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from authtrail.kafka_local import LocalKafka
-from authtrail.topics import create_topics
+from infra.kafka.topic_admin import ensure_topics
+from infra.secrets import load_keyring
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
-from query_api.routes.destinations import StreamContext
+from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog, create_token
-from schemas.clickhouse import StoreLocation
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 from tests import leaks
 from tests.integration.conftest import free_port
@@ -54,7 +55,7 @@ def down(store: StoreLocation, tmp_path_factory: pytest.TempPathFactory) -> Iter
     kafka = LocalKafka(settings)
     kafka.start()
     settings = settings.model_copy(update={"kafka_bootstrap": kafka.bootstrap})
-    create_topics(settings)
+    ensure_topics(settings)
     tokens = TokenLog(settings).start()
     stream: StreamContext | None = None
     repository = LogRepository(store, query_timeout_s=30)
@@ -70,7 +71,7 @@ def down(store: StoreLocation, tmp_path_factory: pytest.TempPathFactory) -> Iter
         app = create_app(
             repository,
             tokens,
-            SessionSigner(settings.keyring()),
+            SessionSigner(load_keyring(settings)),
             stream=stream,
             limits=ApiLimits(rate=1000, burst=1000),
         )
@@ -187,7 +188,7 @@ def test_unknown_tokens_are_limited_per_address_before_any_topic_read(
     app = create_app(
         repository,
         tokens,
-        SessionSigner(api_settings.keyring()),
+        SessionSigner(load_keyring(api_settings)),
         limits=ApiLimits(rate=0.001, burst=3),
     )
     try:
@@ -211,7 +212,7 @@ def test_every_log_route_answers_503_with_the_store_unreachable(
 ) -> None:
     closed = free_port()  # nothing listens there
     repository = LogRepository(StoreLocation.parse(f"http://127.0.0.1:{closed}/authtrail"))
-    app = create_app(repository, token_log, SessionSigner(api_settings.keyring()))
+    app = create_app(repository, token_log, SessionSigner(load_keyring(api_settings)))
     routes = [r for r in _routes(app) if r[1].startswith(("/api/v1/logs", "/api/v1/facets"))]
     assert len(routes) == 5
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -23,9 +23,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from connectors.platforms import eventbridge
-from connectors.platforms.eventbridge import EventBridgeSink, aws_entry_size
-from connectors.sink import encode_event
+from connectors.sinks import eventbridge
+from connectors.sinks.base import encode_event
+from connectors.sinks.eventbridge import EventBridgeSink, aws_entry_size
 from schemas.destinations import Destination, make_destination
 from tests.integration.aws import ACCESS_KEY, REGION, SECRET_KEY, Aws
 from tests.integration.streaming import Stream, normalized_event, wait_until

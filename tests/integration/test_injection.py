@@ -12,11 +12,12 @@ from urllib.parse import quote
 import orjson
 from fastapi.testclient import TestClient
 
+from infra.clickhouse.client import connect
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
-from schemas.clickhouse import StoreLocation, connect
 from schemas.events import NormalizedEvent, utc_now_ms
+from schemas.log_store import StoreLocation
 from tests.integration.conftest import bearer
 from tests.integration.platforms import ALL_PLATFORMS
 

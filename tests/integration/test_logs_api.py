@@ -25,12 +25,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from infra.clickhouse.client import connect
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
 from query_api import repository
-from schemas.clickhouse import StoreLocation, connect
 from schemas.events import NormalizedEvent
+from schemas.log_store import StoreLocation
 
 NOW = datetime.now(UTC)
 ZONES = ("UTC", "Pacific/Kiritimati", "America/Adak", "Asia/Kolkata")
@@ -666,7 +667,7 @@ def test_a_twin_that_slipped_past_the_writer_shows_once(
 ) -> None:
     """Two writers racing can both store an event; pages and exports still show it once,
     and the table's merge collapses the twin."""
-    from schemas.clickhouse import EVENT_COLUMNS
+    from schemas.log_store import EVENT_COLUMNS
 
     twin = dataset[5]
     client_ = connect(store)

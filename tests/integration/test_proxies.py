@@ -19,13 +19,14 @@ import httpx
 import pytest
 import uvicorn
 
+from infra.secrets import load_keyring
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
 from query_api.server import server_config
 from query_api.tokens import TokenLog
-from schemas.clickhouse import StoreLocation
+from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 from tests.integration.conftest import free_port
 
@@ -47,7 +48,7 @@ def serving(
     app = create_app(
         repository,
         token_log,
-        SessionSigner(settings.keyring()),
+        SessionSigner(load_keyring(settings)),
         limits=ApiLimits(rate=0.001, burst=BURST),
     )
     server = uvicorn.Server(server_config(app, settings, lifespan="off"))

@@ -16,8 +16,9 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from infra.clickhouse.client import connect, migrate
 from schemas import topics
-from schemas.clickhouse import StoreLocation, connect, migrate
+from schemas.log_store import StoreLocation
 from tests.integration.conftest import RETENTION_DAYS, Authtrail, consume_all, event
 
 
@@ -96,7 +97,8 @@ def table_ttl(authtrail: Authtrail) -> str:
     """The events table's TTL, read in a process of its own once the worker stopped
     (chDB opens one data directory per process)."""
     script = (
-        "from schemas.clickhouse import location_of, connect\n"
+        "from infra.clickhouse.client import connect\n"
+        "from schemas.log_store import location_of\n"
         "from schemas.settings import Settings\n"
         "location = location_of(Settings())\n"
         "print(connect(location).command(f'SHOW CREATE TABLE {location.storage_table}'))\n"

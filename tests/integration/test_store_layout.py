@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.clickhouse import StoreLocation, StoreUnavailableError, connect, ddl
+from infra.clickhouse.client import connect
+from schemas.log_store import StoreLocation, StoreUnavailableError, ddl
 from tests import leaks
 from tests.integration.conftest import base_env, run_cli
 

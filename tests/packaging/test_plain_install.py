@@ -34,7 +34,7 @@ NOT_SOURCE = shutil.ignore_patterns(
 # every registered platform from a sample destination.
 CHECK = """
 import importlib, json, sys, zipfile
-from connectors.platforms import build_sink
+from connectors.sinks import build_sink
 from schemas.destinations import SETTINGS_MODELS, make_destination
 
 wheel, samples = sys.argv[1], json.loads(sys.argv[2])

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from connectors.sink import EventHead
-from connectors.worker import DestinationWorker
+from connectors.runtime.worker import DestinationWorker
+from connectors.sinks.base import EventHead
 from schemas.destinations import make_destination
 from schemas.settings import Settings
 from tests.samples import DD_KEY

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from query_api.cursor import Cursor, InvalidCursorError
 from schemas import jsonschema_export
 from schemas.catalogue import CATALOGUE, describe, implied_outcome
-from schemas.clickhouse import StoreLocation, StoreUnavailableError
+from schemas.log_store import StoreLocation, StoreUnavailableError
 from schemas.settings import Settings, redact_url
 from tests.expected import SEED_EVENTS
 
@@ -124,13 +124,13 @@ def test_sasl_settings_reach_the_kafka_clients(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_server_deployment_needs_a_shared_secret_key(tmp_path: Path) -> None:
-    from schemas.settings import MissingSecretKeyError
+    from infra.secrets import MissingSecretKeyError, load_keyring
 
     server = Settings(data_dir=tmp_path, clickhouse_url="http://ch:8123/authtrail")
     with pytest.raises(MissingSecretKeyError, match="AUTHTRAIL_SECRET_KEY"):
-        server.keyring()
+        load_keyring(server)
     key = secrets.token_urlsafe(48)
     shared = server.model_copy(update={"secret_key": SecretStr(key)})
-    assert shared.keyring().current == key.encode()
+    assert load_keyring(shared).current == key.encode()
     embedded = Settings(data_dir=tmp_path)
-    assert embedded.keyring() == embedded.keyring()  # generated once
+    assert load_keyring(embedded) == load_keyring(embedded)  # generated once

@@ -7,10 +7,10 @@ import secrets
 
 import pytest
 
+from infra.secrets import SecretBox
 from schemas.destinations import (
     SETTINGS_MODELS,
     DestinationError,
-    SecretBox,
     address_changes,
     from_record,
     make_destination,

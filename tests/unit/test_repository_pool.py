@@ -13,7 +13,7 @@ from typing import Any
 
 from query_api.filters import LogFilter
 from query_api.repository import LogRepository
-from schemas.clickhouse import StoreLocation
+from schemas.log_store import StoreLocation
 
 LOCATION = StoreLocation.parse("http://localhost:8123/authtrail")
 BOUNDARIES: list[tuple[datetime, str]] = []  # shared by every client

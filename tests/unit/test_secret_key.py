@@ -20,15 +20,10 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from authtrail.cli import main
+from infra import secrets as secrets_module
+from infra.secrets import SecretBox, load_keyring
 from query_api.auth import SessionSigner
-from schemas import settings as settings_module
-from schemas.destinations import (
-    DestinationError,
-    SecretBox,
-    from_record,
-    make_destination,
-    to_record,
-)
+from schemas.destinations import DestinationError, from_record, make_destination, to_record
 from schemas.keys import (
     DESTINATION_SECRETS,
     SESSION_COOKIES,
@@ -100,7 +95,7 @@ def test_random_keys_are_taken(value: str, tmp_path: Path) -> None:
     for _ in range(200):  # any draw, not one lucky one
         check_key_strength(secrets.token_hex(16))
     settings = Settings(data_dir=tmp_path, secret_key=value)
-    assert settings.keyring().current == value.encode()
+    assert load_keyring(settings).current == value.encode()
 
 
 def _rfc5869(key: bytes, salt: bytes, info: bytes) -> bytes:
@@ -164,7 +159,7 @@ def test_secrets_sealed_before_hkdf_still_open() -> None:
 def test_previous_keys_are_a_comma_separated_list(tmp_path: Path) -> None:
     current, one, two = (secrets.token_urlsafe(48) for _ in range(3))
     settings = Settings(data_dir=tmp_path, secret_key=current, secret_key_previous=f"{one}, {two},")
-    assert settings.keyring() == KeyRing(current.encode(), (one.encode(), two.encode()))
+    assert load_keyring(settings) == KeyRing(current.encode(), (one.encode(), two.encode()))
 
 
 def test_the_generated_key_file_is_private_and_never_read_half_written(
@@ -185,13 +180,13 @@ def test_the_generated_key_file_is_private_and_never_read_half_written(
             release.wait(10)
         return draw(nbytes)
 
-    monkeypatch.setattr(settings_module.secrets, "token_urlsafe", slow_first_draw)
+    monkeypatch.setattr(secrets_module.secrets, "token_urlsafe", slow_first_draw)
     first: list[KeyRing] = []
-    writer = threading.Thread(target=lambda: first.append(settings.keyring()))
+    writer = threading.Thread(target=lambda: first.append(load_keyring(settings)))
     writer.start()
     assert inside.wait(10)
     try:
-        second = settings.keyring()
+        second = load_keyring(settings)
     finally:
         release.set()
         writer.join(10)
@@ -206,4 +201,4 @@ def test_a_key_file_someone_emptied_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret.key").write_text("")
     os.chmod(tmp_path / "secret.key", 0o600)
     with pytest.raises(WeakSecretKeyError, match=r"secret\.key is empty"):
-        Settings(data_dir=tmp_path).keyring()
+        load_keyring(Settings(data_dir=tmp_path))

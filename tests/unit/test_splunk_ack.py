@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from connectors.platforms.splunk import SplunkSink
+from connectors.sinks.splunk import SplunkSink
 from schemas.destinations import make_destination
 from tests.platform_fakes import SplunkReceiver
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from connectors.delivery import Delivery
-from connectors.sink import Limits, Reply, SendResult, StopCheck, never
-from connectors.throttle import WAIT_SLICE_S, RequestGate
+from connectors.runtime.delivery import Delivery
+from connectors.runtime.throttle import WAIT_SLICE_S, RequestGate
+from connectors.sinks.base import Limits, Reply, SendResult, StopCheck, never
 
 
 class FakeClock:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from connectors.worker import DestinationWorker
+from connectors.runtime.worker import DestinationWorker
 
 log = logging.getLogger(__name__)
 STATES = ("starting", "healthy", "failing", "auth_failed", "paused", "stopped")

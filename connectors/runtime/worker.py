@@ -34,11 +34,11 @@ from typing import Any, Literal, cast
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from connectors.dead_letters import Letter, store_letters
-from connectors.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
-from connectors.platforms import build_sink
-from connectors.sink import Reply, Sink, read_event
-from connectors.throttle import RequestGate
+from connectors.runtime.dead_letters import Letter, store_letters
+from connectors.runtime.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
+from connectors.runtime.throttle import RequestGate
+from connectors.sinks import build_sink
+from connectors.sinks.base import Reply, Sink, read_event
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination
 from schemas.settings import Settings

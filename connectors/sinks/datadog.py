@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
+from connectors.sinks import http
+from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
 from schemas.destinations import DatadogSettings, Destination
 
 

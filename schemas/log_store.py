@@ -1,5 +1,6 @@
-"""The log store: how to open it (embedded chDB or a ClickHouse server, one code path
-through clickhouse-connect) and its versioned schema.
+"""The log store's schema, as text: its tables and columns, the versioned migrations that
+create them, and where the store lives (``StoreLocation``). Opening it and running the
+migrations is ``infra.clickhouse``'s.
 
 Layout choices, each measured at 10M events on a 2-core machine (``make bench``):
 * Ordered by ``(occurred_at, event_id)``: the newest-first view reads in key order and
@@ -22,24 +23,12 @@ Everything reads and writes ``auth_events`` either way, so the queries are the s
 
 from __future__ import annotations
 
-import fcntl
-import importlib.util
-import logging
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import clickhouse_connect
-from clickhouse_connect.driver.client import Client
-
 from schemas.settings import Settings, redact_url
-
-log = logging.getLogger(__name__)
 
 EVENTS_TABLE = "auth_events"
 EVENTS_LOCAL_TABLE = "auth_events_local"  # the rows' table on each node of a cluster
@@ -254,62 +243,7 @@ def location_of(settings: Settings) -> StoreLocation:
     return StoreLocation.parse(settings.resolved_clickhouse_url, settings.clickhouse_cluster)
 
 
-# Embedded chDB allows one process per data directory. We hold an flock on a file beside
-# it for the life of the process, so a second process gets a plain explanation instead
-# of chDB's opaque "Error initializing EmbeddedServer".
-_held_locks: dict[Path, int] = {}
-
-
-def _lock_embedded(path: Path) -> None:
-    if path in _held_locks:
-        return
-    path.mkdir(parents=True, exist_ok=True)
-    lock_path = path.parent / (path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise StoreUnavailableError(
-            f"the embedded log store {path} is in use by process {holder}. chDB allows one "
-            "process per data directory: the query API runs inside the ingest worker "
-            "('authtrail up'). Stop that process, use another AUTHTRAIL_DATA_DIR, or point "
-            "AUTHTRAIL_CLICKHOUSE_URL at a ClickHouse server."
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    _held_locks[path] = fd
-
-
-def connect(location: StoreLocation) -> Client:
-    """A new clickhouse-connect client for ``location``. Use one client per thread: chDB
-    releases the GIL during queries, so per-thread clients query in parallel.
-
-    Raises ``StoreUnavailableError`` with a plain explanation (never the password)."""
-    if location.embedded and importlib.util.find_spec("chdb") is None:
-        raise StoreUnavailableError(
-            "the embedded log store needs chDB, which this installation leaves out (the "
-            "container image does): pip install 'authtrail[embedded]', or point "
-            "AUTHTRAIL_CLICKHOUSE_URL at a ClickHouse server"
-        )
-    try:
-        if location.embedded:
-            _lock_embedded(location.chdb_path)
-            return clickhouse_connect.get_client(dsn=location.url)
-        client = clickhouse_connect.get_client(dsn=location.url, database="default")
-        client.command(f"CREATE DATABASE IF NOT EXISTS {location.database}{location.on_cluster}")
-        return clickhouse_connect.get_client(dsn=location.url, database=location.database)
-    except StoreUnavailableError:
-        raise
-    except Exception as exc:
-        message = str(exc).replace(location.url, location.safe_url)
-        raise StoreUnavailableError(
-            f"cannot open the log store at {location.safe_url}: {message[:500]}"
-        ) from None
-
-
-def _bookkeeping(location: StoreLocation) -> list[str]:
+def bookkeeping(location: StoreLocation) -> list[str]:
     db = location.database
     return [
         f"CREATE DATABASE IF NOT EXISTS {db}{location.on_cluster}",
@@ -324,77 +258,8 @@ def ddl(location: StoreLocation, retention_days: int) -> list[str]:
     """Every statement ``migrate`` runs on an empty database, in order: for a DBA to review
     (``authtrail store ddl``) before pointing authtrail at a production cluster."""
     fields = location.migration_fields(retention_days)
-    statements = _bookkeeping(location)
+    statements = bookkeeping(location)
     for migration in MIGRATIONS:
         statements += [statement.format(**fields) for statement in migration.statements]
     front = location.front_statement()
     return statements + ([front] if front else [])
-
-
-def migrate(client: Client, location: StoreLocation, retention_days: int) -> list[int]:
-    """Brings the schema to the newest version and the TTL to ``retention_days``.
-    Idempotent; returns the versions applied now."""
-    db = location.database
-    for statement in _bookkeeping(location):
-        client.command(statement)
-    fields = location.migration_fields(retention_days)
-    done = {
-        row[0] for row in client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE}").result_rows
-    }
-    applied: list[int] = []
-    for migration in MIGRATIONS:
-        if migration.version in done:
-            continue
-        for statement in migration.statements:
-            client.command(statement.format(**fields))
-        client.insert(
-            f"{db}.{MIGRATIONS_TABLE}",
-            [[migration.version, migration.description]],
-            column_names=["version", "description"],
-        )
-        log.info("log store schema migrated to v%d: %s", migration.version, migration.description)
-        applied.append(migration.version)
-    front = location.front_statement()
-    if front is not None:
-        client.command(front)
-    _apply_retention(client, location, retention_days)
-    return applied
-
-
-def open_migrated(settings: Settings) -> tuple[StoreLocation, list[int]]:
-    """The log store ``settings`` name, its schema brought up to date; returns it with
-    the versions applied now. Raises ``StoreUnavailableError`` when it cannot be opened."""
-    location = location_of(settings)
-    client = connect(location)
-    try:
-        return location, migrate(client, location, settings.retention_days)
-    finally:
-        client.close()
-
-
-def _apply_retention(client: Client, location: StoreLocation, retention_days: int) -> None:
-    ddl = str(client.command(f"SHOW CREATE TABLE {location.storage_table}"))
-    if f"toIntervalDay({retention_days})" in ddl:
-        return
-    client.command(
-        f"ALTER TABLE {location.storage_table}{location.on_cluster} MODIFY TTL "
-        f"toDateTime(occurred_at) + toIntervalDay({int(retention_days)})",
-        settings={"materialize_ttl_after_modify": 0},
-    )
-    log.info("log store retention set to %d days", retention_days)
-
-
-@contextmanager
-def opened(location: StoreLocation) -> Iterator[Client]:
-    client = connect(location)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def schema_version(client: Client, location: StoreLocation) -> int:
-    rows: Any = client.query(
-        f"SELECT max(version) FROM {location.database}.{MIGRATIONS_TABLE}"
-    ).result_rows
-    return int(rows[0][0]) if rows else 0

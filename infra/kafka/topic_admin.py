@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.settings import Settings
@@ -66,3 +66,17 @@ def ensure_topics(
                     raise
                 result[name] = "exists"
     return result
+
+
+def wait_for_group_coordinator(settings: Settings, group: str, timeout_s: float = 60.0) -> None:
+    """Blocks until the broker can coordinate ``group`` (a fresh broker loads its offsets
+    topic first), so the worker's first join does not fail noisily."""
+    consumer = Consumer(
+        {**settings.kafka_client_config(), "group.id": group, "logger": cast(Any, log)}
+    )
+    try:
+        consumer.committed([TopicPartition(settings.topics.raw, 0)], timeout=timeout_s)
+    except KafkaException as exc:
+        log.warning("group coordinator not ready yet (%s); the worker will retry", exc)
+    finally:
+        consumer.close()

@@ -9,19 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from confluent_kafka import Consumer, Producer
 
-from authtrail.health import Heartbeat
 from connectors.config import DestinationStore
-from connectors.metrics import ConnectorCollector
-from connectors.status import group_lag
-from connectors.worker import REPLICA, DestinationWorker
+from connectors.runtime.metrics import ConnectorCollector
+from connectors.runtime.worker import REPLICA, DestinationWorker
+from infra.kafka.lag import group_lag
+from infra.kafka.topic_admin import admin_client, probe_consumer
 from schemas.destinations import Destination
 from schemas.settings import Settings
-from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,14 @@ RESTART_AFTER_S = 10.0
 
 
 class ConnectorRuntime:
-    """See the module docstring. ``only``: run just these destination ids."""
+    """See the module docstring. ``only``: run just these destination ids; ``beat`` is
+    called on every turn of ``run``'s loop (the process's liveness probe)."""
 
     def __init__(
         self,
         settings: Settings,
         only: Iterable[str] = (),
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._only = set(only)
@@ -47,8 +48,7 @@ class ConnectorRuntime:
         self._stopping = threading.Event()
         self._changed = threading.Event()
         self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
-        # Beaten by ``run``'s loop: the process's liveness and readiness probes.
-        self.heartbeat = Heartbeat()
+        self._beat = beat
         self._status_producer = Producer(
             {**settings.kafka_client_config(), "linger.ms": 50, "logger": cast(Any, log)}
         )
@@ -60,7 +60,7 @@ class ConnectorRuntime:
         last_status = 0.0
         try:
             while not self._stopping.is_set():
-                self.heartbeat.beat()
+                self._beat()
                 self._reconcile(self._store.all())
                 if time.monotonic() - last_status >= STATUS_INTERVAL_S:
                     self._publish_status()

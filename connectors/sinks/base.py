@@ -3,8 +3,8 @@ that turns a normalized event into the platform's entry -> a service that sends 
 entries and classifies the platform's reply -> a healthcheck.
 
 A platform module provides a ``Sink``; batching, retries, splitting, dead-lettering and
-offsets are shared (``connectors.delivery``, ``connectors.worker``), so a sixth platform is
-its encoder, its request and its reply classification."""
+offsets are shared (``connectors.runtime.delivery``, ``connectors.runtime.worker``), so a
+sixth platform is its encoder, its request and its reply classification."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from connectors.platforms import build_sink
-from connectors.sink import SendResult, encode_event
+from connectors.sinks import build_sink
+from connectors.sinks.base import SendResult, encode_event
 from schemas.destinations import Destination
 from schemas.events import NormalizedEvent, utc_now_ms
 

@@ -22,9 +22,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from connectors.config import DestinationStore
+from infra.kafka.topic_admin import admin_client, probe_consumer
 from schemas.destinations import Destination
 from schemas.settings import Settings
-from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 

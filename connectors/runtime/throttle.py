@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from connectors.sink import STOP_CHECK_S
+from connectors.sinks.base import STOP_CHECK_S
 
 # The longest single wait between checks of ``should_stop``: the same as ``pause``'s.
 WAIT_SLICE_S = STOP_CHECK_S

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import orjson
 
-from connectors import http
-from connectors.sink import (
+from connectors.sinks import http
+from connectors.sinks.base import (
     EventHead,
     Limits,
     Reply,

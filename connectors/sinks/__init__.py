@@ -1,17 +1,17 @@
-"""One module per destination platform, each providing a ``Sink`` (see connectors.sink).
+"""One module per destination platform, each providing a ``Sink`` (see ``connectors.sinks.base``).
 ``build_sink`` picks the module for a destination."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from connectors.sink import Sink
+from connectors.sinks.base import Sink
 from schemas.destinations import Destination
 
 
 def build_sink(destination: Destination) -> Sink:
     """The sink for ``destination``'s platform."""
-    from connectors.platforms import coralogix, datadog, eventbridge, splunk, sumologic
+    from connectors.sinks import coralogix, datadog, eventbridge, splunk, sumologic
 
     builders: dict[str, Callable[[Destination], Sink]] = {
         "datadog": datadog.DatadogSink,

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from connectors.sink import Reply, SendResult, Sink, pause
-from connectors.throttle import RequestGate
+from connectors.runtime.throttle import RequestGate
+from connectors.sinks.base import Reply, SendResult, Sink, pause
 
 
 @dataclass(frozen=True, slots=True)

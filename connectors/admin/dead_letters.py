@@ -1,6 +1,6 @@
-"""A destination's dead letters (``auth-events.dlq.<id>``): storing them with the headers
-that say why, listing them page by page, and redriving them (re-sending them to the
-platform once a mapping, a limit or the platform is fixed).
+"""A destination's dead letters (``auth-events.dlq.<id>``, stored by
+``connectors.runtime.dead_letters``): listing them page by page, and redriving them
+(re-sending them to the platform once a mapping, a limit or the platform is fixed).
 
 Headers of a dead letter: ``authtrail-reason``, ``authtrail-destination``,
 ``authtrail-platform``, ``authtrail-platform-status``, ``authtrail-platform-code``,
@@ -12,81 +12,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connectors.delivery import AuthFailedError, Delivery
-from connectors.platforms import build_sink
-from connectors.sink import Reply, read_event
-from schemas.dead_letters import DeadLetter, pending_ranges, read
+from connectors.runtime.dead_letters import Letter, store_letters
+from connectors.runtime.delivery import AuthFailedError, Delivery
+from connectors.sinks import build_sink
+from connectors.sinks.base import Reply, read_event
+from infra.kafka.dead_letters import DeadLetter, pending_ranges, read
 from schemas.destinations import Destination
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REDRIVE_LIMIT = 10_000  # letters per redrive call; the reply says how many remain
-
-
-@dataclass(frozen=True, slots=True)
-class Letter:
-    """One event bound for the dead-letter topic, and why."""
-
-    value: bytes
-    key: bytes | None
-    source: str
-    reason: str
-    reply: Reply
-
-
-def store_letters(
-    producer: Producer,
-    destination: Destination,
-    topic: str,
-    letters: Sequence[Letter],
-    should_stop: Callable[[], bool],
-    nap: Callable[[float], None] = time.sleep,
-) -> None:
-    """Produces ``letters`` and returns once the broker has every one; retries every 2 s
-    while it does not. Raises ``InterruptedError`` when ``should_stop`` turns true first
-    (the caller must then not commit what they came from)."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    while True:
-        errors: list[str] = []
-
-        def on_delivery(err: Any, _msg: Any, errors: list[str] = errors) -> None:
-            if err is not None:
-                errors.append(err.str())
-
-        for letter in letters:
-            reply = letter.reply
-            status = "" if reply.status is None else str(reply.status)
-            headers: list[tuple[str, str | bytes | None]] = [
-                ("authtrail-reason", letter.reason.encode()),
-                ("authtrail-destination", destination.id.encode()),
-                ("authtrail-platform", destination.platform.encode()),
-                ("authtrail-platform-status", status.encode()),
-                ("authtrail-platform-code", reply.code.encode()),
-                ("authtrail-platform-reply", reply.message[:1000].encode()),
-                ("authtrail-source", letter.source.encode()),
-                ("authtrail-dead-lettered-at", now.encode()),
-            ]
-            producer.produce(
-                topic, value=letter.value, key=letter.key, headers=headers, on_delivery=on_delivery
-            )
-        if producer.flush(30) == 0 and not errors:
-            return
-        log.warning(
-            "destination %s: dead letters not stored (%s); retrying",
-            destination.id,
-            errors[:1] or "timeout",
-        )
-        nap(2.0)
-        if should_stop():
-            raise InterruptedError("stopping before dead letters were stored")
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from connectors import http
-from connectors.sink import EventHead, Limits, Reply, SendResult, StopCheck, never
+from connectors.sinks import http
+from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, never
 from schemas.destinations import Destination, SumoLogicSettings
 
 

@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 from isal import igzip
 
-from connectors.sink import Reply, SendResult
+from connectors.sinks.base import Reply, SendResult
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 

@@ -10,13 +10,12 @@ import time
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
-from schemas.compacted import CompactedView, ViewedTopic
+from infra.kafka.compacted import CompactedView, ViewedTopic
+from infra.kafka.lag import group_lag
+from infra.kafka.topic_admin import admin_client, probe_consumer
 from schemas.destinations import Destination
 from schemas.settings import Settings
-from schemas.topic_admin import admin_client, probe_consumer
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +60,6 @@ def _decode(_key: str, value: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return record if isinstance(record, dict) else None
-
-
-def group_lag(
-    settings: Settings, admin: AdminClient, probe: Consumer, group: str, timeout_s: float = 10.0
-) -> int:
-    """Events on the normalized topic ``group`` has not committed yet."""
-    topic = settings.topics.normalized
-    partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-    committed = admin.list_consumer_group_offsets([request])[group].result(timeout_s)
-    offsets = {tp.partition: tp.offset for tp in committed.topic_partitions}
-    total = 0
-    for partition in partitions:
-        low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-        position = offsets.get(partition, -1)
-        total += high - (position if position >= 0 else low)
-    return total
 
 
 def summarize(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors import http
-from connectors.sink import (
+from connectors.sinks import http
+from connectors.sinks.base import (
     EventHead,
     Limits,
     Reply,

@@ -36,7 +36,7 @@ import orjson
 from botocore import exceptions as aws_errors  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from connectors.sink import (
+from connectors.sinks.base import (
     EventHead,
     Limits,
     Reply,
@@ -47,6 +47,7 @@ from connectors.sink import (
     never,
 )
 from schemas.destinations import Destination, EventBridgeSettings
+from schemas.events import rfc3339_ms
 
 MAX_ENTRIES = 10
 MAX_ENTRY_BYTES = 256_000  # AWS says 256 KB (by its size rule); a little under 262,144
@@ -118,7 +119,7 @@ class EventBridgeSink:
         }
         moment = head.occurred_utc()
         if moment is not None:
-            entry["Time"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            entry["Time"] = rfc3339_ms(moment)
         body = embed(entry, "Detail", json_string(raw))
         size = aws_entry_size(entry) + len(raw)  # Detail: the event's UTF-8 bytes
         if len(body) < size:

@@ -1,0 +1,1 @@
+"""ClickHouse I/O: the log store's client and migrations."""
