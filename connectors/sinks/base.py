@@ -125,13 +125,17 @@ def pause(
     seconds: float, should_stop: StopCheck, sleep: Callable[[float], None] = time.sleep
 ) -> bool:
     """Waits ``seconds`` in slices of at most ``STOP_CHECK_S``; False as soon as
-    ``should_stop`` is true (checked before the first slice too), True once waited."""
-    deadline = time.monotonic() + seconds
+    ``should_stop`` is true (checked before the first slice too), True once waited.
+    The wait is the sum of the slices ``sleep`` was asked for (at least ``seconds`` of
+    real time with ``time.sleep``), so a caller's own ``sleep`` sets the pace."""
+    waited = 0.0
     while not should_stop():
-        remaining = deadline - time.monotonic()
+        remaining = seconds - waited
         if remaining <= 0:
             return True
-        sleep(min(remaining, STOP_CHECK_S))
+        step = min(remaining, STOP_CHECK_S)
+        sleep(step)
+        waited += step
     return False
 
 

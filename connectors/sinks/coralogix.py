@@ -8,39 +8,31 @@ are retried, 401/403 are credentials, other 4xx refuse the data."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from connectors.sinks import http
-from connectors.sinks.base import (
-    EventHead,
-    Limits,
-    Reply,
-    SendResult,
-    StopCheck,
-    embed,
-    json_string,
-    never,
-)
-from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, Destination
+from connectors.sinks.base import EventHead, Limits, embed, json_string
+from connectors.sinks.http import HttpSink
+from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, PlatformSettings
 
 
-class CoralogixSink:
+class CoralogixSink(HttpSink):
     platform = "coralogix"
     # Coralogix does not document gzip for this endpoint: sent plain.
     limits = Limits(max_entries=3000, max_bytes=2_000_000, max_entry_bytes=1_000_000, gzip=False)
+    settings_type: ClassVar[type[PlatformSettings]] = CoralogixSettings
 
-    def __init__(self, destination: Destination) -> None:
-        settings = destination.settings
+    def configure(self, settings: PlatformSettings) -> None:
         assert isinstance(settings, CoralogixSettings)
         self._settings = settings
+
+    def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
+        assert isinstance(settings, CoralogixSettings)
         base = settings.endpoint or f"https://ingress.{CORALOGIX_DOMAINS[settings.domain]}"
-        self._url = f"{base}/logs/v1/singles"
-        self._headers = {
+        headers = {
             "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
             "Content-Type": "application/json",
         }
-        self._http = http.client()
+        return f"{base}/logs/v1/singles", headers
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         entry: dict[str, Any] = {
@@ -54,16 +46,3 @@ class CoralogixSink:
         if seconds is not None:
             entry["timestamp"] = seconds * 1000
         return embed(entry, "text", json_string(raw))
-
-    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
-        body = b"[" + b",".join(entries) + b"]"
-        response = http.post(self._http, self._url, body, self._headers)
-        if isinstance(response, SendResult):
-            return response
-        return http.classify_status(response)
-
-    def healthcheck(self) -> SendResult:
-        return SendResult("ok", Reply(None, "", "Coralogix offers no healthcheck"))
-
-    def close(self) -> None:
-        self._http.close()

@@ -8,32 +8,34 @@ Requests: at most 1,000 logs and 5 MB uncompressed, gzipped; 202 is success."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import ClassVar
 
-from connectors.sinks import http
-from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, embed, never
-from schemas.destinations import DatadogSettings, Destination
+from connectors.sinks.base import EventHead, Limits, Reply, SendResult, embed
+from connectors.sinks.http import HttpSink, classify_status
+from schemas.destinations import DatadogSettings, PlatformSettings
 
 
-class DatadogSink:
+class DatadogSink(HttpSink):
     platform = "datadog"
     limits = Limits(max_entries=1000, max_bytes=5_000_000, max_entry_bytes=1_000_000)
+    settings_type: ClassVar[type[PlatformSettings]] = DatadogSettings
 
-    def __init__(self, destination: Destination) -> None:
-        settings = destination.settings
+    def configure(self, settings: PlatformSettings) -> None:
         assert isinstance(settings, DatadogSettings)
         self._settings = settings
-        base = settings.endpoint or f"https://http-intake.logs.{settings.site}"
-        self._url = f"{base}/api/v2/logs"
+        self._extra_tags = f",{settings.tags}" if settings.tags else ""
         self._validate_url = (
-            None if settings.endpoint else (f"https://api.{settings.site}/api/v1/validate")
+            None if settings.endpoint else f"https://api.{settings.site}/api/v1/validate"
         )
-        self._headers = {
+
+    def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
+        assert isinstance(settings, DatadogSettings)
+        base = settings.endpoint or f"https://http-intake.logs.{settings.site}"
+        headers = {
             "DD-API-KEY": settings.api_key.get_secret_value(),
             "Content-Type": "application/json",
         }
-        self._http = http.client()
-        self._extra_tags = f",{settings.tags}" if settings.tags else ""
+        return f"{base}/api/v2/logs", headers
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         seconds = head.occurred_seconds()
@@ -49,21 +51,7 @@ class DatadogSink:
         }
         return embed(log, "authtrail", raw)
 
-    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
-        body, encoding = http.compress(b"[" + b",".join(entries) + b"]", self.limits.gzip)
-        response = http.post(self._http, self._url, body, {**self._headers, **encoding})
-        if isinstance(response, SendResult):
-            return response
-        return http.classify_status(response)
-
     def healthcheck(self) -> SendResult:
         if self._validate_url is None:
             return SendResult("ok", Reply(None, "", "no healthcheck through a custom endpoint"))
-        try:
-            response = self._http.get(self._validate_url, headers=self._headers)
-        except Exception as exc:
-            return SendResult("retry", Reply(None, "connection", type(exc).__name__))
-        return http.classify_status(response)
-
-    def close(self) -> None:
-        self._http.close()
+        return self.get(self._validate_url, classify_status)

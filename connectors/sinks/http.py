@@ -1,19 +1,26 @@
-"""What the HTTP platforms share: one pooled httpx client per sink, gzip, and turning
-transport failures and status codes into ``SendResult`` kinds by the platforms' documented
-contracts (retry 408, 429 and 5xx honouring Retry-After, RFC 9110 section 10.2.3; split on
-413; 401/403 are credentials; other 4xx blame the data)."""
+"""What the HTTP platforms share: ``HttpSink``, the one send path (frame the entries ->
+gzip -> POST -> classify the reply), a pooled httpx client per sink, and the generic
+retry logic that turns transport failures and status codes into ``SendResult`` kinds by the
+platforms' documented contracts (retry 408, 429 and 5xx honouring Retry-After, RFC 9110
+section 10.2.3; split on 413; 401/403 are credentials; other 4xx blame the data).
+
+An HTTP platform is a subclass that says where and how (``request``), how an event becomes
+an entry (``encode``), and, where its replies say more than the status, its own
+``classify``: Vector's request builder and ``RetryLogic``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import ClassVar, Literal
 
 import httpx
 from isal import igzip
 
-from connectors.sinks.base import Reply, SendResult
+from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, never
+from schemas.destinations import Destination, PlatformSettings
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -93,3 +100,81 @@ def classify_status(response: httpx.Response, code: str = "", message: str = "")
     if status in (401, 403):
         return SendResult("auth", reply)
     return SendResult("invalid", reply)
+
+
+Framing = Literal["json_array", "lines"]
+
+
+def frame(entries: Sequence[bytes], framing: Framing) -> bytes:
+    """One request body: a JSON array of the entries, or one entry per line."""
+    if framing == "json_array":
+        return b"[" + b",".join(entries) + b"]"
+    return b"\n".join(entries)
+
+
+class HttpSink:
+    """The shape every HTTP platform shares. A subclass sets ``platform``, ``limits``,
+    ``framing`` and ``settings_type``, and implements ``request`` (URL and headers, from
+    the settings) and ``encode``; it overrides ``classify`` when the platform's replies
+    carry codes of their own, ``accepted`` when a 2xx is not yet delivery (Splunk's
+    indexer acknowledgment), and ``healthcheck`` when the platform offers one.
+
+    ``send`` is called from several threads at once: a sink keeps no per-request state."""
+
+    platform: str
+    limits: Limits
+    framing: ClassVar[Framing] = "json_array"
+    settings_type: ClassVar[type[PlatformSettings]]
+    verify_tls: bool = True
+
+    def __init__(self, destination: Destination) -> None:
+        settings = destination.settings
+        if not isinstance(settings, self.settings_type):
+            raise TypeError(f"{self.platform} sink built for a {destination.platform} destination")
+        self.configure(settings)
+        self.url, self.headers = self.request(settings)
+        self._http = client(verify=self.verify_tls)
+
+    def configure(self, settings: PlatformSettings) -> None:
+        """Keeps what ``encode`` needs from the settings (called before ``request``)."""
+
+    def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
+        """The URL every batch is POSTed to and the headers it carries (credentials
+        included: they never leave this object but in the request)."""
+        raise NotImplementedError
+
+    def encode(self, head: EventHead, raw: bytes) -> bytes:
+        raise NotImplementedError
+
+    def classify(self, response: httpx.Response) -> SendResult:
+        """The platform's reply as a ``SendResult``: the generic status rules."""
+        return classify_status(response)
+
+    def accepted(self, response: httpx.Response, should_stop: StopCheck) -> SendResult | None:
+        """After a reply classified ``ok``: a different result when acceptance is not yet
+        delivery, else None."""
+        return None
+
+    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
+        body, encoding = compress(frame(entries, self.framing), self.limits.gzip)
+        response = post(self._http, self.url, body, {**self.headers, **encoding})
+        if isinstance(response, SendResult):
+            return response
+        result = self.classify(response)
+        if result.kind == "ok":
+            return self.accepted(response, should_stop) or result
+        return result
+
+    def get(self, url: str, classify: Callable[[httpx.Response], SendResult]) -> SendResult:
+        """A healthcheck's GET, with the sink's headers; a transport failure is ``retry``."""
+        try:
+            response = self._http.get(url, headers=self.headers)
+        except httpx.HTTPError as exc:
+            return SendResult("retry", Reply(None, "connection", type(exc).__name__))
+        return classify(response)
+
+    def healthcheck(self) -> SendResult:
+        return SendResult("ok", Reply(None, "", f"{self.platform} offers no healthcheck"))
+
+    def close(self) -> None:
+        self._http.close()

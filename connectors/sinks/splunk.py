@@ -15,49 +15,44 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 
 from connectors.sinks import http
-from connectors.sinks.base import (
-    EventHead,
-    Limits,
-    Reply,
-    SendResult,
-    StopCheck,
-    embed,
-    never,
-    pause,
-)
-from schemas.destinations import Destination, SplunkSettings
+from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, embed, pause
+from connectors.sinks.http import Framing, HttpSink
+from schemas.destinations import PlatformSettings, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
 _RETRY_CODES = {8, 9}
 _AUTH_CODES = {1, 2, 3, 4}
 
 
-class SplunkSink:
+class SplunkSink(HttpSink):
     platform = "splunk"
     limits = Limits(max_entries=5000, max_bytes=1_000_000, max_entry_bytes=1_000_000)
+    framing: ClassVar[Framing] = "lines"
+    settings_type: ClassVar[type[PlatformSettings]] = SplunkSettings
 
-    def __init__(self, destination: Destination) -> None:
-        settings = destination.settings
+    def configure(self, settings: PlatformSettings) -> None:
         assert isinstance(settings, SplunkSettings)
         self._settings = settings
+        self.verify_tls = settings.verify_tls
         base = settings.endpoint or settings.url
-        self._url = f"{base}/services/collector/event"
         self._ack_url = f"{base}/services/collector/ack"
         self._health_url = f"{base}/services/collector/health"
-        self._headers = {
+
+    def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
+        assert isinstance(settings, SplunkSettings)
+        headers = {
             "Authorization": f"Splunk {settings.token.get_secret_value()}",
             "Content-Type": "application/json",
         }
         if settings.indexer_ack:
-            self._headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
-        self._http = http.client(verify=settings.verify_tls)
+            headers["X-Splunk-Request-Channel"] = str(uuid.uuid4())
+        return f"{settings.endpoint or settings.url}/services/collector/event", headers
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         entry: dict[str, Any] = {
@@ -75,24 +70,21 @@ class SplunkSink:
             entry["index"] = self._settings.index
         return embed(entry, "event", raw)
 
-    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
-        body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
-        response = http.post(self._http, self._url, body, {**self._headers, **encoding})
-        if isinstance(response, SendResult):
-            return response
-        result = classify(response)
-        if result.kind == "ok" and self._settings.indexer_ack:
-            ack_id = _json(response).get("ackId")
-            if ack_id is not None:
-                return self._wait_for_ack(int(ack_id), should_stop)
-        return result
+    def classify(self, response: httpx.Response) -> SendResult:
+        return classify(response)
+
+    def accepted(self, response: httpx.Response, should_stop: StopCheck) -> SendResult | None:
+        if not self._settings.indexer_ack:
+            return None
+        ack_id = _json(response).get("ackId")
+        return None if ack_id is None else self._wait_for_ack(int(ack_id), should_stop)
 
     def _wait_for_ack(self, ack_id: int, should_stop: StopCheck) -> SendResult:
         deadline = time.monotonic() + ACK_TIMEOUT_S
         delay = 0.2
         while time.monotonic() < deadline and not should_stop():
             response = http.post(
-                self._http, self._ack_url, orjson.dumps({"acks": [ack_id]}), self._headers
+                self._http, self._ack_url, orjson.dumps({"acks": [ack_id]}), self.headers
             )
             acked = (
                 isinstance(response, httpx.Response)
@@ -111,14 +103,7 @@ class SplunkSink:
         )
 
     def healthcheck(self) -> SendResult:
-        try:
-            response = self._http.get(self._health_url, headers=self._headers)
-        except httpx.HTTPError as exc:
-            return SendResult("retry", Reply(None, "connection", type(exc).__name__))
-        return classify(response)
-
-    def close(self) -> None:
-        self._http.close()
+        return self.get(self._health_url, classify)
 
 
 def classify(response: httpx.Response) -> SendResult:

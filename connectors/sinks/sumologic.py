@@ -8,24 +8,28 @@ be re-sent), 408, 503 and 504 are retried honouring Retry-After; 401 is credenti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from connectors.sinks import http
-from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, never
-from schemas.destinations import Destination, SumoLogicSettings
+from connectors.sinks.base import EventHead, Limits
+from connectors.sinks.http import Framing, HttpSink
+from schemas.destinations import PlatformSettings, SumoLogicSettings
 
 
-class SumoLogicSink:
+class SumoLogicSink(HttpSink):
     platform = "sumologic"
     limits = Limits(max_entries=10_000, max_bytes=1_000_000, max_entry_bytes=65_536)
+    framing: ClassVar[Framing] = "lines"
+    settings_type: ClassVar[type[PlatformSettings]] = SumoLogicSettings
+    # Sumo has no check that does not ingest (an empty POST would be a log line): the
+    # default healthcheck, which sends nothing.
 
-    def __init__(self, destination: Destination) -> None:
-        settings = destination.settings
+    def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
         assert isinstance(settings, SumoLogicSettings)
         url = settings.url.get_secret_value()
-        self._url = f"{settings.endpoint}{urlsplit(url).path}" if settings.endpoint else url
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if settings.endpoint:
+            url = f"{settings.endpoint}{urlsplit(url).path}"
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
         for header, value in (
             ("X-Sumo-Category", settings.category),
             ("X-Sumo-Name", settings.name),
@@ -33,22 +37,8 @@ class SumoLogicSink:
             ("X-Sumo-Fields", settings.fields or None),
         ):
             if value:
-                self._headers[header] = value
-        self._http = http.client()
+                headers[header] = value
+        return url, headers
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         return raw
-
-    def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
-        body, encoding = http.compress(b"\n".join(entries), self.limits.gzip)
-        response = http.post(self._http, self._url, body, {**self._headers, **encoding})
-        if isinstance(response, SendResult):
-            return response
-        return http.classify_status(response)
-
-    def healthcheck(self) -> SendResult:
-        # Sumo has no check that does not ingest: an empty POST would be a log line.
-        return SendResult("ok", Reply(None, "", "Sumo Logic offers no healthcheck"))
-
-    def close(self) -> None:
-        self._http.close()
