@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from infra.secrets import MissingSecretKeyError
+from schemas.destinations import PLATFORMS
 from schemas.keys import WeakSecretKeyError
 from schemas.settings import Settings
 
@@ -316,9 +317,7 @@ def _describe_destination(d: Destination) -> str:
 
 
 @destinations.command("add")
-@click.argument(
-    "platform", type=click.Choice(["datadog", "eventbridge", "splunk", "sumologic", "coralogix"])
-)
+@click.argument("platform", type=click.Choice(PLATFORMS))
 @click.option("--name", required=True, help="A name to recognise it by.")
 @click.option(
     "--set",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 import orjson
 from pydantic import (
@@ -27,9 +28,6 @@ from pydantic import (
 )
 
 from schemas.events import utc_now_ms
-
-Platform = Literal["datadog", "eventbridge", "splunk", "sumologic", "coralogix"]
-PLATFORMS: tuple[Platform, ...] = ("datadog", "eventbridge", "splunk", "sumologic", "coralogix")
 
 DATADOG_SITES = (
     "datadoghq.com",
@@ -118,6 +116,41 @@ class PlatformSettings(BaseModel):
     )
 
 
+S = TypeVar("S", bound=PlatformSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """A destination platform as the API, the page and the CLI present it."""
+
+    platform: str
+    name: str
+    description: str
+    settings: type[PlatformSettings]
+
+
+# Every platform, in the order the page shows them. A platform is registered once, with
+# ``@platform(...)`` on its settings model; its sink is ``connectors/sinks/<platform>.py``.
+PLATFORM_SPECS: dict[str, PlatformSpec] = {}
+
+
+def platform(key: str, name: str, description: str) -> Callable[[type[S]], type[S]]:
+    """Registers the decorated settings model as destination platform ``key``."""
+
+    def register(model: type[S]) -> type[S]:
+        if key in PLATFORM_SPECS:
+            raise ValueError(f"platform {key} is registered twice")
+        PLATFORM_SPECS[key] = PlatformSpec(key, name, description, model)
+        return model
+
+    return register
+
+
+@platform(
+    "datadog",
+    "Datadog",
+    "Auth events as Datadog logs: search, dashboards and monitors beside your services.",
+)
 class DatadogSettings(PlatformSettings):
     SECRETS = ("api_key",)
     ADDRESS = ("endpoint", "site")
@@ -146,6 +179,11 @@ class DatadogSettings(PlatformSettings):
         return value
 
 
+@platform(
+    "eventbridge",
+    "Amazon EventBridge",
+    "Auth events on an event bus: route them to Lambda, SQS, Step Functions or SIEMs.",
+)
 class EventBridgeSettings(PlatformSettings):
     SECRETS = ("secret_access_key",)
     ADDRESS = ("endpoint", "region")
@@ -197,6 +235,11 @@ class EventBridgeSettings(PlatformSettings):
         return self
 
 
+@platform(
+    "splunk",
+    "Splunk",
+    "Auth events into a Splunk index over HEC: correlate them in your SIEM.",
+)
 class SplunkSettings(PlatformSettings):
     SECRETS = ("token",)
     # Turning certificate checks off lets anyone on the path read the token.
@@ -222,6 +265,11 @@ class SplunkSettings(PlatformSettings):
         return value
 
 
+@platform(
+    "sumologic",
+    "Sumo Logic",
+    "Auth events to a Sumo Logic HTTP source: search and alert on them in Sumo.",
+)
 class SumoLogicSettings(PlatformSettings):
     SECRETS = ("url",)
     url: SecretStr = Field(description="The HTTP source URL (it is the secret).")
@@ -250,6 +298,11 @@ class SumoLogicSettings(PlatformSettings):
         return value
 
 
+@platform(
+    "coralogix",
+    "Coralogix",
+    "Auth events as Coralogix logs, with severity by outcome, for alerts and archives.",
+)
 class CoralogixSettings(PlatformSettings):
     SECRETS = ("api_key",)
     ADDRESS = ("endpoint", "domain")
@@ -269,36 +322,9 @@ class CoralogixSettings(PlatformSettings):
 
 
 SETTINGS_MODELS: dict[str, type[PlatformSettings]] = {
-    "datadog": DatadogSettings,
-    "eventbridge": EventBridgeSettings,
-    "splunk": SplunkSettings,
-    "sumologic": SumoLogicSettings,
-    "coralogix": CoralogixSettings,
+    key: spec.settings for key, spec in PLATFORM_SPECS.items()
 }
-
-
-PLATFORM_INFO: dict[str, tuple[str, str]] = {
-    "datadog": (
-        "Datadog",
-        "Auth events as Datadog logs: search, dashboards and monitors beside your services.",
-    ),
-    "eventbridge": (
-        "Amazon EventBridge",
-        "Auth events on an event bus: route them to Lambda, SQS, Step Functions or SIEMs.",
-    ),
-    "splunk": (
-        "Splunk",
-        "Auth events into a Splunk index over HEC: correlate them in your SIEM.",
-    ),
-    "sumologic": (
-        "Sumo Logic",
-        "Auth events to a Sumo Logic HTTP source: search and alert on them in Sumo.",
-    ),
-    "coralogix": (
-        "Coralogix",
-        "Auth events as Coralogix logs, with severity by outcome, for alerts and archives.",
-    ),
-}
+PLATFORMS: tuple[str, ...] = tuple(PLATFORM_SPECS)
 
 
 class Destination(BaseModel):
@@ -307,12 +333,19 @@ class Destination(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z0-9]{10}$")
     name: str
-    platform: Platform
+    platform: str
     settings: PlatformSettings
     filter: DestinationFilter = DestinationFilter()
     paused: bool = False
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        if value not in PLATFORM_SPECS:
+            raise ValueError(f"must be one of {', '.join(PLATFORM_SPECS)}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -1,26 +1,26 @@
-"""One module per destination platform, each providing a ``Sink`` (see ``connectors.sinks.base``).
-``build_sink`` picks the module for a destination."""
+"""One module per destination platform, named as the platform is registered in
+``schemas.destinations`` (``@platform(...)`` on its settings), each ending with
+``SINK = <its Sink class>`` (see ``connectors.sinks.base``; HTTP platforms derive from
+``connectors.sinks.http.HttpSink``). ``build_sink`` finds the module by that name."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import cast
 
 from connectors.sinks.base import Sink
-from schemas.destinations import Destination
+from schemas.destinations import PLATFORM_SPECS, Destination
 
 
 def build_sink(destination: Destination) -> Sink:
-    """The sink for ``destination``'s platform."""
-    from connectors.sinks import coralogix, datadog, eventbridge, splunk, sumologic
-
-    builders: dict[str, Callable[[Destination], Sink]] = {
-        "datadog": datadog.DatadogSink,
-        "eventbridge": eventbridge.EventBridgeSink,
-        "splunk": splunk.SplunkSink,
-        "sumologic": sumologic.SumoLogicSink,
-        "coralogix": coralogix.CoralogixSink,
-    }
-    builder = builders.get(destination.platform)
-    if builder is None:
-        raise ValueError(f"platform {destination.platform} has no connector in this version")
+    """The sink for ``destination``'s platform. Raises ``ValueError`` for a platform
+    without a sink module."""
+    if destination.platform not in PLATFORM_SPECS:
+        raise ValueError(f"platform {destination.platform} is not registered")
+    try:
+        module = importlib.import_module(f"connectors.sinks.{destination.platform}")
+    except ModuleNotFoundError:
+        raise ValueError(f"platform {destination.platform} has no sink in this version") from None
+    builder = cast(Callable[[Destination], Sink], module.SINK)
     return builder(destination)

@@ -46,3 +46,7 @@ class CoralogixSink(HttpSink):
         if seconds is not None:
             entry["timestamp"] = seconds * 1000
         return embed(entry, "text", json_string(raw))
+
+
+# The sink of the platform registered as "coralogix" (connectors.sinks.build_sink).
+SINK = CoralogixSink

@@ -55,3 +55,7 @@ class DatadogSink(HttpSink):
         if self._validate_url is None:
             return SendResult("ok", Reply(None, "", "no healthcheck through a custom endpoint"))
         return self.get(self._validate_url, classify_status)
+
+
+# The sink of the platform registered as "datadog" (connectors.sinks.build_sink).
+SINK = DatadogSink

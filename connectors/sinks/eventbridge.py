@@ -351,3 +351,7 @@ def _partial(
         entries=states,
         entry_replies=replies,
     )
+
+
+# The sink of the platform registered as "eventbridge" (connectors.sinks.build_sink).
+SINK = EventBridgeSink

@@ -129,3 +129,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# The sink of the platform registered as "splunk" (connectors.sinks.build_sink).
+SINK = SplunkSink

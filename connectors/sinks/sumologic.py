@@ -42,3 +42,7 @@ class SumoLogicSink(HttpSink):
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         return raw
+
+
+# The sink of the platform registered as "sumologic" (connectors.sinks.build_sink).
+SINK = SumoLogicSink

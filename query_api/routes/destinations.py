@@ -39,7 +39,7 @@ from query_api.models import (
 from query_api.routes.deps import AppSettings, Board, BrokerUp, Store
 from schemas import topics
 from schemas.destinations import (
-    PLATFORM_INFO,
+    PLATFORM_SPECS,
     SETTINGS_MODELS,
     Destination,
     DestinationError,
@@ -100,17 +100,17 @@ def _find(store: DestinationStore, destination_id: str) -> Destination:
 def destination_types(_viewer: Viewer) -> list[DestinationType]:
     """The platforms, with the JSON Schema of each one's settings."""
     types = []
-    for platform, model in SETTINGS_MODELS.items():
-        name, description = PLATFORM_INFO[platform]
+    for spec in PLATFORM_SPECS.values():
+        model = spec.settings
         schema = model.model_json_schema()
         for secret in model.SECRETS:
             schema["properties"][secret]["writeOnly"] = True
         types.append(
             DestinationType(
-                platform=platform,
-                name=name,
-                description=description,
-                icon=f"/static/platforms/{platform}.svg",
+                platform=spec.platform,
+                name=spec.name,
+                description=spec.description,
+                icon=f"/static/platforms/{spec.platform}.svg",
                 secrets=list(model.SECRETS),
                 address=list(model.ADDRESS),
                 settings_schema=schema,
