@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
-
+from infra.backoff import Backoff
 from pipeline.normalizers import BatchNormalizer, Refusal
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, Row, TransientStoreError
@@ -41,6 +40,8 @@ from schemas.events import rfc3339_ms
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
+# A store or broker outage: retried for as long as it lasts, at most 30 s apart.
+RETRY = Backoff(0.2, 30.0)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -203,18 +204,16 @@ class BatchProcessor:
         items: list[T],
     ) -> R:
         loop = asyncio.get_running_loop()
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((TransientStoreError, DeliveryError)),
-            wait=wait_exponential_jitter(initial=0.2, max=30),
-            before_sleep=lambda state: self._on_retry(what, state.outcome),
-            reraise=True,
-        ):
-            with attempt:
+        attempt = 0
+        while True:
+            try:
                 return await loop.run_in_executor(thread, fn, items)
-        raise AssertionError("unreachable: tenacity retries until success")
+            except (TransientStoreError, DeliveryError) as exc:
+                self._on_retry(what, exc)
+                await asyncio.sleep(RETRY.delay(attempt))
+                attempt += 1
 
-    def _on_retry(self, what: str, outcome: object) -> None:
-        exc = getattr(outcome, "exception", lambda: None)()
+    def _on_retry(self, what: str, exc: Exception) -> None:
         self.stats.retries += 1
         self.stats.last_error = f"{what}: {exc}"
         self.stats.last_error_at = time.time()

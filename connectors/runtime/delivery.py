@@ -18,7 +18,6 @@ Contract of ``Delivery.deliver(entries)``:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 
 from connectors.runtime.throttle import RequestGate
 from connectors.sinks.base import Reply, SendResult, Sink, pause
+from infra.backoff import Backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class Delivery:
         self._sink = sink
         self._should_stop = should_stop
         self._max = max_backoff_s
-        self._base = base_backoff_s
+        self._backoff_policy = Backoff(base_backoff_s, max_backoff_s)
         self._sleep = sleep
         self.stats = stats or DeliveryStats()
         # Alone (no shared gate), a batch's requests go one at a time anyway.
@@ -182,9 +182,6 @@ class Delivery:
             self._backoff(result.retry_after, attempt)
 
     def _backoff(self, retry_after: float | None, attempt: int) -> None:
-        if retry_after is not None:
-            delay = min(self._max, retry_after)
-        else:
-            delay = random.uniform(0, min(self._max, self._base * 2 ** min(attempt, 16)))
+        delay = self._backoff_policy.delay(attempt, retry_after)
         if not pause(delay, self._should_stop, self._sleep):
             raise InterruptedError("stopping while a batch waits to be retried")
