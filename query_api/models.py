@@ -7,21 +7,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
 
+from schemas.destinations import DestinationState
+from schemas.events import rfc3339_ms
+
 
 def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _rfc3339_ms(value: datetime) -> str:
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
-
-
 UtcTime = Annotated[
     datetime,
     AfterValidator(_as_utc),
-    PlainSerializer(_rfc3339_ms, return_type=str, when_used="json"),
+    PlainSerializer(rfc3339_ms, return_type=str, when_used="json"),
 ]
 
 
@@ -171,7 +168,9 @@ class DestinationStatus(BaseModel):
     id: str
     name: str
     platform: str
-    state: str = Field(description="healthy, failing, auth_failed, paused, starting, not running")
+    state: DestinationState = Field(
+        description="a live replica's state (the worst when they differ), or 'not running'"
+    )
     lag: int | None
     delivered: int
     dead_lettered: int

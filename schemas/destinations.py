@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
 import orjson
 from pydantic import (
@@ -367,6 +367,21 @@ class Destination(BaseModel):
             else:
                 out[key] = value
         return out
+
+
+# What a connector replica says of its destination (the status topic, metrics), and what a
+# destination shows: a replica's state, or "not running" when no live replica reports it.
+WorkerState = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stopped"]
+WORKER_STATES: tuple[WorkerState, ...] = get_args(WorkerState)
+DestinationState = Literal[WorkerState, "not running"]
+# Replicas disagreeing: the destination shows the worst of their states, this order first.
+STATES_WORST_FIRST: tuple[WorkerState, ...] = (
+    "auth_failed",
+    "failing",
+    "starting",
+    "healthy",
+    "stopped",
+)
 
 
 class DestinationError(ValueError):

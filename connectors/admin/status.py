@@ -14,13 +14,12 @@ import orjson
 from infra.kafka.compacted import CompactedView, ViewedTopic
 from infra.kafka.lag import group_lag
 from infra.kafka.topic_admin import admin_client, probe_consumer
-from schemas.destinations import Destination
+from schemas.destinations import STATES_WORST_FIRST, Destination
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
 STALE_S = 30.0  # a replica that has not published for this long is not counted
-_STATE_ORDER = ("auth_failed", "failing", "starting", "healthy", "stopped")
 
 
 class StatusBoard(ViewedTopic[dict[str, Any]]):
@@ -74,7 +73,7 @@ def summarize(
     else:
         state = min(
             (str(r.get("state")) for r in live),
-            key=lambda s: _STATE_ORDER.index(s) if s in _STATE_ORDER else 99,
+            key=lambda s: STATES_WORST_FIRST.index(s) if s in STATES_WORST_FIRST else 99,
         )
     errors = sorted(
         (r for r in replicas if r.get("last_error")),

@@ -20,9 +20,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from connectors.runtime.worker import DestinationWorker
+from schemas.destinations import WORKER_STATES
 
 log = logging.getLogger(__name__)
-STATES = ("starting", "healthy", "failing", "auth_failed", "paused", "stopped")
+STATES = WORKER_STATES
 LAG_CACHE_S = 10.0
 
 

@@ -29,7 +29,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -40,12 +40,12 @@ from connectors.runtime.throttle import RequestGate
 from connectors.sinks import build_sink
 from connectors.sinks.base import Reply, Sink, read_event
 from infra.kafka.offsets import Batch, CommitLedger
-from schemas.destinations import Destination
+from schemas.destinations import Destination, WorkerState
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
-State = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stopped"]
+State = WorkerState
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
