@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, cast
 
 from confluent_kafka import Consumer, TopicPartition
 
 from authtrail.produce import RawProducer
+from infra.kafka.clients import kafka_consumer
 from infra.kafka.dead_letters import DeadLetter, read
 from schemas.settings import Settings
 
@@ -18,15 +18,8 @@ REPLAY_GROUP_SUFFIX = "dlq-replay"
 
 
 def _consumer(settings: Settings, group: str, commit: bool) -> Consumer:
-    return Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-            "client.id": "authtrail-dlq" + ("-replay" if commit else ""),
-        }
+    return kafka_consumer(
+        settings, group, {"client.id": "authtrail-dlq" + ("-replay" if commit else "")}
     )
 
 

@@ -13,14 +13,14 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
 from connectors.runtime.dead_letters import Letter, store_letters
 from connectors.runtime.delivery import AuthFailedError, Delivery
 from connectors.sinks import build_sink
 from connectors.sinks.base import Reply, read_event
+from infra.kafka.clients import kafka_consumer
 from infra.kafka.dead_letters import DeadLetter, pending_ranges, read
 from schemas.destinations import Destination
 from schemas.settings import Settings
@@ -30,24 +30,12 @@ log = logging.getLogger(__name__)
 REDRIVE_LIMIT = 10_000  # letters per redrive call; the reply says how many remain
 
 
-def _consumer(settings: Settings, group: str) -> Consumer:
-    return Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-        }
-    )
-
-
 def page(
     settings: Settings, destination_id: str, starts: dict[int, int], limit: int
 ) -> tuple[list[DeadLetter], dict[int, int] | None]:
     """Up to ``limit`` dead letters from ``starts`` (partition -> offset; empty: the
     beginning), and where the next page starts (None: no more). Commits nothing."""
-    consumer = _consumer(settings, f"authtrail-dlq-page-{uuid.uuid4()}")
+    consumer = kafka_consumer(settings, f"authtrail-dlq-page-{uuid.uuid4()}")
     topic = settings.topics.destination_dlq(destination_id)
     letters: list[DeadLetter] = []
     try:
@@ -84,7 +72,7 @@ def redrive(settings: Settings, destination: Destination, timeout_s: float = 60.
     that. Raises ``RedriveError`` (nothing committed) on refused credentials or when the
     platform keeps failing past ``timeout_s``."""
     topic = settings.topics.destination_dlq(destination.id)
-    consumer = _consumer(settings, f"authtrail.redrive.{destination.id}")
+    consumer = kafka_consumer(settings, f"authtrail.redrive.{destination.id}")
     sink = build_sink(destination)
     producer = Producer({**settings.kafka_client_config(), "acks": "all"})
     deadline = time.monotonic() + timeout_s

@@ -22,7 +22,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from connectors.config import DestinationStore
-from infra.kafka.topic_admin import admin_client, probe_consumer
+from infra.kafka.clients import admin_client
+from infra.kafka.topic_admin import probe_consumer
 from schemas.destinations import Destination
 from schemas.settings import Settings
 

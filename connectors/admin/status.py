@@ -11,9 +11,10 @@ from typing import Any
 
 import orjson
 
+from infra.kafka.clients import admin_client
 from infra.kafka.compacted import CompactedView, ViewedTopic
 from infra.kafka.lag import group_lag
-from infra.kafka.topic_admin import admin_client, probe_consumer
+from infra.kafka.topic_admin import probe_consumer
 from schemas.destinations import STATES_WORST_FIRST, Destination
 from schemas.settings import Settings
 

@@ -17,8 +17,9 @@ from confluent_kafka import Consumer, Producer
 from connectors.config import DestinationStore
 from connectors.runtime.metrics import ConnectorCollector
 from connectors.runtime.worker import REPLICA, DestinationWorker
+from infra.kafka.clients import admin_client
 from infra.kafka.lag import group_lag
-from infra.kafka.topic_admin import admin_client, probe_consumer
+from infra.kafka.topic_admin import probe_consumer
 from schemas.destinations import Destination
 from schemas.settings import Settings
 

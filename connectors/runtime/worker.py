@@ -29,7 +29,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -39,6 +39,7 @@ from connectors.runtime.delivery import AuthFailedError, DeadLetter, Delivery, D
 from connectors.runtime.throttle import RequestGate
 from connectors.sinks import build_sink
 from connectors.sinks.base import Reply, Sink, read_event
+from infra.kafka.clients import kafka_consumer
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination, WorkerState
 from schemas.settings import Settings
@@ -131,7 +132,6 @@ class DestinationWorker(threading.Thread):
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
-                "logger": cast(Any, log),
             }
         )
         # Up to ``max_in_flight`` batches are sent (in sender threads) while the next is read
@@ -220,13 +220,11 @@ class DestinationWorker(threading.Thread):
                 self._keepalive(0.2)
 
     def _open_consumer(self) -> Consumer:
-        consumer = Consumer(
+        consumer = kafka_consumer(
+            self._settings,
+            self.destination.group_id,
             {
-                **self._settings.kafka_client_config(),
-                "group.id": self.destination.group_id,
                 "client.id": f"authtrail-connector-{self.destination.id}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "max.poll.interval.ms": 600_000,
                 # A replica that died (kill -9, a lost node) holds its partitions until its
@@ -240,8 +238,7 @@ class DestinationWorker(threading.Thread):
                 "queued.max.messages.kbytes": 8_192,
                 "fetch.queue.backoff.ms": 10,
                 "on_commit": self._on_commit,
-                "logger": cast(Any, log),
-            }
+            },
         )
         self.status.partitions = []
         consumer.subscribe(

@@ -16,12 +16,13 @@ from typing import Any, Generic, Self, TypeVar, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
 )
+
+from infra.kafka.clients import kafka_consumer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,15 +80,10 @@ class CompactedView(Generic[T]):
         self._positions: dict[int, int] = {}
         self._lock = threading.Condition()
         self._stop = threading.Event()
-        base = {
-            **client_config,
-            "group.id": "authtrail-config-reader",  # never commits
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-        }
-        self._consumer = Consumer(base)
+        group = "authtrail-config-reader"  # assigned partitions, never commits
+        self._consumer = kafka_consumer(client_config, group)
         # A second handle for watermark look-ups from other threads while the first polls.
-        self._probe = Consumer(base)
+        self._probe = kafka_consumer(client_config, group)
         self._probe_lock = threading.Lock()
         self._unreachable_until = 0.0
         self._partitions: list[int] = []

@@ -6,32 +6,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from infra.kafka.clients import admin_client, kafka_consumer
 from schemas.settings import Settings
 from schemas.topics import TopicSpec, topic_specs
 
 log = logging.getLogger(__name__)
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_client_config(), "logger": cast(Any, log)})
-
-
 def probe_consumer(settings: Settings, group: str) -> Consumer:
     """A consumer that only asks (watermarks, offsets for times, metadata): it never
     subscribes nor commits; close it after use."""
-    return Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": group,
-            "enable.auto.commit": False,
-            "logger": cast(Any, log),
-        }
-    )
+    return kafka_consumer(settings, group)
 
 
 def ensure_topics(
@@ -71,9 +60,7 @@ def ensure_topics(
 def wait_for_group_coordinator(settings: Settings, group: str, timeout_s: float = 60.0) -> None:
     """Blocks until the broker can coordinate ``group`` (a fresh broker loads its offsets
     topic first), so the worker's first join does not fail noisily."""
-    consumer = Consumer(
-        {**settings.kafka_client_config(), "group.id": group, "logger": cast(Any, log)}
-    )
+    consumer = kafka_consumer(settings, group)
     try:
         consumer.committed([TopicPartition(settings.topics.raw, 0)], timeout=timeout_s)
     except KafkaException as exc:
