@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from infra.backoff import Backoff
-from pipeline.normalizers import BatchNormalizer, Refusal
+from pipeline.normalize import Rejection
+from pipeline.normalizers import BatchNormalizer
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, Row, TransientStoreError
 from schemas import topics as topic_names
@@ -155,7 +156,7 @@ class BatchProcessor:
         seen_in_batch: set[str] = set()
         recent = self._recent
         for record, result in zip(records, results, strict=True):
-            if isinstance(result, Refusal):
+            if isinstance(result, Rejection):
                 dead.append(_dlq_record(self._topics, record, result.reason, result.field))
             elif result.event_id in recent or result.event_id in seen_in_batch:
                 self.stats.duplicates_skipped += 1

@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -61,11 +60,11 @@ _ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
     """Why a record cannot be made valid. ``field`` names the offending field, if one;
     ``older_than_retention`` marks a valid event refused only because the log store would
-    delete it at once (counted apart from the other refusals)."""
+    delete it at once (counted apart from the other refusals). A msgspec struct: the
+    normalizer processes send it back as it is."""
 
     reason: str
     field: str = ""

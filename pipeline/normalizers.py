@@ -4,12 +4,12 @@ The ingest worker is GIL-bound, not core-bound: its event loop thread (faust, ba
 acks) and normalization (~20 µs of Python per event) share one interpreter while a
 quarter of the machine's CPU sits idle. ``ProcessNormalizer`` moves normalization into
 child processes; a batch crosses as a list of raw values and comes back as one msgpack
-blob of ``Row``/``Refusal`` (C-speed both ways), so the loop thread keeps only faust's
+blob of ``Row``/``Rejection`` (C-speed both ways), so the loop thread keeps only faust's
 work and the bookkeeping.
 
 Both kinds share one contract: ``await normalize(values)`` takes ``(raw value, broker
 timestamp ms)`` pairs and returns, index-aligned, a ``Row`` (valid, normalized, encoded)
-or a ``Refusal`` (why it goes to the dead-letter topic) for each. It never raises for bad
+or a ``Rejection`` (why it goes to the dead-letter topic) for each. It never raises for bad
 input. Results are deterministic (``received_at`` is the broker timestamp), so a batch
 normalized twice gives the same rows, except for events crossing the log store's
 retention cutoff in between (see ``Normalizer``): the retention (``retention_days``) is
@@ -44,16 +44,7 @@ log = logging.getLogger(__name__)
 RawValue = tuple[bytes | None, int | None]  # (record value, broker timestamp in ms)
 
 
-class Refusal(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
-    """Why a record cannot be normalized; ``field`` names the offending field, if one;
-    ``older_than_retention`` as in ``Rejection``."""
-
-    reason: str
-    field: str = ""
-    older_than_retention: bool = False
-
-
-Result = Row | Refusal
+Result = Row | Rejection
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[Result])
 
@@ -69,10 +60,7 @@ def normalize_all(normalizer: Normalizer, values: Sequence[RawValue]) -> list[Re
     out: list[Result] = []
     for value, timestamp_ms in values:
         result = normalizer.normalize(value, received_at(timestamp_ms))
-        if isinstance(result, Rejection):
-            out.append(Refusal(result.reason, result.field, result.older_than_retention))
-        else:
-            out.append(Row.of(result))
+        out.append(result if isinstance(result, Rejection) else Row.of(result))
     return out
 
 
@@ -87,7 +75,7 @@ class NormalizerStats:
 
     def count(self, results: Sequence[Result]) -> None:
         self.older_than_retention += sum(
-            1 for r in results if isinstance(r, Refusal) and r.older_than_retention
+            1 for r in results if isinstance(r, Rejection) and r.older_than_retention
         )
 
 

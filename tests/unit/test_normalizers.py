@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from authtrail.demo import DemoTraffic
-from pipeline.normalizers import InProcessNormalizer, ProcessNormalizer, RawValue, Refusal
+from pipeline.normalize import Rejection
+from pipeline.normalizers import InProcessNormalizer, ProcessNormalizer, RawValue
 from pipeline.store import Row
 from tests.processes import alive
 
@@ -48,7 +49,7 @@ def test_child_process_and_in_process_agree(
     there = asyncio.run(processes.normalize(values))
     assert there == here
     assert sum(isinstance(r, Row) for r in there) == 500
-    assert [r.reason[:12] for r in there[500:] if isinstance(r, Refusal)] == [
+    assert [r.reason[:12] for r in there[500:] if isinstance(r, Rejection)] == [
         "not valid JS",
         "empty record",
         "occurred_at:",

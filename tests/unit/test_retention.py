@@ -26,13 +26,7 @@ from pipeline.batch import BatchProcessor, IngestStats, RawRecord
 from pipeline.enrich import Enricher
 from pipeline.metrics import IngestCollector, ingest_counters
 from pipeline.normalize import Normalizer, Rejection
-from pipeline.normalizers import (
-    InProcessNormalizer,
-    NormalizerStats,
-    ProcessNormalizer,
-    RawValue,
-    Refusal,
-)
+from pipeline.normalizers import InProcessNormalizer, NormalizerStats, ProcessNormalizer, RawValue
 from pipeline.outputs import OutRecord
 from pipeline.store import Row
 from schemas import topics as topic_names
@@ -159,7 +153,7 @@ def batch_around_now() -> list[RawValue]:
     ]
 
 
-def kinds(results: Sequence[Row | Refusal]) -> list[str]:
+def kinds(results: Sequence[Row | Rejection]) -> list[str]:
     return [
         "row"
         if isinstance(r, Row)
