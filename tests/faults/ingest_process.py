@@ -30,7 +30,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 import authtrail.worker
-from authtrail.cli import _setup_logging
+from authtrail.cli import setup_logging as _setup_logging
 from infra.kafka.topic_admin import ensure_topics, wait_for_group_coordinator
 from pipeline.store import EventWriter
 from schemas.log_store import StoreLocation

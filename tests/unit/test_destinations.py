@@ -119,7 +119,7 @@ def test_request_urls_never_reach_the_logs(monkeypatch: pytest.MonkeyPatch) -> N
     """A Sumo Logic source URL is the secret, and httpx logs every URL at INFO."""
     import logging
 
-    from authtrail.cli import _setup_logging
+    from authtrail.cli import setup_logging as _setup_logging
     from schemas.settings import Settings
 
     monkeypatch.setenv("AUTHTRAIL_LOG_LEVEL", "DEBUG")
