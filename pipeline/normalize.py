@@ -269,24 +269,24 @@ def _text(value: str, max_length: int, check: Callable[[str], str] | None = None
 
 @lru_cache(maxsize=4096)
 def _event_key(value: str) -> str:
-    return _text(value, 128, contract._event_key)
+    return _text(value, contract.MAX_EVENT_KEY, contract.check_event_key)
 
 
 @lru_cache(maxsize=65536)
 def _email(value: str) -> str:
-    return _text(value, 320, contract._email)
+    return _text(value, contract.MAX_EMAIL, contract.check_email)
 
 
 @lru_cache(maxsize=65536)
 def _ip(value: str) -> str:
-    return _text(value, 64, contract.normalize_ip)
+    return _text(value, contract.MAX_IP, contract.normalize_ip)
 
 
 def _event_id(value: str) -> str:
     text = value.strip(_WHITESPACE)
     if _CANONICAL_UUID.fullmatch(text):
         return text
-    return _text(value, 128, contract._event_id)
+    return _text(value, contract.MAX_EVENT_ID, contract.check_event_id)
 
 
 def _utc_now() -> datetime:
@@ -354,14 +354,14 @@ class Normalizer:
             raise _Refused from None
         account_id = account_name = actor_id = actor_email = actor_type = ""
         if raw.account is not None:
-            account_id = _text(raw.account.id, 256)
+            account_id = _text(raw.account.id, contract.MAX_ID)
             name = raw.account.name
             if name is not None:
                 account_name = name.strip(_WHITESPACE)
-                if len(account_name) > 512:
+                if len(account_name) > contract.MAX_NAME:
                     raise _Refused
         if (actor := raw.actor) is not None:
-            actor_id = _text(actor.id, 256) if actor.id is not None else ""
+            actor_id = _text(actor.id, contract.MAX_ID) if actor.id is not None else ""
             actor_email = _email(actor.email) if actor.email is not None else ""
             if actor.type is not None:
                 if actor.type not in _ACTOR_TYPES:
@@ -372,7 +372,7 @@ class Normalizer:
             raise _Refused
         user_agent = raw.user_agent or ""
         reason = raw.reason or ""
-        if len(user_agent) > 4096 or len(reason) > 2048:
+        if len(user_agent) > contract.MAX_USER_AGENT or len(reason) > contract.MAX_REASON:
             raise _Refused
         event_key = _event_key(raw.event_key)
         event_id = (
@@ -381,7 +381,11 @@ class Normalizer:
             else derive_event_id(orjson.loads(value))
         )
         ip = _ip(raw.ip) if raw.ip is not None else ""
-        trace_id = "" if raw.trace_id is None else _text(raw.trace_id, 128, contract._trace_id)
+        trace_id = (
+            ""
+            if raw.trace_id is None
+            else _text(raw.trace_id, contract.MAX_TRACE_ID, contract.check_trace_id)
+        )
         # Only a valid event is judged on its time, as the general path does: a field
         # error is reported first.
         rejection = self._time_rejection(occurred_at, received_at)

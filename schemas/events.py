@@ -95,7 +95,7 @@ def normalize_ip(value: str) -> str:
     return str(address)
 
 
-def _event_key(value: str) -> str:
+def check_event_key(value: str) -> str:
     key = value.strip().lower()
     if not _EVENT_KEY_RE.fullmatch(key):
         raise ValueError(
@@ -104,7 +104,7 @@ def _event_key(value: str) -> str:
     return key
 
 
-def _event_id(value: str) -> str:
+def check_event_id(value: str) -> str:
     text = value.strip()
     try:
         return str(uuid.UUID(text))
@@ -115,14 +115,14 @@ def _event_id(value: str) -> str:
     return text
 
 
-def _email(value: str) -> str:
+def check_email(value: str) -> str:
     text = value.strip()
     if not _EMAIL_RE.fullmatch(text):
         raise ValueError("is not an email address")
     return text
 
 
-def _trace_id(value: str) -> str:
+def check_trace_id(value: str) -> str:
     text = value.strip().lower()
     if not _ID_RE.fullmatch(text):
         raise ValueError("must be letters, digits and ._:@/+=- (W3C, B3, X-Ray or UUID ids)")
@@ -141,14 +141,31 @@ Timestamp = Annotated[
         }
     ),
 ]
+# The contract's length limits (characters), shared with the normalizer's fast path.
+MAX_EVENT_ID = 128
+MAX_EVENT_KEY = 128
+MAX_ID = 256  # account and actor ids
+MAX_NAME = 512
+MAX_EMAIL = 320
+MAX_IP = 64
+MAX_TRACE_ID = 128
+MAX_USER_AGENT = 4096
+MAX_REASON = 2048
+
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-EventId = Annotated[NonEmpty, StringConstraints(max_length=128), AfterValidator(_event_id)]
-EventKey = Annotated[NonEmpty, StringConstraints(max_length=128), AfterValidator(_event_key)]
-IdText = Annotated[NonEmpty, StringConstraints(max_length=256)]
-NameText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512)]
-Email = Annotated[NonEmpty, StringConstraints(max_length=320), AfterValidator(_email)]
-IpText = Annotated[NonEmpty, StringConstraints(max_length=64), AfterValidator(normalize_ip)]
-TraceId = Annotated[NonEmpty, StringConstraints(max_length=128), AfterValidator(_trace_id)]
+EventId = Annotated[
+    NonEmpty, StringConstraints(max_length=MAX_EVENT_ID), AfterValidator(check_event_id)
+]
+EventKey = Annotated[
+    NonEmpty, StringConstraints(max_length=MAX_EVENT_KEY), AfterValidator(check_event_key)
+]
+IdText = Annotated[NonEmpty, StringConstraints(max_length=MAX_ID)]
+NameText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NAME)]
+Email = Annotated[NonEmpty, StringConstraints(max_length=MAX_EMAIL), AfterValidator(check_email)]
+IpText = Annotated[NonEmpty, StringConstraints(max_length=MAX_IP), AfterValidator(normalize_ip)]
+TraceId = Annotated[
+    NonEmpty, StringConstraints(max_length=MAX_TRACE_ID), AfterValidator(check_trace_id)
+]
 
 
 class Account(BaseModel):
@@ -196,12 +213,12 @@ class RawEventV1(BaseModel):
     account: Account | None = None
     actor: Actor | None = None
     ip: IpText | None = None
-    user_agent: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=MAX_USER_AGENT)] | None = None
     trace_id: TraceId | None = None
     outcome: OutcomeT | None = Field(
         None, description="Omitted: implied by the catalogue (or the key's last word)."
     )
-    reason: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=MAX_REASON)] | None = None
     attributes: dict[str, Any] | None = None
 
 
