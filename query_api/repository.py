@@ -76,10 +76,10 @@ _FEW_ROWS = 20_000
 
 FacetName = Literal["accounts", "users", "types"]
 _FACETS: dict[str, tuple[str, str, str]] = {
-    # name: (value expression, label expression, extra condition)
-    "accounts": ("account_id", "any(account_name)", "account_id != ''"),
-    "users": ("actor_display", "any(actor_type)", "1"),
-    "types": ("event_key", "any(description)", "1"),
+    # name: (value column, label column (any of it per value), extra condition)
+    "accounts": ("account_id", "account_name", "account_id != ''"),
+    "users": ("actor_display", "actor_type", "1"),
+    "types": ("event_key", "description", "1"),
 }
 
 
@@ -428,13 +428,13 @@ class LogRepository:
         if q:
             w.add(
                 f"(positionCaseInsensitiveUTF8({value}, {{fq:String}}) > 0 OR "
-                f"positionCaseInsensitiveUTF8(toString({label.removeprefix('any(')[:-1]}), "
+                f"positionCaseInsensitiveUTF8(toString({label}), "
                 "{fq:String}) > 0)",
                 fq=q,
             )
         w.params["limit"] = limit
         sql = (
-            f"SELECT {value} AS value, {label} AS label, count() AS n {self._from()} "
+            f"SELECT {value} AS value, any({label}) AS label, count() AS n {self._from()} "
             f"{w.sql()} GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"
         )
         with self._borrowed() as client:
