@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import threading
 from typing import Any
@@ -19,13 +18,9 @@ from authtrail.demo import run_demo
 from authtrail.health import Heartbeat, ProbeServer
 from authtrail.produce import RawProducer
 from connectors.runtime.supervisor import ConnectorRuntime
-from infra.clickhouse.client import connect, open_migrated
-from pipeline.app import create_app as create_faust_app
-from pipeline.batch import BatchProcessor
+from infra.clickhouse.client import open_migrated
+from pipeline.chain import ingest_chain
 from pipeline.metrics import IngestCollector, ingest_counters
-from pipeline.normalizers import batch_normalizer
-from pipeline.outputs import OutputProducer
-from pipeline.store import EventWriter
 from query_api.app import app_for
 from query_api.server import ApiService
 from schemas.settings import Settings
@@ -110,19 +105,8 @@ def run_worker(
     # Migrated before the worker starts: creating the table from the agent raced with the
     # first batch.
     location = open_migrated(settings)[0]
-    # The retention refused at ingest is the one the migration just gave the table's TTL.
-    normalizer = batch_normalizer(
-        settings.max_event_bytes, settings.ingest_normalizer_processes, settings.retention_days
-    )
-    processor = BatchProcessor(
-        normalizer,
-        writer_factory=lambda: EventWriter(connect(location), location),
-        producer_factory=lambda: OutputProducer(
-            settings.kafka_client_config(), f"authtrail-ingest-{os.getpid()}"
-        ),
-        topics=settings.topics,
-    )
-    app = create_faust_app(settings, processor)
+    chain = ingest_chain(settings, location)
+    app, processor, normalizer = chain.app, chain.processor, chain.normalizer
     services: list[Service] = []
     registry = CollectorRegistry()
     registry.register(IngestCollector(processor.stats, normalizer.stats))
