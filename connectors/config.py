@@ -8,25 +8,55 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from infra.kafka.compacted import CompactedView, ViewedTopic, publish
 from infra.kafka.topic_admin import ensure_topics
 from infra.secrets import SecretBox, load_keyring
-from schemas.destinations import (
-    Destination,
-    DestinationError,
-    from_record,
-    make_destination,
-    to_record,
-)
+from schemas.destinations import Destination, DestinationError, make_destination
 from schemas.events import utc_now_ms
+from schemas.platforms import SETTINGS_MODELS
 from schemas.settings import Settings
 from schemas.topics import destination_dlq_spec
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Destination | None, Destination | None], None]
+
+
+# -- the record: the destination as JSON, its secrets sealed -------------------------------
+class Sealer(Protocol):
+    """Seals and opens secret settings (``infra.secrets.SecretBox``)."""
+
+    def seal(self, text: str) -> str: ...
+
+    def open(self, token: str) -> str: ...
+
+
+def to_record(destination: Destination, box: Sealer) -> bytes:
+    """The topic value: settings with every secret sealed."""
+    data = destination.model_dump(mode="json", exclude={"settings"})
+    settings = destination.settings.model_dump()
+    for key in type(destination.settings).SECRETS:
+        value = settings.get(key)
+        settings[key] = None if value is None else {"sealed": box.seal(value.get_secret_value())}
+    data["settings"] = settings
+    return orjson.dumps(data)
+
+
+def from_record(value: bytes, box: Sealer) -> Destination:
+    """A destination from its topic value (secrets opened)."""
+    data = orjson.loads(value)
+    model = SETTINGS_MODELS[data["platform"]]
+    settings = dict(data["settings"])
+    for key in model.SECRETS:
+        sealed = settings.get(key)
+        if isinstance(sealed, dict):
+            settings[key] = box.open(sealed["sealed"])
+    data["settings"] = model.model_validate(settings)
+    return Destination.model_validate(data)
 
 
 class DestinationStore(ViewedTopic[Destination]):

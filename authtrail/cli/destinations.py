@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from authtrail.cli.base import fail, load_settings, main, setup_logging
-from schemas.destinations import PLATFORMS
+from schemas.platforms import PLATFORMS
 from schemas.settings import Settings
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """One module per destination platform, named as the platform is registered in
-``schemas.destinations`` (``@platform(...)`` on its settings), each ending with
+``schemas.platforms`` (``@platform(...)`` on its settings), each ending with
 ``SINK = <its Sink class>`` (see ``connectors.sinks.base``; HTTP platforms derive from
 ``connectors.sinks.http.HttpSink``). ``build_sink`` finds the module by that name."""
 
@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import cast
 
 from connectors.sinks.base import Sink
-from schemas.destinations import PLATFORM_SPECS, Destination
+from schemas.destinations import Destination
+from schemas.platforms import PLATFORM_SPECS
 
 
 def build_sink(destination: Destination) -> Sink:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from connectors.sinks.base import EventHead, Limits, embed, json_string
 from connectors.sinks.http import HttpSink
-from schemas.destinations import CORALOGIX_DOMAINS, CoralogixSettings, PlatformSettings
+from schemas.platforms import CORALOGIX_DOMAINS, CoralogixSettings, PlatformSettings
 
 
 class CoralogixSink(HttpSink):

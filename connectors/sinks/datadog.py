@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from connectors.sinks.base import EventHead, Limits, Reply, SendResult, embed
 from connectors.sinks.http import HttpSink, classify_status
-from schemas.destinations import DatadogSettings, PlatformSettings
+from schemas.platforms import DatadogSettings, PlatformSettings
 
 
 class DatadogSink(HttpSink):

@@ -20,7 +20,8 @@ import httpx
 from isal import igzip
 
 from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, never
-from schemas.destinations import Destination, PlatformSettings
+from schemas.destinations import Destination
+from schemas.platforms import PlatformSettings
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 

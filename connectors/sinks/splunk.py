@@ -24,7 +24,7 @@ from connectors.sinks import http
 from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, embed, pause
 from connectors.sinks.http import Framing, HttpSink
 from infra.backoff import Backoff
-from schemas.destinations import PlatformSettings, SplunkSettings
+from schemas.platforms import PlatformSettings, SplunkSettings
 
 ACK_TIMEOUT_S = 300.0
 # Polls at 0.2 s, 0.4 s, ... then every 5 s: HEC indexes within seconds when healthy.

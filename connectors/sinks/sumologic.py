@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from connectors.sinks.base import EventHead, Limits
 from connectors.sinks.http import Framing, HttpSink
-from schemas.destinations import PlatformSettings, SumoLogicSettings
+from schemas.platforms import PlatformSettings, SumoLogicSettings
 
 
 class SumoLogicSink(HttpSink):

@@ -39,14 +39,13 @@ from query_api.models import (
 from query_api.routes.deps import AppSettings, Board, BrokerUp, Store
 from schemas import topics
 from schemas.destinations import (
-    PLATFORM_SPECS,
-    SETTINGS_MODELS,
     Destination,
     DestinationError,
     make_destination,
     new_id,
     updated_destination,
 )
+from schemas.platforms import PLATFORM_SPECS, SETTINGS_MODELS
 from schemas.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])

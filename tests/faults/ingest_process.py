@@ -30,6 +30,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 import authtrail.worker
+import pipeline.chain
 from authtrail.cli import setup_logging as _setup_logging
 from infra.kafka.topic_admin import ensure_topics, wait_for_group_coordinator
 from pipeline.store import EventWriter
@@ -112,7 +113,8 @@ def main() -> None:
         def __init__(self, client: Client, location: StoreLocation) -> None:
             super().__init__(SwitchedClient(client, switch), location)  # type: ignore[arg-type]
 
-    authtrail.worker.EventWriter = SwitchedWriter  # type: ignore[misc]
+    # The ingest path builds its writer in pipeline.chain: the switch goes in there.
+    pipeline.chain.EventWriter = SwitchedWriter  # type: ignore[misc]
     ensure_topics(settings)
     wait_for_group_coordinator(settings, settings.ingest_group)
     sys.exit(authtrail.worker.run_worker(settings, with_api=True))

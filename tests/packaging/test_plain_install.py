@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.destinations import SETTINGS_MODELS
+from schemas.platforms import SETTINGS_MODELS
 from tests.samples import VALID_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,8 @@ NOT_SOURCE = shutil.ignore_patterns(
 CHECK = """
 import importlib, json, sys, zipfile
 from connectors.sinks import build_sink
-from schemas.destinations import SETTINGS_MODELS, make_destination
+from schemas.platforms import SETTINGS_MODELS
+from schemas.destinations import make_destination
 
 wheel, samples = sys.argv[1], json.loads(sys.argv[2])
 modules = sorted(

@@ -7,18 +7,17 @@ import secrets
 
 import pytest
 
+from connectors.config import from_record, to_record
 from infra.secrets import SecretBox
 from schemas.destinations import (
-    SETTINGS_MODELS,
     DestinationError,
     address_changes,
-    from_record,
     make_destination,
     parse_settings,
-    to_record,
     updated_destination,
 )
 from schemas.keys import KeyRing
+from schemas.platforms import SETTINGS_MODELS
 from tests import leaks
 from tests.samples import DD_KEY
 from tests.samples import VALID_SETTINGS as VALID

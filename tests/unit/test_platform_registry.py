@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from connectors.sinks import build_sink
-from schemas.destinations import (
-    PLATFORM_SPECS,
-    PLATFORMS,
-    SETTINGS_MODELS,
-    DatadogSettings,
-    make_destination,
-    platform,
-)
+from schemas.destinations import make_destination
+from schemas.platforms import PLATFORM_SPECS, PLATFORMS, SETTINGS_MODELS, DatadogSettings, platform
 from tests.samples import VALID_SETTINGS
 
 STATIC = Path(__file__).resolve().parents[2] / "query_api" / "static" / "platforms"

@@ -20,10 +20,11 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from authtrail.cli import main
+from connectors.config import from_record, to_record
 from infra import secrets as secrets_module
 from infra.secrets import SecretBox, load_keyring
 from query_api.auth import SessionSigner
-from schemas.destinations import DestinationError, from_record, make_destination, to_record
+from schemas.destinations import DestinationError, make_destination
 from schemas.keys import (
     DESTINATION_SECRETS,
     SESSION_COOKIES,

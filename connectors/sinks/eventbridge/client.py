@@ -7,7 +7,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 
-from schemas.destinations import EventBridgeSettings
+from schemas.platforms import EventBridgeSettings
 
 
 def make_client(settings: EventBridgeSettings) -> Any:

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from connectors.sinks.base import EventHead, embed, json_string
-from schemas.destinations import EventBridgeSettings
 from schemas.events import rfc3339_ms
+from schemas.platforms import EventBridgeSettings
 
 MAX_ENTRIES = 10
 MAX_ENTRY_BYTES = 256_000  # AWS says 256 KB (by its size rule); a little under 262,144

@@ -9,7 +9,8 @@ from botocore import exceptions as aws_errors  # type: ignore[import-untyped]
 
 from connectors.sinks.base import EventHead, Limits, Reply, SendResult, StopCheck, never
 from connectors.sinks.eventbridge import client, encoder, retry
-from schemas.destinations import Destination, EventBridgeSettings
+from schemas.destinations import Destination
+from schemas.platforms import EventBridgeSettings
 
 
 class EventBridgeSink:
