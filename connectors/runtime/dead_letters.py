@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from connectors.sinks.base import Reply
 from schemas import topics
@@ -26,13 +26,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Letter:
-    """One event bound for the dead-letter topic, and why."""
+    """One record bound for the dead-letter topic, and why."""
 
     value: bytes
     key: bytes | None
-    source: str
+    source: str  # "<topic>/<partition>/<offset>" it came from
     reason: str
     reply: Reply
+
+    @classmethod
+    def of(cls, message: Message, reason: str, reply: Reply) -> Letter:
+        """The letter of a consumed record."""
+        return cls(
+            message.value() or b"",
+            message.key(),
+            f"{message.topic()}/{message.partition()}/{message.offset()}",
+            reason,
+            reply,
+        )
 
 
 def store_letters(

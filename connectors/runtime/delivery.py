@@ -2,7 +2,7 @@
 
 Contract of ``Delivery.deliver(entries)``:
 * returns when every entry is accepted by the platform or dead-lettered (the returned
-  ``DeadLetter`` list names each with the platform's reply);
+  ``Refused`` list names each with the platform's reply);
 * transient failures (no reply, 408, 429, 5xx, busy) are retried with exponential backoff
   and full jitter, honouring Retry-After, capped — for as long as it takes; a Retry-After
   holds every request of the destination (its shared ``RequestGate``), not only this
@@ -29,7 +29,9 @@ from infra.backoff import Backoff
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class Refused:
+    """An entry the platform will not take (the caller dead-letters its record)."""
+
     index: int  # position in the batch given to ``deliver``
     reason: str
     reply: Reply
@@ -93,8 +95,8 @@ class Delivery:
         # Alone (no shared gate), a batch's requests go one at a time anyway.
         self._gate = gate or RequestGate(1)
 
-    def deliver(self, entries: Sequence[bytes]) -> list[DeadLetter]:
-        dead: list[DeadLetter] = []
+    def deliver(self, entries: Sequence[bytes]) -> list[Refused]:
+        dead: list[Refused] = []
         limits = self._sink.limits
         work: list[list[int]] = []
         chunk: list[int] = []
@@ -103,7 +105,7 @@ class Delivery:
             size = len(entry)
             if size > limits.max_entry_bytes:
                 dead.append(
-                    DeadLetter(
+                    Refused(
                         i,
                         f"entry is {size} bytes; {self._sink.platform} "
                         f"takes at most {limits.max_entry_bytes}",
@@ -138,7 +140,7 @@ class Delivery:
                         else "refused by the platform"
                     )
                     dead.append(
-                        DeadLetter(group[0], f"{why}: {result.reply.describe()}", result.reply)
+                        Refused(group[0], f"{why}: {result.reply.describe()}", result.reply)
                     )
                 else:
                     middle = len(group) // 2
@@ -150,7 +152,7 @@ class Delivery:
                 if state == "invalid":
                     reply = result.entry_replies.get(position, result.reply)
                     dead.append(
-                        DeadLetter(
+                        Refused(
                             group[position], f"refused by the platform: {reply.describe()}", reply
                         )
                     )

@@ -35,7 +35,7 @@ import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from connectors.runtime.dead_letters import Letter, store_letters
-from connectors.runtime.delivery import AuthFailedError, DeadLetter, Delivery, DeliveryStats
+from connectors.runtime.delivery import AuthFailedError, Delivery, DeliveryStats
 from connectors.runtime.throttle import RequestGate
 from connectors.sinks import build_sink
 from connectors.sinks.base import Reply, Sink, read_event
@@ -50,7 +50,6 @@ State = WorkerState
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
-_Letter = tuple[Message, DeadLetter]
 KEEPALIVE_AFTER_S = 5.0  # a send slower than this is waiting on retries
 SHUTDOWN_GRACE_S = 30.0  # how long a stop waits for the batches in flight, together
 
@@ -64,7 +63,7 @@ class _Prepared:
     filtered: int = 0
 
 
-_InFlight = tuple[_Prepared, "Future[list[_Letter]]"]
+_InFlight = tuple[_Prepared, "Future[list[Letter]]"]
 
 
 @dataclass(slots=True)
@@ -293,20 +292,22 @@ class DestinationWorker(threading.Thread):
                 prepared.filtered += 1
         return prepared
 
-    def _send(self, prepared: _Prepared, delivery: Delivery, producer: Producer) -> list[_Letter]:
+    def _send(self, prepared: _Prepared, delivery: Delivery, producer: Producer) -> list[Letter]:
         """Delivers a prepared batch and stores its dead letters (in the sender thread).
         Raises ``AuthFailedError`` / ``InterruptedError`` as ``Delivery`` does."""
-        dead = delivery.deliver([entry for _, entry in prepared.wanted]) if prepared.wanted else []
-        letters = [(prepared.wanted[d.index][0], d) for d in dead]
+        refused = (
+            delivery.deliver([entry for _, entry in prepared.wanted]) if prepared.wanted else []
+        )
+        letters = [Letter.of(prepared.wanted[r.index][0], r.reason, r.reply) for r in refused]
         letters += [
-            (message, DeadLetter(-1, reason, Reply(None, "unreadable", "")))
+            Letter.of(message, reason, Reply(None, "unreadable", ""))
             for message, reason in prepared.unreadable
         ]
         if letters:
             self._dead_letter(producer, letters)
         return letters
 
-    def _await(self, future: Future[list[_Letter]]) -> list[_Letter]:
+    def _await(self, future: Future[list[Letter]]) -> list[Letter]:
         """The sender's result; while it takes long (retries), keeps the group membership
         by polling the paused partitions and shows the destination as failing."""
         waited = 0.0
@@ -325,8 +326,8 @@ class DestinationWorker(threading.Thread):
         self,
         consumer: Consumer,
         prepared: _Prepared,
-        future: Future[list[_Letter]],
-        letters: list[_Letter] | None = None,
+        future: Future[list[Letter]],
+        letters: list[Letter] | None = None,
     ) -> None:
         """Waits for a batch's delivery (``_await``), marks it durable, commits what the
         ledger allows, and counts it. Raises what the delivery raised (the batch then never
@@ -344,21 +345,12 @@ class DestinationWorker(threading.Thread):
         self.status.last_success = time.time()
         self._set_state("healthy", None)
 
-    def _dead_letter(self, producer: Producer, letters: list[tuple[Message, DeadLetter]]) -> None:
+    def _dead_letter(self, producer: Producer, letters: list[Letter]) -> None:
         store_letters(
             producer,
             self.destination,
             self._dlq_topic,
-            [
-                Letter(
-                    message.value() or b"",
-                    message.key(),
-                    f"{message.topic()}/{message.partition()}/{message.offset()}",
-                    letter.reason,
-                    letter.reply,
-                )
-                for message, letter in letters
-            ],
+            letters,
             self._stopping.is_set,
             self._nap,  # in a sender thread: the consumer is not ours to poll
         )
