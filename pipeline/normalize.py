@@ -17,11 +17,11 @@ alternative field            v1 field
 ``"actor": "a@b.io"``        ``actor.email`` (without ``@``: ``actor.id``)
 ===========================  =====================================
 
-When both spellings are present, the v1 field wins.
+When both spellings are present, the v1 field wins (``pipeline.aliases``).
 
-Two paths, one result. The fast path decodes the canonical v1 shape straight into typed
-structs (msgspec) and applies the same field validators as ``RawEventV1``, cached where
-values repeat (event keys, emails, IPs). Anything it is not sure of (an alternative
+Two paths, one result. The fast path (``pipeline.fast_decode``) decodes the canonical v1
+shape straight into typed structs (msgspec) and applies the same field validators as
+``RawEventV1``, cached where values repeat (event keys, emails, IPs). Anything it is not sure of (an alternative
 shape, a value a validator refuses, deep nesting) goes to the general path: the pydantic
 model, which is the contract and writes the error messages. A test holds both paths to
 the same output for every input it tries.
@@ -29,18 +29,31 @@ the same output for every input it tries.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import msgspec
 import orjson
 from pydantic import ValidationError
 
+from pipeline.aliases import canonical
 from pipeline.enrich import Enricher
+from pipeline.fast_decode import (
+    ACTOR_TYPES,
+    DECODER,
+    OUTCOMES,
+    WHITESPACE,
+    Refused,
+    canonical_only,
+    checked_text,
+    resolved,
+    valid_email,
+    valid_event_id,
+    valid_event_key,
+    valid_ip,
+)
 from schemas import events as contract
 from schemas.catalogue import describe, implied_outcome
 from schemas.events import NormalizedEvent, RawEventV1, rfc3339_ms
@@ -52,13 +65,6 @@ MAX_CLOCK_SKEW = timedelta(hours=24)
 # Deeper JSON is refused: it serves no audit purpose and serializers cap recursion.
 MAX_DEPTH = 32
 
-_ALIASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("occurred_at", ("timestamp", "ts")),
-    ("ip", ("ip_address", "client_ip")),
-    ("user_agent", ("userAgent",)),
-    ("trace_id", ("traceId",)),
-)
-
 
 class Rejection(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
     """Why a record cannot be made valid. ``field`` names the offending field, if one;
@@ -69,29 +75,6 @@ class Rejection(msgspec.Struct, frozen=True, array_like=True, tag="refusal"):
     reason: str
     field: str = ""
     older_than_retention: bool = False
-
-
-def _canonical(obj: dict[str, Any]) -> dict[str, Any]:
-    """Maps the accepted alternative shapes onto v1 field names (a new dict)."""
-    out = dict(obj)
-    for target, aliases in _ALIASES:
-        for alias in aliases:
-            if alias in out:
-                value = out.pop(alias)
-                if out.get(target) is None:
-                    out[target] = value
-    flat_account = {"id": out.pop("account_id", None), "name": out.pop("account_name", None)}
-    if out.get("account") is None and any(v is not None for v in flat_account.values()):
-        out["account"] = {k: v for k, v in flat_account.items() if v is not None}
-    elif isinstance(out.get("account"), str):
-        out["account"] = {"id": out["account"]}
-    flat_actor = {"id": out.pop("user_id", None), "email": out.pop("user_email", None)}
-    if out.get("actor") is None and any(v is not None for v in flat_actor.values()):
-        out["actor"] = {k: v for k, v in flat_actor.items() if v is not None}
-    elif isinstance(out.get("actor"), str):
-        actor = out["actor"]
-        out["actor"] = {"email": actor} if "@" in actor else {"id": actor}
-    return out
 
 
 def _first_error(exc: ValidationError) -> Rejection:
@@ -126,167 +109,6 @@ def derive_event_id(obj: dict[str, Any]) -> str:
     key order or white space) always gets the same id, so a re-sent event is recognised."""
     canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, canonical.decode()))
-
-
-class _FastAccount(msgspec.Struct, forbid_unknown_fields=True):
-    id: str
-    name: str | None = None
-
-
-class _FastActor(msgspec.Struct, forbid_unknown_fields=True):
-    id: str | None = None
-    email: str | None = None
-    type: str | None = None
-
-
-class _FastEvent(msgspec.Struct):
-    """The v1 shape and the flat alternative spellings (mapped by ``_resolved``). Unknown
-    fields are ignored: they stay in ``raw``."""
-
-    event_key: str
-    occurred_at: str | int | float | None = None
-    event_id: str | None = None
-    account: _FastAccount | None = None
-    actor: _FastActor | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    trace_id: str | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    attributes: dict[str, Any] | None = None
-    timestamp: Any = msgspec.UNSET
-    ts: Any = msgspec.UNSET
-    ip_address: Any = msgspec.UNSET
-    client_ip: Any = msgspec.UNSET
-    userAgent: Any = msgspec.UNSET
-    traceId: Any = msgspec.UNSET
-    account_id: Any = msgspec.UNSET
-    account_name: Any = msgspec.UNSET
-    user_id: Any = msgspec.UNSET
-    user_email: Any = msgspec.UNSET
-
-
-_ALTERNATIVES = (
-    *(alias for _, aliases in _ALIASES for alias in aliases),
-    "account_id",
-    "account_name",
-    "user_id",
-    "user_email",
-)
-_FAST_DECODER = msgspec.json.Decoder(_FastEvent)
-_UNSET = msgspec.UNSET
-
-
-def _canonical_only(raw: _FastEvent) -> bool:
-    # Spelled out rather than a loop over _ALTERNATIVES: this runs for every event.
-    return (
-        raw.timestamp is _UNSET
-        and raw.ts is _UNSET
-        and raw.ip_address is _UNSET
-        and raw.client_ip is _UNSET
-        and raw.userAgent is _UNSET
-        and raw.traceId is _UNSET
-        and raw.account_id is _UNSET
-        and raw.account_name is _UNSET
-        and raw.user_id is _UNSET
-        and raw.user_email is _UNSET
-    )
-
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_ACTOR_TYPES = frozenset({"user", "agent", "service", "anonymous"})
-_OUTCOMES = frozenset({"success", "failure"})
-
-
-def _alias(current: Any, *alternatives: Any, types: tuple[type, ...] = (str,)) -> Any:
-    """``_canonical``'s rule: the v1 value unless it is null, else the first alternative
-    present and not null. Values of other types are left to the general path."""
-    for value in alternatives:
-        if value is not _UNSET and current is None:
-            current = value
-    if current is not None and (isinstance(current, bool) or not isinstance(current, types)):
-        raise _Refused
-    return current
-
-
-def _flat(first: Any, second: Any) -> tuple[str | None, str | None] | None:
-    """Two flat fields (``account_id``/``account_name``, ``user_id``/``user_email``) as
-    strings, or None when neither is given."""
-    first = None if first is _UNSET else first
-    second = None if second is _UNSET else second
-    if first is None and second is None:
-        return None
-    if not isinstance(first, str | None) or not isinstance(second, str | None):
-        raise _Refused
-    return first, second
-
-
-def _resolved(raw: _FastEvent) -> _FastEvent:
-    """The event with the alternative spellings mapped onto v1, as ``_canonical`` does."""
-    account, actor = raw.account, raw.actor
-    if account is None and (flat := _flat(raw.account_id, raw.account_name)) is not None:
-        if flat[0] is None:
-            raise _Refused  # a name without an id: the general path words the error
-        account = _FastAccount(id=flat[0], name=flat[1])
-    if actor is None and (flat := _flat(raw.user_id, raw.user_email)) is not None:
-        actor = _FastActor(id=flat[0], email=flat[1])
-    return msgspec.structs.replace(
-        raw,
-        occurred_at=_alias(raw.occurred_at, raw.timestamp, raw.ts, types=(str, int, float)),
-        ip=_alias(raw.ip, raw.ip_address, raw.client_ip),
-        user_agent=_alias(raw.user_agent, raw.userAgent),
-        trace_id=_alias(raw.trace_id, raw.traceId),
-        account=account,
-        actor=actor,
-    )
-
-
-class _Refused(Exception):
-    """The fast path cannot vouch for a value; the general path decides."""
-
-
-# What pydantic's ``strip_whitespace`` strips (Unicode White_Space). ``str.strip()``
-# also strips U+001C..U+001F, and would then disagree with the contract.
-_WHITESPACE = (
-    "\t\n\x0b\x0c\r \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + ("\u2028\u2029\u202f\u205f\u3000")
-)
-
-
-def _text(value: str, max_length: int, check: Callable[[str], str] | None = None) -> str:
-    """``RawEventV1``'s string rules: stripped, 1..max_length, then its validator."""
-    text = value.strip(_WHITESPACE)
-    if not 0 < len(text) <= max_length:
-        raise _Refused
-    if check is None:
-        return text
-    try:
-        return check(text)
-    except ValueError:
-        raise _Refused from None
-
-
-@lru_cache(maxsize=4096)
-def _event_key(value: str) -> str:
-    return _text(value, contract.MAX_EVENT_KEY, contract.check_event_key)
-
-
-@lru_cache(maxsize=65536)
-def _email(value: str) -> str:
-    return _text(value, contract.MAX_EMAIL, contract.check_email)
-
-
-@lru_cache(maxsize=65536)
-def _ip(value: str) -> str:
-    return _text(value, contract.MAX_IP, contract.normalize_ip)
-
-
-def _event_id(value: str) -> str:
-    text = value.strip(_WHITESPACE)
-    if _CANONICAL_UUID.fullmatch(text):
-        return text
-    return _text(value, contract.MAX_EVENT_ID, contract.check_event_id)
 
 
 def _utc_now() -> datetime:
@@ -334,7 +156,7 @@ class Normalizer:
         if value.count(b"{") + value.count(b"[") <= MAX_DEPTH:
             try:
                 return self._fast(value, received_at)
-            except (_Refused, msgspec.ValidationError, msgspec.DecodeError):
+            except (Refused, msgspec.ValidationError, msgspec.DecodeError):
                 pass
         return self.normalize_general(value, received_at)
 
@@ -342,49 +164,49 @@ class Normalizer:
         try:
             text = value.decode("utf-8")  # msgspec lets invalid UTF-8 in strings through
         except UnicodeDecodeError:
-            raise _Refused from None
-        raw = _FAST_DECODER.decode(value)
-        if not _canonical_only(raw):
-            raw = _resolved(raw)
+            raise Refused from None
+        raw = DECODER.decode(value)
+        if not canonical_only(raw):
+            raw = resolved(raw)
         if raw.occurred_at is None:
-            raise _Refused
+            raise Refused
         try:
             occurred_at = contract.parse_timestamp(raw.occurred_at)
         except ValueError:
-            raise _Refused from None
+            raise Refused from None
         account_id = account_name = actor_id = actor_email = actor_type = ""
         if raw.account is not None:
-            account_id = _text(raw.account.id, contract.MAX_ID)
+            account_id = checked_text(raw.account.id, contract.MAX_ID)
             name = raw.account.name
             if name is not None:
-                account_name = name.strip(_WHITESPACE)
+                account_name = name.strip(WHITESPACE)
                 if len(account_name) > contract.MAX_NAME:
-                    raise _Refused
+                    raise Refused
         if (actor := raw.actor) is not None:
-            actor_id = _text(actor.id, contract.MAX_ID) if actor.id is not None else ""
-            actor_email = _email(actor.email) if actor.email is not None else ""
+            actor_id = checked_text(actor.id, contract.MAX_ID) if actor.id is not None else ""
+            actor_email = valid_email(actor.email) if actor.email is not None else ""
             if actor.type is not None:
-                if actor.type not in _ACTOR_TYPES:
-                    raise _Refused
+                if actor.type not in ACTOR_TYPES:
+                    raise Refused
                 actor_type = actor.type
         outcome = raw.outcome
-        if outcome is not None and outcome not in _OUTCOMES:
-            raise _Refused
+        if outcome is not None and outcome not in OUTCOMES:
+            raise Refused
         user_agent = raw.user_agent or ""
         reason = raw.reason or ""
         if len(user_agent) > contract.MAX_USER_AGENT or len(reason) > contract.MAX_REASON:
-            raise _Refused
-        event_key = _event_key(raw.event_key)
+            raise Refused
+        event_key = valid_event_key(raw.event_key)
         event_id = (
-            _event_id(raw.event_id)
+            valid_event_id(raw.event_id)
             if raw.event_id is not None
             else derive_event_id(orjson.loads(value))
         )
-        ip = _ip(raw.ip) if raw.ip is not None else ""
+        ip = valid_ip(raw.ip) if raw.ip is not None else ""
         trace_id = (
             ""
             if raw.trace_id is None
-            else _text(raw.trace_id, contract.MAX_TRACE_ID, contract.check_trace_id)
+            else checked_text(raw.trace_id, contract.MAX_TRACE_ID, contract.check_trace_id)
         )
         # Only a valid event is judged on its time, as the general path does: a field
         # error is reported first.
@@ -421,7 +243,7 @@ class Normalizer:
         if _too_deep(obj):
             return Rejection(f"event is nested deeper than {MAX_DEPTH} levels")
         try:
-            event = RawEventV1.model_validate(_canonical(obj))
+            event = RawEventV1.model_validate(canonical(obj))
         except ValidationError as exc:
             return _first_error(exc)
         rejection = self._time_rejection(event.occurred_at, received_at)

@@ -11,7 +11,8 @@ import pytest
 
 from authtrail.demo import DemoTraffic
 from pipeline.enrich import Enricher
-from pipeline.normalize import _ALTERNATIVES, Normalizer, _Refused
+from pipeline.fast_decode import ALTERNATIVES, Refused
+from pipeline.normalize import Normalizer
 
 RECEIVED = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 BASE: dict[str, Any] = {
@@ -121,11 +122,11 @@ def test_agree_on_demo_traffic_and_the_fast_path_takes_it(normalizer: Normalizer
         assert normalizer._fast(value, received) == general  # never declines demo traffic
 
 
-@pytest.mark.parametrize("alias", _ALTERNATIVES)
+@pytest.mark.parametrize("alias", ALTERNATIVES)
 def test_every_alternative_spelling_is_mapped(normalizer: Normalizer, alias: str) -> None:
     value = orjson.dumps(variant(**{alias: "x"}))
     try:
         fast = normalizer._fast(value, RECEIVED)
-    except _Refused:
+    except Refused:
         return  # declined: the general path decides
     assert fast == normalizer.normalize_general(value, RECEIVED)
