@@ -21,10 +21,10 @@ When both spellings are present, the v1 field wins (``pipeline.aliases``).
 
 Two paths, one result. The fast path (``pipeline.fast_decode``) decodes the canonical v1
 shape straight into typed structs (msgspec) and applies the same field validators as
-``RawEventV1``, cached where values repeat (event keys, emails, IPs). Anything it is not sure of (an alternative
-shape, a value a validator refuses, deep nesting) goes to the general path: the pydantic
-model, which is the contract and writes the error messages. A test holds both paths to
-the same output for every input it tries.
+``RawEventV1``, cached where values repeat (event keys, emails, IPs). Anything it is not
+sure of (an alternative shape, a value a validator refuses, deep nesting) goes to the
+general path: the pydantic model, which is the contract and writes the error messages. A
+test holds both paths to the same output for every input it tries.
 """
 
 from __future__ import annotations
