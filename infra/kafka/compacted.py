@@ -54,8 +54,8 @@ def publish(
         raise ConfigTopicError(f"writing {key} to {topic} failed: {errors or 'timed out'}")
 
 
-# How long a failed reachability probe is remembered (see ``CompactedView.reachable``).
-_UNREACHABLE_MEMORY_S = 2.0
+# How long a reachability probe's answer is remembered (see ``CompactedView.reachable``).
+_PROBE_MEMORY_S = 2.0
 
 
 class CompactedView(Generic[T]):
@@ -86,6 +86,7 @@ class CompactedView(Generic[T]):
         self._probe = kafka_consumer(client_config, group)
         self._probe_lock = threading.Lock()
         self._unreachable_until = 0.0
+        self._answered_until = 0.0
         self._partitions: list[int] = []
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -190,15 +191,19 @@ class CompactedView(Generic[T]):
         # One probe at a time; callers queued behind a failed one share its answer for a
         # moment rather than each waiting out a timeout of their own.
         with self._probe_lock:
-            if time.monotonic() < self._unreachable_until:
+            now = time.monotonic()
+            if now < self._answered_until:
+                return  # answered a moment ago: pages that poll need not ask each time
+            if now < self._unreachable_until:
                 raise ConfigTopicError(f"{self._topic}: the broker does not answer")
             try:
                 self._probe.list_topics(self._topic, timeout=timeout_s)
             except KafkaException as exc:
-                self._unreachable_until = time.monotonic() + _UNREACHABLE_MEMORY_S
+                self._unreachable_until = time.monotonic() + _PROBE_MEMORY_S
                 raise ConfigTopicError(
                     f"{self._topic}: the broker does not answer ({exc})"
                 ) from None
+            self._answered_until = time.monotonic() + _PROBE_MEMORY_S
 
     def get(self, key: str) -> T | None:
         with self._lock:
