@@ -176,13 +176,14 @@ def run_platform(
 
         sink = build_sink(destination)
         entries: list[bytes] = []
-        size = 0
-        for event in sample_events[: sink.limits.max_entries]:  # one full request's worth
+        limits = sink.limits
+        size = limits.framing_bytes
+        for event in sample_events[: limits.max_entries]:  # one full request's worth
             entry = encode_event(sink, event)
-            if size + len(entry) + 1 > sink.limits.max_bytes:
+            if size + len(entry) + limits.separator_bytes > limits.max_bytes:
                 break
             entries.append(entry)
-            size += len(entry) + 1
+            size += len(entry) + limits.separator_bytes
         sink.close()
         body, shape = request_shape(name, entries)
         limit = receiver_limit(receiver.url + shape["path"], body, shape["headers"], len(entries))

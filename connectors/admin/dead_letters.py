@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Producer, TopicPartition
 
@@ -86,7 +87,7 @@ def redrive(settings: Settings, destination: Destination, timeout_s: float = 60.
         remaining = sum(end - start for start, end in ranges.values()) - len(letters)
         if not letters:
             return RedriveResult(0, 0, 0, remaining)
-        entries: list[bytes] = []
+        entries: list[Any] = []  # the sink's own entry type
         unreadable: list[Letter] = []
         readable: list[DeadLetter] = []
         for letter in letters:

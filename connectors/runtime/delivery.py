@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic
 
 from connectors.runtime.throttle import RequestGate
-from connectors.sinks.base import Reply, SendResult, Sink, pause
+from connectors.sinks.base import Entry, Reply, SendResult, Sink, pause
 from infra.backoff import Backoff
 
 
@@ -72,13 +73,13 @@ class DeliveryStats:
                 self.failing_since = now
 
 
-class Delivery:
+class Delivery(Generic[Entry]):
     """See the module docstring. One per batch in flight; the sink and the stats may be
     shared by several at once."""
 
     def __init__(
         self,
-        sink: Sink,
+        sink: Sink[Entry],
         should_stop: Callable[[], bool],
         max_backoff_s: float = 60.0,
         base_backoff_s: float = 0.5,
@@ -95,14 +96,14 @@ class Delivery:
         # Alone (no shared gate), a batch's requests go one at a time anyway.
         self._gate = gate or RequestGate(1)
 
-    def deliver(self, entries: Sequence[bytes]) -> list[Refused]:
+    def deliver(self, entries: Sequence[Entry]) -> list[Refused]:
         dead: list[Refused] = []
         limits = self._sink.limits
         work: list[list[int]] = []
         chunk: list[int] = []
-        chunk_bytes = 0
+        chunk_bytes = limits.framing_bytes
         for i, entry in enumerate(entries):
-            size = len(entry)
+            size = self._sink.size(entry)
             if size > limits.max_entry_bytes:
                 dead.append(
                     Refused(
@@ -113,14 +114,14 @@ class Delivery:
                     )
                 )
                 continue
-            # +1: the separator each platform's body puts between entries.
+            size += limits.separator_bytes
             if chunk and (
-                len(chunk) >= limits.max_entries or chunk_bytes + size + 1 > limits.max_bytes
+                len(chunk) >= limits.max_entries or chunk_bytes + size > limits.max_bytes
             ):
                 work.append(chunk)
-                chunk, chunk_bytes = [], 0
+                chunk, chunk_bytes = [], limits.framing_bytes
             chunk.append(i)
-            chunk_bytes += size + 1
+            chunk_bytes += size
         if chunk:
             work.append(chunk)
         work.reverse()  # a stack: sent in order
@@ -165,7 +166,7 @@ class Delivery:
                 work.append(again)
         return sorted(dead, key=lambda d: d.index)
 
-    def _send_until_not_transient(self, batch: list[bytes]) -> SendResult:
+    def _send_until_not_transient(self, batch: list[Entry]) -> SendResult:
         attempt = 0
         while True:
             with self._gate.slot(self._should_stop):

@@ -58,7 +58,8 @@ SHUTDOWN_GRACE_S = 30.0  # how long a stop waits for the batches in flight, toge
 class _Prepared:
     batch: list[Message]
     ticket: Batch
-    wanted: list[tuple[Message, bytes]] = field(default_factory=list)
+    # With each message its entry (opaque here: the sink's own type).
+    wanted: list[tuple[Message, Any]] = field(default_factory=list)
     unreadable: list[tuple[Message, str]] = field(default_factory=list)  # with the reason
     filtered: int = 0
 
@@ -197,7 +198,7 @@ class DestinationWorker(threading.Thread):
             sink.close()
             self.status.state = "stopped"
 
-    def _delivery(self, sink: Sink, stats: DeliveryStats) -> Delivery:
+    def _delivery(self, sink: Sink[Any], stats: DeliveryStats) -> Delivery[Any]:
         """A delivery that gives up (``InterruptedError``) when the worker stops or abandons
         the batches in flight."""
         generation = self._generation
@@ -271,7 +272,7 @@ class DestinationWorker(threading.Thread):
                 deadline = time.monotonic() + self._linger
         return batch
 
-    def _prepare(self, batch: list[Message], sink: Sink) -> _Prepared:
+    def _prepare(self, batch: list[Message], sink: Sink[Any]) -> _Prepared:
         """Filters and encodes a batch and enters it in the ledger (in the consumer
         thread)."""
         ticket = self._ledger.track(
@@ -292,7 +293,9 @@ class DestinationWorker(threading.Thread):
                 prepared.filtered += 1
         return prepared
 
-    def _send(self, prepared: _Prepared, delivery: Delivery, producer: Producer) -> list[Letter]:
+    def _send(
+        self, prepared: _Prepared, delivery: Delivery[Any], producer: Producer
+    ) -> list[Letter]:
         """Delivers a prepared batch and stores its dead letters (in the sender thread).
         Raises ``AuthFailedError`` / ``InterruptedError`` as ``Delivery`` does."""
         refused = (

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from connectors.sinks.base import Sink
 from schemas.destinations import Destination
 from schemas.platforms import PLATFORM_SPECS
 
 
-def build_sink(destination: Destination) -> Sink:
+def build_sink(destination: Destination) -> Sink[Any]:
     """The sink for ``destination``'s platform. Raises ``ValueError`` for a platform
     without a sink module."""
     if destination.platform not in PLATFORM_SPECS:
@@ -23,5 +23,5 @@ def build_sink(destination: Destination) -> Sink:
         module = importlib.import_module(f"connectors.sinks.{destination.platform}")
     except ModuleNotFoundError:
         raise ValueError(f"platform {destination.platform} has no sink in this version") from None
-    builder = cast(Callable[[Destination], Sink], module.SINK)
+    builder = cast(Callable[[Destination], Sink[Any]], module.SINK)
     return builder(destination)

@@ -12,23 +12,34 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 import orjson
 
 ResultKind = Literal["ok", "retry", "too_large", "invalid", "auth", "partial"]
 
+# A platform's entry for one event, in the form its service sends: the serialized bytes for
+# the HTTP platforms, a PutEvents request entry for EventBridge.
+Entry = TypeVar("Entry")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """A platform's batch limits: entries per request, bytes per request (uncompressed),
-    bytes per entry; whether requests are gzipped."""
+    bytes per entry (an entry's size as ``Sink.size`` counts it); whether requests are
+    gzipped.
+
+    A request of entries e1..en is counted as ``framing_bytes + sum(size(ei) +
+    separator_bytes)``: for a JSON array that is exact (brackets, commas), for lines one
+    byte over; EventBridge counts entries alone (both 0)."""
 
     max_entries: int
     max_bytes: int
     max_entry_bytes: int
     gzip: bool = True
+    separator_bytes: int = 1
+    framing_bytes: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +114,7 @@ def read_event(raw: bytes) -> EventHead:
         raise ValueError(f"not a normalized event: {exc}") from exc
 
 
-def encode_event(sink: Sink, event: dict[str, Any]) -> bytes:
+def encode_event(sink: Sink[Entry], event: dict[str, Any]) -> Entry:
     """``sink``'s entry for an event held as a dict (tests, benchmarks, the test event)."""
     raw = orjson.dumps(event)
     return sink.encode(read_event(raw), raw)
@@ -139,19 +150,24 @@ def pause(
     return False
 
 
-class Sink(Protocol):
-    """One platform's encoder and service. ``encode`` is called from one thread; ``send``
-    from several at once (one per batch in flight), so a sink keeps no per-request state."""
+class Sink(Protocol[Entry]):
+    """One platform's encoder and service, generic over its entry type. ``encode`` is
+    called from one thread; ``send`` from several at once (one per batch in flight), so a
+    sink keeps no per-request state."""
 
     platform: str
     limits: Limits
 
-    def encode(self, head: EventHead, raw: bytes) -> bytes:
-        """The platform's entry (serialized) for one normalized event: ``raw`` is the event
-        as read (JSON), spliced in by platforms that embed it whole; ``head`` its fields."""
+    def encode(self, head: EventHead, raw: bytes) -> Entry:
+        """The platform's entry for one normalized event: ``raw`` is the event as read
+        (JSON), spliced in by platforms that embed it whole; ``head`` its fields."""
         ...
 
-    def send(self, entries: Sequence[bytes], should_stop: StopCheck = ...) -> SendResult:
+    def size(self, entry: Entry) -> int:
+        """An entry's size as the platform counts it against ``limits`` (bytes)."""
+        ...
+
+    def send(self, entries: Sequence[Entry], should_stop: StopCheck = ...) -> SendResult:
         """Sends one batch (within ``limits``) and classifies the reply. Never raises for
         a platform or network failure: that is a ``SendResult``. A sink that waits after
         the request (Splunk's indexer acknowledgment) checks ``should_stop`` at least

@@ -147,6 +147,9 @@ class HttpSink:
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         raise NotImplementedError
 
+    def size(self, entry: bytes) -> int:
+        return len(entry)
+
     def classify(self, response: httpx.Response) -> SendResult:
         """The platform's reply as a ``SendResult``: the generic status rules."""
         return classify_status(response)

@@ -37,10 +37,14 @@ class RuleSink:
     def encode(self, head: object, raw: bytes) -> bytes:
         return raw
 
+    def size(self, entry: bytes) -> int:
+        return len(entry)
+
     def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         self.requests.append(len(entries))
         assert len(entries) <= self.limits.max_entries
-        assert sum(len(e) + 1 for e in entries) <= self.limits.max_bytes
+        # a JSON array's body: brackets and commas
+        assert 2 + sum(len(e) for e in entries) + len(entries) - 1 <= self.limits.max_bytes
         if self.auth:
             return SendResult("auth", Reply(401, "", "bad key"))
         if self.busy:

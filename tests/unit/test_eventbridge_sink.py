@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,7 +20,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from connectors.sinks.base import encode_event
+from connectors.runtime.delivery import Delivery
+from connectors.sinks.base import encode_event, never
 from connectors.sinks.eventbridge import EventBridgeSink, aws_entry_size
 from connectors.sinks.eventbridge import client as eventbridge_client
 from schemas.destinations import Destination, make_destination
@@ -82,24 +84,26 @@ def accept(entries: list[dict[str, Any]]) -> dict[str, Any]:
 def test_encode_maps_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
     sink, fake = sink_with(monkeypatch, accept)
     event = normalized_event(0)
-    entry = orjson.loads(encode_event(sink, event))
-    assert entry == {
+    entry = encode_event(sink, event)
+    assert entry.request == {
         "Source": "authtrail",
         "DetailType": "Login failed",
         "Detail": orjson.dumps(event).decode(),
         "EventBusName": "audit",
-        "Time": "2026-11-26T12:00:00.000Z",
+        "Time": datetime(2026, 11, 26, 12, tzinfo=UTC),  # a datetime, as boto3 takes it
         "Resources": [],
     }
-    assert sink.send([encode_event(sink, event)]).kind == "ok"
-    sent = fake.calls[0][0]
-    assert sent["Time"].isoformat() == "2026-11-26T12:00:00+00:00"  # a datetime for boto3
-    assert orjson.loads(sent["Detail"]) == event
+    assert sink.size(entry) == aws_entry_size(entry.request)
+    assert sink.send([entry]).kind == "ok"
+    assert fake.calls == [[entry.request]]
+    # Time in milliseconds, in UTC
+    later = encode_event(sink, {**event, "occurred_at": "2026-11-26T13:00:00.123456+01:00"})
+    assert later.request["Time"] == datetime(2026, 11, 26, 12, 0, 0, 123_000, tzinfo=UTC)
     # DetailType: the event key when there is no text, at most 128 characters
-    no_text = orjson.loads(encode_event(sink, {**event, "description": ""}))
-    assert no_text["DetailType"] == "login.failed"
-    long_text = orjson.loads(encode_event(sink, {**event, "description": "é" * 300}))
-    assert long_text["DetailType"] == "é" * 128
+    no_text = encode_event(sink, {**event, "description": ""})
+    assert no_text.request["DetailType"] == "login.failed"
+    long_text = encode_event(sink, {**event, "description": "é" * 300})
+    assert long_text.request["DetailType"] == "é" * 128
     with pytest.raises(ValueError, match="occurred_at"):
         encode_event(sink, {**event, "occurred_at": "not a time"})  # dead-lettered upstream
 
@@ -112,14 +116,13 @@ def test_encode_maps_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
         {"attributes": {"quotes": '"' * 5000, "newlines": "\n" * 5000}},
         {"attributes": {"emoji": "\U0001f44d" * 60_000}},
         {"reason": "x" * 255_000},
+        {"occurred_at": None},
     ],
 )
-def test_encoded_entry_is_never_smaller_than_aws_size(
-    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]
-) -> None:
+def test_entry_size_is_aws_size(monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any]) -> None:
     sink, _ = sink_with(monkeypatch, accept)
-    body = encode_event(sink, normalized_event(3, **fields))
-    assert len(body) >= aws_entry_size(orjson.loads(body))
+    entry = encode_event(sink, normalized_event(3, **fields))
+    assert sink.size(entry) == aws_entry_size(entry.request)
 
 
 def test_aws_size_rule() -> None:
@@ -135,22 +138,26 @@ def test_aws_size_rule() -> None:
     assert aws_entry_size({**entry, "Time": None}) == 9 + 2 + 12 + 5 + 4
 
 
-def test_oversized_entry_exceeds_the_entry_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    sink, _ = sink_with(monkeypatch, accept)
-    body = encode_event(sink, normalized_event(1, attributes={"blob": "x" * 256_000}))
-    assert aws_entry_size(orjson.loads(body)) > 256_000
-    assert len(body) > sink.limits.max_entry_bytes
+def test_oversized_entry_is_dead_lettered_unsent(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, fake = sink_with(monkeypatch, accept)
+    entry = encode_event(sink, normalized_event(1, attributes={"blob": "x" * 256_000}))
+    assert sink.size(entry) > sink.limits.max_entry_bytes
     assert sink.limits.max_entries == 10 and sink.limits.gzip is False
+    refused = Delivery(sink, never).deliver([entry])
+    assert [r.index for r in refused] == [0] and "at most 256000" in refused[0].reason
+    assert fake.calls == []
 
 
-def test_request_over_the_total_size_is_split_before_sending(
+def test_calls_are_packed_by_aws_size_of_all_their_entries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sink, fake = sink_with(monkeypatch, accept)
     big = encode_event(sink, normalized_event(1, reason="y" * 100_000))
-    result = sink.send([big, big, big])
-    assert result.kind == "too_large" and fake.calls == []
-    assert sink.send([big, big]).kind == "ok"
+    small = encode_event(sink, normalized_event(2))
+    assert Delivery(sink, never).deliver([big, big, big, small]) == []
+    assert [len(call) for call in fake.calls] == [2, 2]
+    for call in fake.calls:
+        assert sum(aws_entry_size(request) for request in call) <= 256_000
 
 
 def test_partial_reply_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,16 +193,6 @@ def test_every_entry_refused_for_authorization_is_auth(monkeypatch: pytest.Monke
     result = sink.send([encode_event(sink, normalized_event(0))] * 3)
     assert result.kind == "auth"
     assert result.reply.code == "NotAuthorizedForSourceException"
-
-
-def test_undecodable_entry_is_refused_the_others_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    sink, fake = sink_with(monkeypatch, accept)
-    result = sink.send(
-        [encode_event(sink, normalized_event(0)), b"", encode_event(sink, normalized_event(1))]
-    )
-    assert result.kind == "partial"
-    assert result.entries == {0: "ok", 1: "invalid", 2: "ok"}
-    assert len(fake.calls[0]) == 2
 
 
 @pytest.mark.parametrize(

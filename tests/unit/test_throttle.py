@@ -113,6 +113,9 @@ class ScriptedSink:
         self.sent_at: list[float] = []
         self.lock = threading.Lock()
 
+    def size(self, entry: bytes) -> int:
+        return len(entry)
+
     def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         with self.lock:
             self.sent_at.append(time.monotonic())

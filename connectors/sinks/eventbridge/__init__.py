@@ -8,11 +8,10 @@ when unknown: AWS then uses the time of the call) and ``Resources`` = ``[]``.
 
 Requests: one PutEvents call of at most 10 entries through boto3 (SigV4 with the configured
 keys, or the default AWS credential chain when none are set; botocore's own retries are off:
-``Delivery`` retries). Sizes follow AWS's rule — ``Time`` counts 14 bytes, ``Source``,
-``DetailType``, ``Detail`` and each of ``Resources`` their UTF-8 bytes: an encoded entry is
-never shorter than its AWS size, so ``Delivery``'s per-entry check (256,000 bytes)
-dead-letters what AWS would refuse; a call whose entries total more than that (AWS's limit
-is on the whole request too) answers ``too_large`` without being sent, and is split.
+``Delivery`` retries). An entry is the request entry itself with its size by AWS's rule —
+``Time`` counts 14 bytes, ``Source``, ``DetailType``, ``Detail`` and each of ``Resources``
+their UTF-8 bytes — so ``Delivery`` dead-letters an entry over 256,000 bytes and packs
+calls whose entries total at most that (AWS's limit is on the whole request too).
 
 Replies: HTTP 200 with ``FailedEntryCount`` 0 is ``ok``; with failures it is ``partial``:
 entries failed with InternalFailure or ThrottlingException are re-sent, any other
@@ -25,8 +24,15 @@ refused, expired or missing credentials are ``auth``; a missing bus
 hit, so the destination waits, re-checked slowly, until the bus exists; a request over the
 size limit is ``too_large``; other validation errors are ``invalid``."""
 
-from connectors.sinks.eventbridge.encoder import aws_entry_size
+from connectors.sinks.eventbridge.encoder import PutEventsEntry, aws_entry_size
 from connectors.sinks.eventbridge.retry import classify_error, classify_response
 from connectors.sinks.eventbridge.sink import SINK, EventBridgeSink
 
-__all__ = ["SINK", "EventBridgeSink", "aws_entry_size", "classify_error", "classify_response"]
+__all__ = [
+    "SINK",
+    "EventBridgeSink",
+    "PutEventsEntry",
+    "aws_entry_size",
+    "classify_error",
+    "classify_response",
+]

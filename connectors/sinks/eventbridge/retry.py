@@ -129,15 +129,3 @@ def classify_error(exc: Exception, bus: str = "") -> SendResult:
 
 def is_auth_code(code: str) -> bool:
     return code.startswith(("AccessDenied", "NotAuthorized"))
-
-
-def partial(
-    states: dict[int, EntryState], replies: dict[int, Reply], count: int, status: int | None
-) -> SendResult:
-    failed = sum(1 for state in states.values() if state != "ok")
-    return SendResult(
-        "partial",
-        Reply(status, "", f"{failed} of {count} entries failed"),
-        entries=states,
-        entry_replies=replies,
-    )
