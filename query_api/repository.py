@@ -21,6 +21,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse.client import connect, schema_version
+from query_api import sql
 from query_api.cursor import Cursor
 from query_api.filters import BadParameterError, LogFilter
 from query_api.models import (
@@ -32,14 +33,19 @@ from query_api.models import (
     Timeline,
     TimelineBucket,
 )
-from query_api.sql import SORT_KEYS, OrderName, SortName, Where, keyset, order_by, utc, where
-from schemas.log_store import EVENT_COLUMNS, StoreLocation
-
-# What a row of the Logs view needs: everything but the bulky and internal columns.
-LIST_COLUMNS: tuple[str, ...] = tuple(
-    c for c in EVENT_COLUMNS if c not in {"received_at", "attributes", "raw", "schema_version"}
+from query_api.sql import (
+    SORT_KEYS,
+    FacetName,
+    OrderName,
+    SortName,
+    Where,
+    keyset,
+    order_by,
+    utc,
+    where,
 )
-EXPORT_COLUMNS: tuple[str, ...] = tuple(c for c in EVENT_COLUMNS if c not in {"raw"})
+from schemas.log_store import StoreLocation
+
 _NEVER_NULL = {
     "event_id",
     "occurred_at",
@@ -73,14 +79,6 @@ MAX_BUCKETS = 5000
 # Below this many rows a log text's rows are sorted with its neighbours' rather than read
 # alone in time order (see ``LogRepository._rows_by_text``).
 _FEW_ROWS = 20_000
-
-FacetName = Literal["accounts", "users", "types"]
-_FACETS: dict[str, tuple[str, str, str]] = {
-    # name: (value column, label column (any of it per value), extra condition)
-    "accounts": ("account_id", "account_name", "account_id != ''"),
-    "users": ("actor_display", "actor_type", "1"),
-    "types": ("event_key", "description", "1"),
-}
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -184,9 +182,6 @@ class LogRepository:
         with self._pool:
             self._pool.wait_for(lambda: all(id(c) not in self._lent for c in retiring), timeout_s)
 
-    def _from(self) -> str:
-        return f"FROM {self.table}"
-
     # -- list ----------------------------------------------------------------------------
     def page(
         self,
@@ -229,11 +224,10 @@ class LogRepository:
         return LogPage(items=items, next_cursor=next_cursor)
 
     def _rows(self, client: Client, w: Where, order_sql: str, limit: int) -> list[dict[str, Any]]:
-        sql = (
-            f"SELECT {', '.join(LIST_COLUMNS)} {self._from()} {w.sql()} "
-            f"{order_sql} LIMIT {{limit:UInt32}}"
+        statement = sql.rows(self.table, w, order_sql)
+        return list(
+            client.query(statement, parameters={**w.params, "limit": limit}).named_results()
         )
-        return list(client.query(sql, parameters={**w.params, "limit": limit}).named_results())
 
     def _rows_by_text(
         self, client: Client, w: Where, order: OrderName, limit: int
@@ -246,19 +240,15 @@ class LogRepository:
         rows is read alone in primary-key (time) order, which stops after ``limit`` rows
         (~10 ms); consecutive texts with few rows are read together and sorted (cheap:
         few rows). Reading stops once ``limit`` rows are in."""
-        direction = "DESC" if order == "desc" else "ASC"
         counts = client.query(
-            f"SELECT description, count() {self._from()} {w.sql()} "
-            f"GROUP BY description ORDER BY description {direction}",
-            parameters=w.params,
+            sql.texts_counted(self.table, w, order), parameters=w.params
         ).result_rows
         rows: list[dict[str, Any]] = []
         few: list[str] = []
 
         def read_few() -> None:
             if few:
-                texts = Where([*w.clauses, "description IN {texts:Array(String)}"], w.params)
-                texts.params = {**w.params, "texts": list(few)}
+                texts = sql.with_texts(w, list(few))
                 rows.extend(self._rows(client, texts, order_by("log", order), limit - len(rows)))
                 few.clear()
 
@@ -274,7 +264,7 @@ class LogRepository:
             pending = 0
             if len(rows) >= limit:
                 break
-            alone = Where([*w.clauses, "description = {text:String}"], {**w.params, "text": text})
+            alone = sql.with_text(w, text)
             rows.extend(self._rows(client, alone, order_by("time", order), limit - len(rows)))
             if len(rows) >= limit:
                 break
@@ -284,19 +274,15 @@ class LogRepository:
     def count(self, f: LogFilter) -> int:
         w = where(f)
         with self._borrowed() as client:
-            result = client.query(f"SELECT count() {self._from()} {w.sql()}", parameters=w.params)
+            result = client.query(sql.count(self.table, w), parameters=w.params)
         return int(result.result_rows[0][0])
 
     # -- one event -----------------------------------------------------------------------
     def get(self, event_id: str, account: str | None = None) -> EventDetail | None:
         """The event, or None when unknown or outside ``account`` (no existence leak)."""
-        w = Where([], {})
-        w.add("event_id = {id:String}", id=event_id)
-        if account is not None:
-            w.add("account_id = {scope:String}", scope=account)
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} {self._from()} {w.sql()} LIMIT 1"
+        statement, params = sql.event(self.table, event_id, account)
         with self._borrowed() as client:
-            rows = list(client.query(sql, parameters=w.params).named_results())
+            rows = list(client.query(statement, parameters=params).named_results())
         if not rows:
             return None
         values = _row(rows[0])
@@ -315,11 +301,6 @@ class LogRepository:
         whichever threadpool worker is free (``iterate_in_threadpool``), so each step
         borrows a client and gives it back before it yields."""
         size = self.export_chunk or EXPORT_CHUNK
-        # NDJSON carries attributes as an object; CSV as the JSON text.
-        columns = ", ".join(
-            "CAST(attributes, 'JSON') AS attributes" if c == "attributes" and fmt == "ndjson" else c
-            for c in EXPORT_COLUMNS
-        )
         settings = {
             "date_time_output_format": "iso",
             "output_format_json_quote_64bit_integers": 0,
@@ -331,34 +312,21 @@ class LogRepository:
             w = where(f)
             if after is not None:
                 keyset(w, "time", "desc", after)
-            w.params["skip"] = size - 1
             fmt_name = ("CSVWithNames" if first else "CSV") if fmt == "csv" else "JSONEachRow"
             with self._borrowed() as client:
-                boundary = client.query(
-                    f"SELECT occurred_at, event_id {self._from()} {w.sql()} "
-                    f"{order_by('time', 'desc')} LIMIT 1 OFFSET {{skip:UInt32}}",
-                    parameters=w.params,
-                ).result_rows
-                chunk = Where(list(w.clauses), dict(w.params))
-                if boundary:
-                    chunk.add("occurred_at >= {b0:DateTime64(3, 'UTC')}", b0=utc(boundary[0][0]))
-                    chunk.add(
-                        "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
-                        b1=boundary[0][1],
-                    )
+                statement, params = sql.export_boundary(self.table, w, size)
+                found = client.query(statement, parameters=params).result_rows
+                boundary = (utc(found[0][0]), str(found[0][1])) if found else None
+                statement, params = sql.export_chunk(self.table, w, boundary, fmt)
                 data = client.raw_query(
-                    f"SELECT {columns} {self._from()} {chunk.sql()} "
-                    f"{order_by('time', 'desc')} LIMIT 1 BY event_id",
-                    parameters=chunk.params,
-                    fmt=fmt_name,
-                    settings=settings,
+                    statement, parameters=params, fmt=fmt_name, settings=settings
                 )
             if data:
                 yield bytes(data)
             first = False
-            if not boundary:
+            if boundary is None:
                 return
-            after = [utc(boundary[0][0]), boundary[0][1]]
+            after = list(boundary)
 
     # -- timeline ------------------------------------------------------------------------
     def timeline(
@@ -376,10 +344,7 @@ class LogRepository:
         start = f.start
         if start is None:
             w = where(f)
-            extent = client.query(
-                f"SELECT min(occurred_at), count() {self._from()} {w.sql()}",
-                parameters=w.params,
-            ).result_rows
+            extent = client.query(sql.extent(self.table, w), parameters=w.params).result_rows
             if not extent or not extent[0][1]:
                 return Timeline(
                     bucket_seconds=BUCKETS[bucket or "1h"], start=None, end=end, buckets=[]
@@ -399,21 +364,10 @@ class LogRepository:
                     f"more than {MAX_BUCKETS}; choose a larger bucket",
                 )
         w = where(f)
-        w.params["tz"] = f.tz
-        interval = (
-            f"toIntervalDay({seconds // 86400})"
-            if seconds % 86400 == 0
-            else f"toIntervalSecond({seconds})"
-        )
-        sql = (
-            "SELECT toUnixTimestamp(toStartOfInterval(occurred_at, "
-            f"{interval}, {{tz:String}})) AS bucket, "
-            "countIf(outcome = 'success'), countIf(outcome = 'failure') "
-            f"{self._from()} {w.sql()} GROUP BY bucket ORDER BY bucket"
-        )
+        statement = sql.timeline(self.table, w, seconds)
         counts = {
             datetime.fromtimestamp(b, UTC): (s, fl)
-            for b, s, fl in client.query(sql, parameters=w.params).result_rows
+            for b, s, fl in client.query(statement, parameters={**w.params, "tz": f.tz}).result_rows
         }
         return Timeline(
             bucket_seconds=seconds, start=start, end=end, buckets=_fill(counts, start, end, seconds)
@@ -422,23 +376,9 @@ class LogRepository:
     # -- facets --------------------------------------------------------------------------
     def facet(self, name: FacetName, f: LogFilter, q: str | None, limit: int) -> Facet:
         """The values of one dimension under the other filters, most frequent first."""
-        value, label, condition = _FACETS[name]
-        w = where(f)
-        w.add(condition)
-        if q:
-            w.add(
-                f"(positionCaseInsensitiveUTF8({value}, {{fq:String}}) > 0 OR "
-                f"positionCaseInsensitiveUTF8(toString({label}), "
-                "{fq:String}) > 0)",
-                fq=q,
-            )
-        w.params["limit"] = limit
-        sql = (
-            f"SELECT {value} AS value, any({label}) AS label, count() AS n {self._from()} "
-            f"{w.sql()} GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"
-        )
+        statement, params = sql.facet(self.table, name, where(f), q, limit)
         with self._borrowed() as client:
-            rows = client.query(sql, parameters=w.params).result_rows
+            rows = client.query(statement, parameters=params).result_rows
         return Facet(
             name=name,
             values=[FacetValue(value=v, label=str(lbl or v), count=n) for v, lbl, n in rows],

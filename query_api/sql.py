@@ -1,5 +1,7 @@
-"""SQL for the Logs view. Every value is a bound parameter (``{name:Type}``); only column
-names and keywords chosen from fixed tables here are ever formatted into a statement."""
+"""SQL for the Logs view: every statement ``query_api.repository`` runs is written here.
+Every value is a bound parameter (``{name:Type}``); only the table name (from settings),
+column names and keywords chosen from fixed tables here, and integers computed here are
+ever formatted into a statement."""
 
 from __future__ import annotations
 
@@ -8,6 +10,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from query_api.filters import LogFilter
+from schemas.log_store import EVENT_COLUMNS
+
+# What a row of the Logs view needs: everything but the bulky and internal columns.
+LIST_COLUMNS: tuple[str, ...] = tuple(
+    c for c in EVENT_COLUMNS if c not in {"received_at", "attributes", "raw", "schema_version"}
+)
+EXPORT_COLUMNS: tuple[str, ...] = tuple(c for c in EVENT_COLUMNS if c not in {"raw"})
 
 SortName = Literal["time", "log"]
 OrderName = Literal["desc", "asc"]
@@ -103,6 +112,134 @@ def keyset(w: Where, sort: SortName, order: OrderName, values: list[Any]) -> Non
 def order_by(sort: SortName, order: OrderName) -> str:
     direction = "DESC" if order == "desc" else "ASC"
     return "ORDER BY " + ", ".join(f"{c} {direction}" for c, _ in SORT_KEYS[sort])
+
+
+def rows(table: str, w: Where, order_sql: str) -> str:
+    """The Logs view's rows of ``w`` in ``order_sql``; takes ``{limit:UInt32}``."""
+    return (
+        f"SELECT {', '.join(LIST_COLUMNS)} FROM {table} {w.sql()} "
+        f"{order_sql} LIMIT {{limit:UInt32}}"
+    )
+
+
+def texts_counted(table: str, w: Where, order: OrderName) -> str:
+    """(log text, rows) of ``w`` per log text, in text order."""
+    direction = "DESC" if order == "desc" else "ASC"
+    return (
+        f"SELECT description, count() FROM {table} {w.sql()} "
+        f"GROUP BY description ORDER BY description {direction}"
+    )
+
+
+def with_texts(w: Where, texts: list[str]) -> Where:
+    """``w`` narrowed to rows whose log text is one of ``texts``."""
+    narrowed = Where(list(w.clauses), dict(w.params))
+    narrowed.add("description IN {texts:Array(String)}", texts=texts)
+    return narrowed
+
+
+def with_text(w: Where, text: str) -> Where:
+    """``w`` narrowed to rows of one log text."""
+    narrowed = Where(list(w.clauses), dict(w.params))
+    narrowed.add("description = {text:String}", text=text)
+    return narrowed
+
+
+def count(table: str, w: Where) -> str:
+    return f"SELECT count() FROM {table} {w.sql()}"
+
+
+def event(table: str, event_id: str, account: str | None) -> tuple[str, dict[str, Any]]:
+    """One event by id, within ``account`` when given."""
+    w = Where([], {})
+    w.add("event_id = {id:String}", id=event_id)
+    if account is not None:
+        w.add("account_id = {scope:String}", scope=account)
+    return f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} {w.sql()} LIMIT 1", w.params
+
+
+def export_boundary(table: str, w: Where, size: int) -> tuple[str, dict[str, Any]]:
+    """The (occurred_at, event_id) of the ``size``-th row of ``w``, newest first: where
+    an export chunk ends (no row when fewer remain)."""
+    params = {**w.params, "skip": size - 1}
+    sql = (
+        f"SELECT occurred_at, event_id FROM {table} {w.sql()} "
+        f"{order_by('time', 'desc')} LIMIT 1 OFFSET {{skip:UInt32}}"
+    )
+    return sql, params
+
+
+def export_chunk(
+    table: str, w: Where, boundary: tuple[datetime, str] | None, fmt: Literal["csv", "ndjson"]
+) -> tuple[str, dict[str, Any]]:
+    """The rows of ``w`` down to ``boundary`` (inclusive; all when None), newest first,
+    each event once; NDJSON carries attributes as an object, CSV as the JSON text."""
+    chunk = Where(list(w.clauses), dict(w.params))
+    if boundary is not None:
+        chunk.add("occurred_at >= {b0:DateTime64(3, 'UTC')}", b0=boundary[0])
+        chunk.add(
+            "(occurred_at, event_id) >= ({b0:DateTime64(3, 'UTC')}, {b1:String})",
+            b1=boundary[1],
+        )
+    columns = ", ".join(
+        "CAST(attributes, 'JSON') AS attributes" if c == "attributes" and fmt == "ndjson" else c
+        for c in EXPORT_COLUMNS
+    )
+    sql = (
+        f"SELECT {columns} FROM {table} {chunk.sql()} "
+        f"{order_by('time', 'desc')} LIMIT 1 BY event_id"
+    )
+    return sql, chunk.params
+
+
+def extent(table: str, w: Where) -> str:
+    """(first occurred_at, rows) of ``w``."""
+    return f"SELECT min(occurred_at), count() FROM {table} {w.sql()}"
+
+
+def timeline(table: str, w: Where, seconds: int) -> str:
+    """(bucket start as epoch seconds, successes, failures) per ``seconds``-long bucket,
+    aligned in the time zone ``{tz:String}`` (day buckets to its midnight)."""
+    interval = (
+        f"toIntervalDay({seconds // 86400})"
+        if seconds % 86400 == 0
+        else f"toIntervalSecond({int(seconds)})"
+    )
+    return (
+        "SELECT toUnixTimestamp(toStartOfInterval(occurred_at, "
+        f"{interval}, {{tz:String}})) AS bucket, "
+        "countIf(outcome = 'success'), countIf(outcome = 'failure') "
+        f"FROM {table} {w.sql()} GROUP BY bucket ORDER BY bucket"
+    )
+
+
+FacetName = Literal["accounts", "users", "types"]
+FACETS: dict[str, tuple[str, str, str]] = {
+    # name: (value column, label column (any of it per value), extra condition)
+    "accounts": ("account_id", "account_name", "account_id != ''"),
+    "users": ("actor_display", "actor_type", "1"),
+    "types": ("event_key", "description", "1"),
+}
+
+
+def facet(
+    table: str, name: FacetName, w: Where, q: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    """(value, label, rows) of one dimension under ``w``, most frequent first; ``q``
+    narrows to values or labels containing it (case-insensitive)."""
+    value, label, condition = FACETS[name]
+    w = Where([*w.clauses, condition], {**w.params, "limit": limit})
+    if q:
+        w.add(
+            f"(positionCaseInsensitiveUTF8({value}, {{fq:String}}) > 0 OR "
+            f"positionCaseInsensitiveUTF8(toString({label}), {{fq:String}}) > 0)",
+            fq=q,
+        )
+    sql = (
+        f"SELECT {value} AS value, any({label}) AS label, count() AS n FROM {table} "
+        f"{w.sql()} GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"
+    )
+    return sql, w.params
 
 
 def utc(value: datetime) -> datetime:

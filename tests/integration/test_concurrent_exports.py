@@ -35,7 +35,8 @@ from pipeline.store import EventWriter, Row
 from query_api.app import create_app
 from query_api.auth import SessionSigner
 from query_api.limits import ApiLimits
-from query_api.repository import EXPORT_COLUMNS, LogRepository
+from query_api.repository import LogRepository
+from query_api.sql import EXPORT_COLUMNS
 from query_api.tokens import TokenLog
 from schemas.events import NormalizedEvent
 from schemas.log_store import StoreLocation
