@@ -210,8 +210,7 @@ def pause_destination(
     settings: AppSettings,
 ) -> DestinationOut:
     """Stops delivery; the destination falls behind and later resumes where it stopped."""
-    _find(store, destination_id)
-    return _out(store.set_paused(destination_id, True), settings)
+    return _paused(store, destination_id, True, settings)
 
 
 @router.post("/destinations/{destination_id}/resume", response_model=DestinationOut)
@@ -222,8 +221,15 @@ def resume_destination(
     store: Store,
     settings: AppSettings,
 ) -> DestinationOut:
-    _find(store, destination_id)
-    return _out(store.set_paused(destination_id, False), settings)
+    """Delivery goes on from where it stopped."""
+    return _paused(store, destination_id, False, settings)
+
+
+def _paused(
+    store: DestinationStore, destination_id: str, paused: bool, settings: Settings
+) -> DestinationOut:
+    _find(store, destination_id)  # 404 for an unknown id
+    return _out(store.set_paused(destination_id, paused), settings)
 
 
 @router.post("/destinations/{destination_id}/test", response_model=TestEventReply)
