@@ -47,7 +47,9 @@ def chart(figures: list[Figure], path: str) -> None:
     right.barh(
         [f.name.split(".", 2)[2] for f in queries],
         [f.value for f in queries],
-        color=[{True: "tab:green", False: "tab:red"}.get(f.met, "tab:gray") for f in queries],
+        color=[
+            "tab:gray" if f.met is None else "tab:green" if f.met else "tab:red" for f in queries
+        ],
     )
     right.axvline(query_bench.TARGET_MS, color="black", linestyle="--", label="target 100 ms")
     right.set_xlabel("p95 ms")
@@ -68,8 +70,8 @@ def main() -> None:
     if sys.argv[1:] == ["--chart-only"]:  # redraw latest.png from latest.json
         saved = json.loads((RESULTS / "latest.json").read_text())["figures"]
         fields = [f for f in Figure.__dataclass_fields__ if f != "ratio"]
-        figures = [Figure(**{k: v[k] for k in fields}) for v in saved.values()]
-        chart(figures, str(RESULTS / "latest.png"))
+        redrawn = [Figure(**{k: v[k] for k in fields}) for v in saved.values()]
+        chart(redrawn, str(RESULTS / "latest.png"))
         return
     started = time.monotonic()
     figures: list[Figure] = []

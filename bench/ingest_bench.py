@@ -134,7 +134,7 @@ def run_worker(settings: Settings, *args: str, timeout_s: float = 1800) -> dict[
 
 def ingest_rate(settings: Settings, events: int) -> float:
     seen = run_worker(settings, "--events", str(events))
-    return (seen["count"] - seen["first_count"]) / (seen["done_at"] - seen["first_at"])
+    return float((seen["count"] - seen["first_count"]) / (seen["done_at"] - seen["first_at"]))
 
 
 def peer_rate(settings: Settings, events: int) -> dict[str, Any]:

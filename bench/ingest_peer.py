@@ -94,7 +94,7 @@ def run_consumer_fed(client: Any, bootstrap: str, topic: str, events: int) -> di
     try:
         while read < events:
             messages = consumer.consume(65536, 1.0)
-            values = [m.value() for m in messages if m.error() is None]
+            values = [m.value() or b"" for m in messages if m.error() is None]
             if not values:
                 continue
             client.raw_insert("peer.queue", insert_block=b"\n".join(values), fmt="JSONAsString")

@@ -39,7 +39,7 @@ USERS = 50_000
 def load(repo: LogRepository, events: int) -> None:
     """Synthetic events over the last 30 days: 500 accounts (skewed), 50k users, 10%
     anonymous, 5% agents, the catalogue's keys, 100k IPs, half with a trace id."""
-    client = repo.client()
+    client = connect(repo.location)
     keys = list(CATALOGUE.values())
     key_list = "[" + ",".join(f"'{e.key}'" for e in keys) + "]"
     text_list = "[" + ",".join(f"'{e.description}'" for e in keys) + "]"
@@ -131,7 +131,7 @@ def timed(runs: int, fn: Callable[[int], Any]) -> list[float]:
 
 def samples(repo: LogRepository, column: str, count: int) -> list[str]:
     rows = (
-        repo.client()
+        connect(repo.location)
         .query(
             f"SELECT {column} FROM {repo.table} WHERE {column} != '' ORDER BY rand() LIMIT {count}"
         )
@@ -191,7 +191,7 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
         f = F(start=now - timedelta(days=30))
         rows = 0
         start = time.perf_counter()
-        for chunk in repo.export(f, fmt):  # type: ignore[arg-type]
+        for chunk in repo.export(f, fmt):
             rows += chunk.count(b"\n")
             if rows >= 1_000_000:
                 break
