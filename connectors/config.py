@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
+from pydantic import SecretStr
 
 from infra.kafka.compacted import CompactedView, ViewedTopic, publish
 from infra.kafka.topic_admin import ensure_topics
@@ -36,13 +37,13 @@ class Sealer(Protocol):
 
 
 def to_record(destination: Destination, box: Sealer) -> bytes:
-    """The topic value: settings with every secret sealed."""
-    data = destination.model_dump(mode="json", exclude={"settings"})
+    """The topic value: settings with every secret sealed, and the PII rules' key."""
+    data = destination.model_dump(mode="json", exclude={"settings", "transform_key"})
     settings = destination.settings.model_dump()
     for key in type(destination.settings).SECRETS:
-        value = settings.get(key)
-        settings[key] = None if value is None else {"sealed": box.seal(value.get_secret_value())}
+        settings[key] = _sealed(settings.get(key), box)
     data["settings"] = settings
+    data["transform_key"] = _sealed(destination.transform_key, box)
     return orjson.dumps(data)
 
 
@@ -52,11 +53,18 @@ def from_record(value: bytes, box: Sealer) -> Destination:
     model = SETTINGS_MODELS[data["platform"]]
     settings = dict(data["settings"])
     for key in model.SECRETS:
-        sealed = settings.get(key)
-        if isinstance(sealed, dict):
-            settings[key] = box.open(sealed["sealed"])
+        settings[key] = _opened(settings.get(key), box)
     data["settings"] = model.model_validate(settings)
+    data["transform_key"] = _opened(data.get("transform_key"), box)
     return Destination.model_validate(data)
+
+
+def _sealed(value: SecretStr | None, box: Sealer) -> dict[str, str] | None:
+    return None if value is None else {"sealed": box.seal(value.get_secret_value())}
+
+
+def _opened(value: Any, box: Sealer) -> Any:
+    return box.open(value["sealed"]) if isinstance(value, dict) else value
 
 
 class DestinationStore(ViewedTopic[Destination]):

@@ -112,6 +112,10 @@ class DestinationType(BaseModel):
     description: str
     icon: str = Field(description="URL of the platform's icon (SVG).")
     secrets: list[str]
+    generated: list[str] = Field(
+        description="Secrets made when not given: the reply that creates the destination "
+        "shows them once (``generated_secrets``)."
+    )
     address: list[str] = Field(
         description="Settings that decide where requests go: changing one requires every "
         "secret again (a stored secret is only sent to the address it was saved for)."
@@ -126,6 +130,13 @@ class DestinationFilterBody(BaseModel):
     accounts: list[str] = []
 
 
+TRANSFORM_DESCRIPTION = (
+    "PII rules: a field (actor.email, actor.id, ip, user_agent, account.name, raw, "
+    "attributes.<path>) -> drop, mask or hash, applied before the event leaves for the "
+    "platform. With any rule, raw (the event as received) is dropped unless hashed."
+)
+
+
 class DestinationCreate(BaseModel):
     """A new destination: its platform's settings (see ``/destination-types``)."""
 
@@ -134,6 +145,7 @@ class DestinationCreate(BaseModel):
     name: str
     settings: dict[str, Any] = {}
     filter: DestinationFilterBody = DestinationFilterBody()
+    transform: dict[str, str] = Field({}, description=TRANSFORM_DESCRIPTION)
     paused: bool = False
 
 
@@ -147,6 +159,9 @@ class DestinationPatch(BaseModel):
     name: str | None = None
     settings: dict[str, Any] = {}
     filter: DestinationFilterBody | None = None
+    transform: dict[str, str] | None = Field(
+        None, description="The whole set of PII rules, replacing the current one."
+    )
 
 
 class DestinationOut(BaseModel):
@@ -157,11 +172,31 @@ class DestinationOut(BaseModel):
     platform: str
     settings: dict[str, Any]
     filter: DestinationFilterBody
+    transform: dict[str, str] = Field(description=TRANSFORM_DESCRIPTION)
     paused: bool
     consumer_group: str
     dead_letter_topic: str
     created_at: datetime
     updated_at: datetime
+    generated_secrets: dict[str, str] | None = Field(
+        None,
+        description="Secrets authtrail made for this destination (a webhook's signing "
+        "secret), only in the reply that made them: store them now, they are not shown "
+        "again.",
+    )
+
+
+class SecretRotation(BaseModel):
+    """A new signing secret; the current one keeps signing beside it for the grace
+    period, so receivers can switch over without refusing a request."""
+
+    model_config = {"extra": "forbid"}
+    grace_seconds: int = Field(
+        86_400, ge=0, le=30 * 86_400, description="How long the current secret still signs."
+    )
+    secret: str | None = Field(
+        None, description="The new secret (whsec_ and base64); made when not given."
+    )
 
 
 class DestinationStatus(BaseModel):

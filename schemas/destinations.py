@@ -4,7 +4,7 @@ secrets again) and its states. The platforms' settings are ``schemas.platforms``
 record kept in the ``authtrail.destinations`` topic is ``connectors.config``'s.
 
 Filter keys are the same for every platform: ``filter.event_keys``, ``filter.outcomes``,
-``filter.accounts``."""
+``filter.accounts``; so are PII rules: ``transform.<field>`` (``schemas.transform``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from schemas.events import utc_now_ms
@@ -29,7 +31,9 @@ from schemas.platforms import (
     PLATFORMS,
     SETTINGS_MODELS,
     PlatformSettings,
+    WebhookSettings,
 )
+from schemas.transform import TransformAction, check_rules
 
 _NAME = re.compile(r"^[\w .:/@()-]{1,200}$")
 
@@ -60,9 +64,25 @@ class Destination(BaseModel):
     platform: str
     settings: PlatformSettings
     filter: DestinationFilter = DestinationFilter()
+    # PII rules: field -> action, applied by the connector before encoding.
+    transform: dict[str, TransformAction] = {}
+    # The key of the rules' ``hash`` action: made with the first rule, then kept for the
+    # destination's life (pseudonyms stay stable), sealed with the secrets.
+    transform_key: SecretStr | None = None
     paused: bool = False
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("transform")
+    @classmethod
+    def _transform(cls, value: dict[str, TransformAction]) -> dict[str, TransformAction]:
+        return check_rules(value)
+
+    @model_validator(mode="after")
+    def _transform_key(self) -> Destination:
+        if self.transform and self.transform_key is None:
+            self.transform_key = SecretStr(secrets.token_hex(32))
+        return self
 
     @field_validator("platform")
     @classmethod
@@ -83,14 +103,26 @@ class Destination(BaseModel):
         return f"authtrail.connector.{self.id}"
 
     def redacted_settings(self) -> dict[str, Any]:
-        """Settings for display: each secret only as "set, ends in …abcd"."""
+        """Settings for display: each secret only as "set, ends in …abcd" (or as its
+        platform shows it: ``PlatformSettings.redacted``)."""
         out: dict[str, Any] = {}
-        for key, value in self.settings.model_dump().items():
-            if key in type(self.settings).SECRETS:
-                out[key] = redact(value) if value is not None else None
+        settings = self.settings
+        for key, value in settings.model_dump().items():
+            if key in type(settings).SECRETS and value is not None:
+                out[key] = settings.redacted(key, value)
             else:
                 out[key] = value
         return out
+
+    def generated_secrets(self, given: Mapping[str, Any]) -> dict[str, str]:
+        """The secrets made for this destination because ``given`` (the values it was
+        made from) had none: the reply that made them shows them, once."""
+        settings = self.settings
+        return {
+            key: getattr(settings, key).get_secret_value()
+            for key in type(settings).GENERATED
+            if given.get(key) in (None, "")
+        }
 
 
 # What a connector replica says of its destination (the status topic, metrics), and what a
@@ -117,27 +149,25 @@ class DestinationError(ValueError):
         self.message = message
 
 
-def redact(secret: SecretStr | str) -> str:
-    text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    return f"••••{text[-4:]}" if len(text) >= 12 else "••••"
-
-
 def new_id() -> str:
     return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(10))
 
 
 def parse_settings(
     platform: str, values: Mapping[str, Any]
-) -> tuple[PlatformSettings, DestinationFilter]:
-    """Validates ``key=value`` settings for ``platform`` (``filter.*`` keys included: a
-    list, or a comma-separated text). Values are text (the CLI) or JSON values (the API).
-    Raises ``DestinationError`` naming the first bad key; its message never contains a
-    secret's value."""
+) -> tuple[PlatformSettings, DestinationFilter, dict[str, TransformAction]]:
+    """Validates ``key=value`` settings for ``platform``: ``filter.*`` keys (a list, or a
+    comma-separated text), ``transform.<field>`` keys (an action), ``<setting>.<name>``
+    keys of an object setting (a webhook's ``headers.X-Api-Key``). Values are text (the
+    CLI) or JSON values (the API). Raises ``DestinationError`` naming the first bad key;
+    its message never contains a secret's value."""
     if platform not in SETTINGS_MODELS:
         raise DestinationError("platform", f"must be one of {', '.join(PLATFORMS)}")
     model = SETTINGS_MODELS[platform]
     filter_values: dict[str, list[str]] = {}
+    transform: dict[str, Any] = {}
     settings_values: dict[str, Any] = {}
+    members: dict[str, dict[str, Any]] = {}
     for key, value in values.items():
         if key.startswith("filter."):
             name = key.removeprefix("filter.")
@@ -145,17 +175,42 @@ def parse_settings(
             if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
                 raise DestinationError(key, "a list of texts, or one comma-separated text")
             filter_values[name] = [v.strip() for v in items if v.strip()]
+        elif key.startswith("transform."):
+            transform[key.removeprefix("transform.")] = value
+        elif "." in key and key.partition(".")[0] in model.model_fields:
+            field, _, member = key.partition(".")
+            members.setdefault(field, {})[member] = value
         else:
             settings_values[key] = value
+    for field, given in members.items():
+        settings_values[field] = {**_as_object(settings_values.get(field)), **given}
     try:
         destination_filter = DestinationFilter.model_validate(filter_values)
     except ValidationError as exc:
         raise _first(exc, "filter.") from None
     try:
+        rules = check_rules(transform)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise DestinationError(f"transform.{field}", message) from None
+    try:
         settings = model.model_validate(settings_values)
     except ValidationError as exc:
         raise _first(exc, "") from None
-    return settings, destination_filter
+    return settings, destination_filter, rules
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    """An object setting's current value (an object, or its JSON text) as a dict."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            loaded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
 
 
 def _first(exc: ValidationError, prefix: str) -> DestinationError:
@@ -171,7 +226,7 @@ def make_destination(
     platform: str, name: str, values: Mapping[str, Any], destination_id: str | None = None
 ) -> Destination:
     """A new (or replacement) destination from ``key=value`` settings."""
-    settings, destination_filter = parse_settings(platform, values)
+    settings, destination_filter, rules = parse_settings(platform, values)
     now = utc_now_ms()
     try:
         return Destination(
@@ -180,6 +235,7 @@ def make_destination(
             platform=platform,
             settings=settings,
             filter=destination_filter,
+            transform=rules,
             created_at=now,
             updated_at=now,
         )
@@ -196,6 +252,8 @@ def current_values(destination: Destination) -> dict[str, Any]:
             values[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
     for key, items in destination.filter.model_dump().items():
         values[f"filter.{key}"] = items
+    for field, action in destination.transform.items():
+        values[f"transform.{field}"] = action
     return values
 
 
@@ -224,11 +282,38 @@ def updated_destination(
     fresh = make_destination(current.platform, name or current.name, values, current.id)
     moved = address_changes(current.settings, fresh.settings)
     if moved:
-        for key in type(fresh.settings).SECRETS:
+        model = type(fresh.settings)
+        for key in model.SECRETS:
+            if key in model.NEVER_SENT:
+                continue
             if getattr(fresh.settings, key) is not None and changes.get(key) is None:
                 raise DestinationError(
                     key,
                     f"must be given again: {', '.join(moved)} changed, and a stored secret "
                     "is only sent to the address it was saved for",
                 )
-    return fresh.model_copy(update={"created_at": current.created_at, "paused": current.paused})
+    return fresh.model_copy(
+        update={
+            "created_at": current.created_at,
+            "paused": current.paused,
+            # Pseudonyms stay stable: the key lives as long as the destination.
+            "transform_key": current.transform_key or fresh.transform_key,
+        }
+    )
+
+
+def rotated_secret(
+    current: Destination, now: float, grace_s: float, secret: str | None = None
+) -> tuple[Destination, str]:
+    """``current`` (a webhook) with a new signing secret (``secret``, or one made now),
+    the old one signing beside it for ``grace_s`` seconds; and the new secret. Raises
+    ``DestinationError`` for another platform, a bad grace or a bad secret (never quoting
+    it)."""
+    settings = current.settings
+    if not isinstance(settings, WebhookSettings):
+        raise DestinationError("id", f"a {current.platform} destination has no signing secret")
+    try:
+        rotated = settings.rotated(now, grace_s, secret)
+    except ValueError as exc:
+        raise DestinationError("secret", str(exc)) from None
+    return current.model_copy(update={"settings": rotated}), rotated.secret.get_secret_value()

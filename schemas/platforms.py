@@ -7,17 +7,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     field_validator,
     model_validator,
 )
+
+from schemas.standard_webhooks import new_secret, secret_key
 
 DATADOG_SITES = (
     "datadoghq.com",
@@ -78,14 +82,25 @@ Text = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_print
 class PlatformSettings(BaseModel):
     """Base of every platform's settings. ``SECRETS`` names the fields never shown;
     ``ADDRESS`` the fields that decide where requests (and so the secrets) go: changing
-    one requires every secret again (``updated_destination``)."""
+    one requires every secret again (``updated_destination``) but those in ``NEVER_SENT``
+    (signing keys: no request carries them); ``GENERATED`` the secrets
+    made when not given (shown once, in the reply that made them); ``HIDDEN`` the settings
+    that operations set, not the form."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     SECRETS: ClassVar[tuple[str, ...]] = ()
     ADDRESS: ClassVar[tuple[str, ...]] = ("endpoint",)
+    GENERATED: ClassVar[tuple[str, ...]] = ()
+    HIDDEN: ClassVar[tuple[str, ...]] = ()
+    NEVER_SENT: ClassVar[tuple[str, ...]] = ()
     endpoint: HttpUrlText | None = Field(
         None, description="Overrides the platform address (a proxy, a test receiver)."
     )
+
+    def redacted(self, key: str, value: SecretStr) -> Any:
+        """How a secret setting is shown: only that it is set, and how it ends."""
+        text = value.get_secret_value()
+        return f"••••{text[-4:]}" if len(text) >= 12 else "••••"
 
 
 S = TypeVar("S", bound=PlatformSettings)
@@ -291,6 +306,147 @@ class CoralogixSettings(PlatformSettings):
         if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()):
             raise ValueError("is not a Send-Your-Data API key")
         return value
+
+
+# Header names a webhook destination may not set: the signature's own, and what the
+# HTTP client decides (framing, length, encoding, the host the request goes to).
+_RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "host",
+        "connection",
+    }
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$")  # an RFC 9110 token
+MAX_GRACE_S = 30 * 86_400
+
+
+def _headers(value: object) -> SecretStr | None:
+    """Extra headers as given (an object, or ``Name: value`` lines) -> a JSON object kept
+    as a secret (the values are write-only)."""
+    if value is None or isinstance(value, SecretStr):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise ValueError("must be a JSON object or 'Name: value' lines") from None
+        else:
+            pairs = {}
+            for line in text.splitlines():
+                if not line.strip():
+                    continue
+                name, sep, item = line.partition(":")
+                if not sep:
+                    raise ValueError("must be 'Name: value' lines")
+                pairs[name.strip()] = item.strip()
+            value = pairs
+    if not isinstance(value, dict):
+        raise ValueError("must be an object of header names to values")
+    if len(value) > 20:
+        raise ValueError("at most 20 headers")
+    for name, item in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError("a header name must be an HTTP token (letters, digits, -)")
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"{name} is set by authtrail")
+        if not isinstance(item, str) or _CONTROL.search(item) or len(item) > 4096:
+            raise ValueError(f"the value of {name} must be text without control characters")
+    return SecretStr(orjson.dumps(value).decode()) if value else None
+
+
+def _signing_secret(value: SecretStr) -> SecretStr:
+    secret_key(value.get_secret_value())
+    return value
+
+
+def _previous_secrets(value: SecretStr | None) -> SecretStr | None:
+    if value is None:
+        return None
+    try:
+        items = orjson.loads(value.get_secret_value())
+        for item in items:
+            secret_key(item["secret"])
+            float(item["until"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        raise ValueError("must be a list of {secret, until} (set by a rotation)") from None
+    return value
+
+
+@platform(
+    "webhook",
+    "Webhook",
+    "Auth events to any HTTPS endpoint, signed by the Standard Webhooks specification.",
+)
+class WebhookSettings(PlatformSettings):
+    SECRETS = ("secret", "headers", "previous_secrets")
+    GENERATED = ("secret",)
+    HIDDEN = ("previous_secrets",)
+    NEVER_SENT = ("secret", "previous_secrets")
+    ADDRESS = ("endpoint", "url", "verify_tls")
+    url: HttpUrlText = Field(description="Where batches are POSTed (https://...).")
+    secret: Annotated[SecretStr, AfterValidator(_signing_secret)] = Field(
+        default_factory=lambda: SecretStr(new_secret()),
+        description="Signing secret (whsec_ and base64). Generated when empty, shown once.",
+    )
+    headers: Annotated[SecretStr | None, BeforeValidator(_headers)] = Field(
+        None,
+        description="Extra headers, one 'Name: value' a line (values are write-only).",
+        json_schema_extra={"x-multiline": True},
+    )
+    format: Literal["json_array", "ndjson"] = Field(
+        "json_array", description="A JSON array of events, or one event a line (NDJSON)."
+    )
+    max_events: int = Field(100, ge=1, le=10_000, description="Events per request at most.")
+    max_bytes: int = Field(
+        1_048_576, ge=4096, le=16_777_216, description="Bytes per request at most."
+    )
+    verify_tls: bool = Field(True, description="Check the endpoint's certificate (keep it on).")
+    previous_secrets: Annotated[SecretStr | None, AfterValidator(_previous_secrets)] = Field(
+        None, description="Secrets still signing while a rotation's grace period runs."
+    )
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets that sign a request at ``now``: the current one first, then each
+        rotated-out one whose grace period has not ended."""
+        return [self.secret.get_secret_value(), *(s for s, _ in self._previous(now))]
+
+    def redacted(self, key: str, value: SecretStr) -> Any:
+        if key == "headers":  # the names, not the values
+            return dict.fromkeys(orjson.loads(value.get_secret_value()), "••••")
+        if key == "previous_secrets":
+            items = orjson.loads(value.get_secret_value())
+            return [{"secret": "••••", "until": item["until"]} for item in items]
+        return super().redacted(key, value)
+
+    def rotated(self, now: float, grace_s: float, secret: str | None = None) -> WebhookSettings:
+        """These settings with a new signing secret (``secret``, or a generated one); the
+        current one keeps signing beside it for ``grace_s`` seconds. Rotated-out secrets
+        whose grace has ended are dropped. Raises ``ValueError`` for a bad grace or
+        secret."""
+        if not 0 <= grace_s <= MAX_GRACE_S:
+            raise ValueError(f"grace must be 0 to {MAX_GRACE_S} seconds (30 days)")
+        fresh = secret or new_secret()
+        secret_key(fresh)
+        kept: list[dict[str, Any]] = [{"secret": s, "until": u} for s, u in self._previous(now)]
+        if grace_s > 0:
+            kept.append({"secret": self.secret.get_secret_value(), "until": now + grace_s})
+        previous = SecretStr(orjson.dumps(kept).decode()) if kept else None
+        return self.model_copy(update={"secret": SecretStr(fresh), "previous_secrets": previous})
+
+    def _previous(self, now: float) -> list[tuple[str, float]]:
+        if self.previous_secrets is None:
+            return []
+        items = orjson.loads(self.previous_secrets.get_secret_value())
+        return [(i["secret"], float(i["until"])) for i in items if float(i["until"]) > now]
 
 
 SETTINGS_MODELS: dict[str, type[PlatformSettings]] = {

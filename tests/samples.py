@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
+# Standard Webhooks' own example secret (24 bytes).
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Valid settings of a destination of every platform (keys as the CLI and API take them).
 VALID_SETTINGS: dict[str, dict[str, str]] = {
     "datadog": {"site": "datadoghq.eu", "api_key": DD_KEY, "tags": "team:iam,env:prod"},
@@ -24,4 +26,10 @@ VALID_SETTINGS: dict[str, dict[str, str]] = {
         "fields": "team=iam,env=prod",
     },
     "coralogix": {"domain": "eu2", "api_key": "cxtp_0123456789abcdefABCDEF"},
+    "webhook": {
+        "url": "https://hooks.example/authtrail",
+        "secret": WEBHOOK_SECRET,
+        "headers": "X-Api-Key: hk_0123456789abcdef",
+        "format": "ndjson",
+    },
 }

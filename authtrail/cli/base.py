@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import NoReturn
 
 import click
 from pydantic import ValidationError
@@ -53,7 +54,7 @@ def setup_logging(settings: Settings) -> None:
         logging.getLogger(leaky).setLevel(logging.WARNING)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"authtrail: {message}", err=True)
     sys.exit(1)
 

@@ -39,10 +39,12 @@ def _describe_destination(d: Destination) -> str:
     "values",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A setting (repeat); e.g. --set api_key=... --set filter.outcomes=failure",
+    help="A setting (repeat); e.g. --set api_key=... --set filter.outcomes=failure "
+    "--set transform.actor.email=hash",
 )
 def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
-    """Add a destination; prints its id."""
+    """Add a destination; prints its id, then any secret authtrail made for it (a
+    webhook's signing secret when none is given), once."""
     from schemas.destinations import DestinationError
 
     settings = load_settings()
@@ -54,6 +56,15 @@ def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
         except DestinationError as exc:
             fail(f"invalid destination: {exc}")
     click.echo(destination.id)
+    _show_generated(destination.generated_secrets(pairs))
+
+
+def _show_generated(secrets: dict[str, str]) -> None:
+    for key, value in secrets.items():
+        click.echo(f"{key}: {value}")
+        click.echo(
+            f"  (shown once: give it to the receiver now; {key} is not shown again)", err=True
+        )
 
 
 def _setting_pairs(values: tuple[str, ...]) -> dict[str, str | None]:
@@ -93,6 +104,35 @@ def destinations_update(
     click.echo(f"updated {destination_id}")
 
 
+@destinations.command("rotate-secret")
+@click.argument("destination_id")
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.IntRange(0, 30 * 86_400),
+    default=86_400,
+    show_default=True,
+    help="Seconds the current secret still signs beside the new one.",
+)
+@click.option("--secret", default=None, help="The new secret (whsec_...); made when not given.")
+def destinations_rotate_secret(destination_id: str, grace_s: int, secret: str | None) -> None:
+    """Give a webhook a new signing secret; prints it, once. Requests carry both
+    signatures for the grace period, so the receiver can switch over meanwhile."""
+    from schemas.destinations import DestinationError, rotated_secret
+    from schemas.events import utc_now_ms
+
+    settings = load_settings()
+    setup_logging(settings)
+    with destination_store(settings) as store:
+        try:
+            current = store.require(destination_id)
+            rotated, fresh = rotated_secret(current, utc_now_ms().timestamp(), grace_s, secret)
+        except DestinationError as exc:
+            fail(str(exc))
+        store.replace(rotated)
+    _show_generated({"secret": fresh})
+
+
 @destinations.command("list")
 def destinations_list() -> None:
     """List destinations."""
@@ -125,6 +165,7 @@ def destinations_show(destination_id: str) -> None:
         "paused": d.paused,
         "settings": d.redacted_settings(),
         "filter": d.filter.model_dump(),
+        "transform": d.transform,
         "consumer_group": d.group_id,
         "dead_letter_topic": settings.topics.destination_dlq(d.id),
         "created_at": d.created_at.isoformat(),

@@ -1,7 +1,8 @@
 """One module per destination platform, named as the platform is registered in
 ``schemas.platforms`` (``@platform(...)`` on its settings), each ending with
 ``SINK = <its Sink class>`` (see ``connectors.sinks.base``; HTTP platforms derive from
-``connectors.sinks.http.HttpSink``). ``build_sink`` finds the module by that name."""
+``connectors.sinks.http.HttpSink``). ``build_sink`` finds the module by that name and
+wraps the sink in the destination's PII rules (``connectors.sinks.transform``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from connectors.sinks.base import Sink
+from connectors.sinks.transform import PiiTransform, TransformedSink
 from schemas.destinations import Destination
 from schemas.platforms import PLATFORM_SPECS
 
@@ -24,4 +26,8 @@ def build_sink(destination: Destination) -> Sink[Any]:
     except ModuleNotFoundError:
         raise ValueError(f"platform {destination.platform} has no sink in this version") from None
     builder = cast(Callable[[Destination], Sink[Any]], module.SINK)
-    return builder(destination)
+    sink = builder(destination)
+    if destination.transform and destination.transform_key is not None:
+        key = bytes.fromhex(destination.transform_key.get_secret_value())
+        return TransformedSink(sink, PiiTransform(destination.transform, key))
+    return sink

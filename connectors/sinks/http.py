@@ -116,7 +116,8 @@ def frame(entries: Sequence[bytes], framing: Framing) -> bytes:
 class HttpSink:
     """The shape every HTTP platform shares. A subclass sets ``platform``, ``limits``,
     ``framing`` and ``settings_type``, and implements ``request`` (URL and headers, from
-    the settings) and ``encode``; it overrides ``classify`` when the platform's replies
+    the settings) and ``encode``; it overrides ``request_headers`` when a request carries
+    headers of its own (a signature), ``classify`` when the platform's replies
     carry codes of their own, ``accepted`` when a 2xx is not yet delivery (Splunk's
     indexer acknowledgment), and ``healthcheck`` when the platform offers one.
 
@@ -124,7 +125,7 @@ class HttpSink:
 
     platform: str
     limits: Limits
-    framing: ClassVar[Framing] = "json_array"
+    framing: Framing = "json_array"
     settings_type: ClassVar[type[PlatformSettings]]
     verify_tls: bool = True
 
@@ -132,6 +133,7 @@ class HttpSink:
         settings = destination.settings
         if not isinstance(settings, self.settings_type):
             raise TypeError(f"{self.platform} sink built for a {destination.platform} destination")
+        self.destination_id = destination.id
         self.configure(settings)
         self.url, self.headers = self.request(settings)
         self._http = client(verify=self.verify_tls)
@@ -150,6 +152,10 @@ class HttpSink:
     def size(self, entry: bytes) -> int:
         return len(entry)
 
+    def request_headers(self, body: bytes) -> dict[str, str]:
+        """Headers of one request that depend on its body or its time (a signature)."""
+        return {}
+
     def classify(self, response: httpx.Response) -> SendResult:
         """The platform's reply as a ``SendResult``: the generic status rules."""
         return classify_status(response)
@@ -161,7 +167,8 @@ class HttpSink:
 
     def send(self, entries: Sequence[bytes], should_stop: StopCheck = never) -> SendResult:
         body, encoding = compress(frame(entries, self.framing), self.limits.gzip)
-        response = post(self._http, self.url, body, {**self.headers, **encoding})
+        headers = {**self.headers, **encoding, **self.request_headers(body)}
+        response = post(self._http, self.url, body, headers)
         if isinstance(response, SendResult):
             return response
         result = self.classify(response)

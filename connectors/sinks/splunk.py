@@ -36,7 +36,7 @@ _AUTH_CODES = {1, 2, 3, 4}
 class SplunkSink(HttpSink):
     platform = "splunk"
     limits = Limits(max_entries=5000, max_bytes=1_000_000, max_entry_bytes=1_000_000)
-    framing: ClassVar[Framing] = "lines"
+    framing: Framing = "lines"
     settings_type: ClassVar[type[PlatformSettings]] = SplunkSettings
 
     def configure(self, settings: PlatformSettings) -> None:

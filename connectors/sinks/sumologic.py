@@ -19,7 +19,7 @@ from schemas.platforms import PlatformSettings, SumoLogicSettings
 class SumoLogicSink(HttpSink):
     platform = "sumologic"
     limits = Limits(max_entries=10_000, max_bytes=1_000_000, max_entry_bytes=65_536)
-    framing: ClassVar[Framing] = "lines"
+    framing: Framing = "lines"
     settings_type: ClassVar[type[PlatformSettings]] = SumoLogicSettings
     # Sumo has no check that does not ingest (an empty POST would be a log line): the
     # default healthcheck, which sends nothing.

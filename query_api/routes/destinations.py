@@ -34,6 +34,7 @@ from query_api.models import (
     RedriveReply,
     ReplayBody,
     ReplayReply,
+    SecretRotation,
     TestEventReply,
 )
 from query_api.routes.deps import AppSettings, Board, BrokerUp, Store
@@ -43,8 +44,10 @@ from schemas.destinations import (
     DestinationError,
     make_destination,
     new_id,
+    rotated_secret,
     updated_destination,
 )
+from schemas.events import utc_now_ms
 from schemas.platforms import PLATFORM_SPECS, SETTINGS_MODELS
 from schemas.settings import Settings
 
@@ -64,25 +67,39 @@ def _not_found(destination_id: str) -> HTTPException:
     )
 
 
-def _values(settings: dict[str, Any], filter_: DestinationFilterBody | None) -> dict[str, Any]:
-    values = {key: value for key, value in settings.items() if not key.startswith("filter.")}
+def _values(
+    settings: dict[str, Any],
+    filter_: DestinationFilterBody | None,
+    transform: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    values = {
+        key: value
+        for key, value in settings.items()
+        if not key.startswith(("filter.", "transform."))
+    }
     if filter_ is not None:
         values.update({f"filter.{key}": items for key, items in filter_.model_dump().items()})
+    if transform is not None:
+        values.update({f"transform.{field}": action for field, action in transform.items()})
     return values
 
 
-def _out(destination: Destination, settings: Settings) -> DestinationOut:
+def _out(
+    destination: Destination, settings: Settings, generated: dict[str, str] | None = None
+) -> DestinationOut:
     return DestinationOut(
         id=destination.id,
         name=destination.name,
         platform=destination.platform,
         settings=destination.redacted_settings(),
         filter=DestinationFilterBody.model_validate(destination.filter.model_dump()),
+        transform=dict(destination.transform),
         paused=destination.paused,
         consumer_group=destination.group_id,
         dead_letter_topic=settings.topics.destination_dlq(destination.id),
         created_at=destination.created_at,
         updated_at=destination.updated_at,
+        generated_secrets=generated or None,
     )
 
 
@@ -104,13 +121,16 @@ def destination_types(_viewer: Viewer) -> list[DestinationType]:
         schema = model.model_json_schema()
         for secret in model.SECRETS:
             schema["properties"][secret]["writeOnly"] = True
+        for hidden in model.HIDDEN:  # set by operations (a rotation), not by the form
+            del schema["properties"][hidden]
         types.append(
             DestinationType(
                 platform=spec.platform,
                 name=spec.name,
                 description=spec.description,
                 icon=f"/static/platforms/{spec.platform}.svg",
-                secrets=list(model.SECRETS),
+                secrets=[key for key in model.SECRETS if key not in model.HIDDEN],
+                generated=list(model.GENERATED),
                 address=list(model.ADDRESS),
                 settings_schema=schema,
             )
@@ -127,7 +147,7 @@ async def test_unsaved(platform: str, body: DestinationCreate, _admin: Admin) ->
         )
     try:
         destination = make_destination(
-            platform, body.name, _values(body.settings, body.filter), new_id()
+            platform, body.name, _values(body.settings, body.filter, body.transform), new_id()
         )
     except DestinationError as exc:
         raise _invalid(exc) from None
@@ -152,14 +172,19 @@ def create_destination(
     settings: AppSettings,
 ) -> DestinationOut:
     """Validates and stores a destination; connectors start delivering to it at once
-    (from the oldest retained event) unless it is created paused."""
+    (from the oldest retained event) unless it is created paused. A secret authtrail
+    makes (a webhook's signing secret, when none is given) is in ``generated_secrets``
+    of this reply only."""
     try:
         destination = store.add(
-            body.platform, body.name, _values(body.settings, body.filter), paused=body.paused
+            body.platform,
+            body.name,
+            _values(body.settings, body.filter, body.transform),
+            paused=body.paused,
         )
     except DestinationError as exc:
         raise _invalid(exc) from None
-    return _out(destination, settings)
+    return _out(destination, settings, destination.generated_secrets(body.settings))
 
 
 @router.get("/destinations/{destination_id}", response_model=DestinationOut)
@@ -183,8 +208,12 @@ def patch_destination(
     current = _find(store, destination_id)
     secrets = SETTINGS_MODELS[current.platform].SECRETS
     changes = {k: v for k, v in body.settings.items() if not (k in secrets and v is None)}
+    if body.transform is not None:  # the whole set: rules left out are removed
+        changes.update({f"transform.{field}": None for field in current.transform})
     try:
-        updated = updated_destination(current, body.name, _values(changes, body.filter))
+        updated = updated_destination(
+            current, body.name, _values(changes, body.filter, body.transform)
+        )
     except DestinationError as exc:
         raise _invalid(exc) from None
     store.replace(updated)
@@ -223,6 +252,28 @@ def resume_destination(
 ) -> DestinationOut:
     """Delivery goes on from where it stopped."""
     return _paused(store, destination_id, False, settings)
+
+
+@router.post("/destinations/{destination_id}/rotate-secret", response_model=DestinationOut)
+def rotate_secret(
+    destination_id: DestinationId,
+    body: SecretRotation,
+    _admin: Admin,
+    _broker: BrokerUp,
+    store: Store,
+    settings: AppSettings,
+) -> DestinationOut:
+    """A webhook's new signing secret (in ``generated_secrets``, this once). Requests are
+    signed with both for ``grace_seconds``: receivers switch to the new one meanwhile."""
+    current = _find(store, destination_id)
+    try:
+        rotated, fresh = rotated_secret(
+            current, utc_now_ms().timestamp(), body.grace_seconds, body.secret
+        )
+    except DestinationError as exc:
+        raise _invalid(exc) from None
+    store.replace(rotated)
+    return _out(rotated, settings, {"secret": fresh})
 
 
 def _paused(

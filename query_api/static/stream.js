@@ -16,6 +16,9 @@ const Stream = (() => {
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
+  // The PII rules' fields, as the API names them; raw cannot be masked.
+  const PII_FIELDS = ["actor.email", "actor.id", "ip", "user_agent", "account.name", "raw"];
+
   function typeOf(property) {
     const types = property.type ? [property.type] : (property.anyOf || []).map((t) => t.type);
     return types.filter((t) => t && t !== "null")[0] || "string";
@@ -50,6 +53,12 @@ const Stream = (() => {
     } else if (kind === "boolean") {
       input = el("input", { id, name: key, type: "checkbox" });
       input.checked = value ?? property.default ?? false;
+    } else if (property["x-multiline"]) {
+      // Saved: only the names are shown (the values are write-only).
+      input = el("textarea", { id, name: key, rows: "3", autocomplete: "off", spellcheck: "false" });
+      if (value && typeof value === "object") {
+        input.placeholder = Object.keys(value).map((name) => `${name}: ••••`).join("\n") + "\n(leave empty to keep)";
+      }
     } else {
       input = el("input", { id, name: key, type: secret ? "password" : "text", autocomplete: "off" });
       if (secret && value) input.placeholder = `${value} (leave empty to keep)`;
@@ -85,6 +94,7 @@ const Stream = (() => {
       const value = destination ? destination.settings[key] : undefined;
       fields.append(field(key, schema.properties[key], required.has(key), secret, value));
     }
+    drawTransform(destination ? destination.transform : {});
     const f = destination ? destination.filter : { event_keys: [], outcomes: [], accounts: [] };
     $("filter-event-keys").value = f.event_keys.join(", ");
     $("filter-accounts").value = f.accounts.join(", ");
@@ -104,6 +114,37 @@ const Stream = (() => {
     $("setup-error").textContent = "";
     $("setup").hidden = false;
     $("setting-name").focus();
+  }
+
+  function drawTransform(rules) {
+    const holder = $("transform-fields");
+    holder.replaceChildren();
+    for (const name of PII_FIELDS) {
+      const id = `transform-${name}`;
+      const select = el("select", { id, name: id },
+        el("option", { value: "" }, name === "raw" ? "drop once any rule is set" : "send as is"),
+        el("option", { value: "drop" }, "drop"));
+      if (name !== "raw") select.append(el("option", { value: "mask" }, "mask"));
+      select.append(el("option", { value: "hash" }, "hash"));
+      select.value = rules[name] || "";
+      holder.append(el("div", { class: "field", "data-setting": `transform-${name}` },
+        el("label", { for: id }, name), select, el("small", { class: "field-error", role: "alert" })));
+    }
+    $("transform-attributes").value = Object.entries(rules)
+      .filter(([name]) => name.startsWith("attributes.")).map(([name, verb]) => `${name}=${verb}`).join(", ");
+  }
+
+  function transformBody() {
+    const rules = {};
+    for (const name of PII_FIELDS) {
+      const verb = document.getElementById(`transform-${name}`).value;
+      if (verb) rules[name] = verb;
+    }
+    for (const item of $("transform-attributes").value.split(",").map((v) => v.trim()).filter(Boolean)) {
+      const [name, verb] = item.split("=").map((v) => (v || "").trim());
+      rules[name.startsWith("attributes.") ? name : `attributes.${name}`] = verb;
+    }
+    return rules;
   }
 
   // The address settings changed in the form, compared with the saved destination.
@@ -160,12 +201,14 @@ const Stream = (() => {
       outcomes: [...document.querySelectorAll("input[name=filter-outcome]:checked")].map((b) => b.value),
       accounts: list($("filter-accounts").value),
     };
-    return { platform, name: $("setting-name").value.trim(), settings, filter };
+    return { platform, name: $("setting-name").value.trim(), settings, filter, transform: transformBody() };
   }
 
   function showFieldError(error) {
     for (const node of document.querySelectorAll("#setup .field-error")) node.textContent = "";
-    const parameter = (error.parameter || "").replace(/^settings\./, "").replace(/^filter\./, "filter-");
+    let parameter = (error.parameter || "").replace(/^settings\./, "").replace(/^filter\./, "filter-");
+    if (parameter.startsWith("transform.attributes.")) parameter = "transform-attributes";
+    else parameter = parameter.replace(/^transform\./, "transform-");
     const holder = document.querySelector(`#setup [data-setting="${parameter}"] .field-error`);
     if (holder) holder.textContent = error.message;
     $("setup-error").textContent = holder ? "" : error.text;
@@ -212,18 +255,39 @@ const Stream = (() => {
       if (s.editing) {
         await api(`${API}/destinations/${s.editing.id}`, {
           method: "PATCH", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ name: body.name, settings: body.settings, filter: body.filter }),
+          body: JSON.stringify({ name: body.name, settings: body.settings, filter: body.filter, transform: body.transform }),
         });
       } else {
-        await api(`${API}/destinations`, {
+        const created = await api(`${API}/destinations`, {
           method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
         });
+        showSecret(created);
       }
       $("setup").hidden = true;
       await refresh();
     } catch (error) {
       showFieldError(apiError(error));
     }
+  }
+
+  // A secret authtrail made (a webhook's signing secret) is in one reply only: shown here
+  // until dismissed, never fetched again.
+  function showSecret(destination) {
+    const made = destination.generated_secrets || {};
+    const [key] = Object.keys(made);
+    if (!key) return;
+    $("secret-notice-title").textContent = `${label(key)} of ${destination.name}`;
+    $("secret-notice-value").textContent = made[key];
+    $("secret-notice").hidden = false;
+  }
+
+  async function rotate(destination) {
+    if (!window.confirm(`Give "${destination.name}" a new signing secret? The current one keeps signing beside it for 24 hours.`)) return;
+    const rotated = await api(`${API}/destinations/${destination.id}/rotate-secret`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ grace_seconds: 86400 }),
+    });
+    showSecret(rotated);
+    await refresh();
   }
 
   // ---- configured destinations ---------------------------------------------------------
@@ -254,6 +318,7 @@ const Stream = (() => {
           action("Edit", () => openForm(d.platform, d)),
           d.paused ? action("Resume", () => change(d.id, "resume")) : action("Pause", () => change(d.id, "pause")),
           action("Replay", () => openReplay(d)),
+          ...(s.byPlatform[d.platform].generated.length ? [action("Rotate secret", () => rotate(d))] : []),
           action("Dead letters", () => openLetters(d)),
           action("Delete", () => remove(d), { class: "link danger" }));
       } else {
@@ -360,6 +425,10 @@ const Stream = (() => {
     }
     $("replay-form").addEventListener("submit", replay);
     $("redrive").addEventListener("click", redrive);
+    $("secret-notice-done").addEventListener("click", () => {
+      $("secret-notice-value").textContent = "";
+      $("secret-notice").hidden = true;
+    });
   }
 
   async function show(who) {

@@ -18,12 +18,15 @@ from tests.platform_fakes import (
     SplunkReceiver,
     SumoReceiver,
 )
+from tests.platform_fakes.webhook import WebhookReceiver
+from tests.samples import WEBHOOK_SECRET
 
 DD_API_KEY = "0123456789abcdef0123456789abcdef"
 HEC_TOKEN = "12345678-1234-1234-1234-123456789012"
 CX_KEY = "cxtp_0123456789abcdefABCDEF"
 SUMO_CODE = "ZaVnC4dhaV3secret"
-leaks.register(DD_API_KEY, HEC_TOKEN, CX_KEY, SUMO_CODE)
+HOOK_KEY = "hk_0123456789abcdef"
+leaks.register(DD_API_KEY, HEC_TOKEN, CX_KEY, SUMO_CODE, WEBHOOK_SECRET, HOOK_KEY)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ def _splunk_check(entry: dict[str, Any], event: dict[str, Any]) -> None:
 
 def _sumo_check(entry: dict[str, Any], _event: dict[str, Any]) -> None:
     assert entry["category"] == "prod/auth" and entry["fields"] == "team=iam"
+
+
+def _webhook_check(entry: dict[str, Any], event: dict[str, Any]) -> None:
+    assert entry == event  # the normalized event, as it is
 
 
 def _cx_check(entry: dict[str, Any], event: dict[str, Any]) -> None:
@@ -87,6 +94,17 @@ PLATFORMS = [
         lambda r: {"api_key": CX_KEY, "endpoint": r.url, "domain": "eu2"},
         lambda e: orjson.loads(e["text"]),
         _cx_check,
+    ),
+    Platform(
+        "webhook",
+        lambda: WebhookReceiver([WEBHOOK_SECRET], required_headers={"X-Api-Key": HOOK_KEY}),
+        lambda r: {
+            "url": r.endpoint,  # type: ignore[attr-defined]
+            "secret": WEBHOOK_SECRET,
+            "headers": f"X-Api-Key: {HOOK_KEY}",
+        },
+        lambda e: e,
+        _webhook_check,
     ),
 ]
 

@@ -53,7 +53,7 @@ def test_destination_types_describe_every_platform(
     reply = client.get("/api/v1/destination-types", headers=auth(tokens, "viewer"))
     assert reply.status_code == 200
     types = {t["platform"]: t for t in reply.json()}
-    assert set(types) == {"datadog", "eventbridge", "splunk", "sumologic", "coralogix"}
+    assert set(types) == {"datadog", "eventbridge", "splunk", "sumologic", "coralogix", "webhook"}
     datadog = types["datadog"]
     assert datadog["secrets"] == ["api_key"]
     assert datadog["settings_schema"]["properties"]["api_key"]["writeOnly"] is True

@@ -204,3 +204,55 @@ def test_a_weak_secret_key_stops_every_command(kafka_bootstrap: str, tmp_path: P
         result = run_cli(env, *command, timeout=60)
         assert result.returncode == 2, (command, result.stderr)
         assert "AUTHTRAIL_SECRET_KEY: AUTHTRAIL_SECRET_KEY is the example" in (result.stderr)
+
+
+def test_webhook_secret_shown_once_rotated_and_pii_rules(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = f"w{uuid.uuid4().hex[:8]}."
+    env = base_env(
+        tmp_path / "var", AUTHTRAIL_KAFKA_BOOTSTRAP=kafka_bootstrap, AUTHTRAIL_TOPIC_PREFIX=prefix
+    )
+    assert run_cli(env, "topics", "create").returncode == 0
+    added = run_cli(
+        env,
+        "destinations",
+        "add",
+        "webhook",
+        "--name",
+        "Hook",
+        "--set",
+        "url=https://hooks.example/in",
+        "--set",
+        "headers.X-Api-Key=hk_cli_0123456789",
+        "--set",
+        "transform.actor.email=hash",
+        "--set",
+        "transform.attributes.phone=drop",
+    )
+    assert added.returncode == 0, added.stderr
+    hook_id, secret_line = added.stdout.strip().splitlines()
+    secret = secret_line.removeprefix("secret: ")
+    leaks.register(secret, "hk_cli_0123456789")
+    assert secret.startswith("whsec_") and "shown once" in added.stderr
+    shown = run_cli(env, "destinations", "show", hook_id)
+    assert secret not in shown.stdout and "hk_cli_0123456789" not in shown.stdout
+    details = orjson.loads(shown.stdout)
+    assert details["transform"] == {"actor.email": "hash", "attributes.phone": "drop"}
+    assert details["settings"]["headers"] == {"X-Api-Key": "••••"}
+
+    rotated = run_cli(env, "destinations", "rotate-secret", hook_id, "--grace", "600")
+    assert rotated.returncode == 0, rotated.stderr
+    fresh = rotated.stdout.strip().removeprefix("secret: ")
+    leaks.register(fresh)
+    assert fresh.startswith("whsec_") and fresh != secret
+
+    bad = run_cli(env, "destinations", "update", hook_id, "--set", "transform.ip=encrypt")
+    assert bad.returncode == 1 and "transform.ip" in bad.stderr
+    removed = run_cli(
+        env, "destinations", "update", hook_id, "--unset", "transform.attributes.phone"
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert orjson.loads(run_cli(env, "destinations", "show", hook_id).stdout)["transform"] == {
+        "actor.email": "hash"
+    }

@@ -21,6 +21,8 @@ from tests.integration.conftest import Authtrail, shared_broker_env
 from tests.integration.streaming import wait_until
 from tests.integration.test_page import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 from tests.platform_fakes import CoralogixReceiver, DatadogReceiver, SplunkReceiver, SumoReceiver
+from tests.platform_fakes.webhook import WebhookReceiver
+from tests.samples import WEBHOOK_SECRET
 
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"
@@ -97,7 +99,7 @@ def page(browser: Browser, running: Authtrail) -> Iterator[Page]:  # noqa: F811
     tab.goto(f"{running.api}/login#token={running.token}")
     expect(tab.locator("#app")).to_be_visible()
     tab.goto(f"{running.api}/stream")
-    expect(tab.locator("#platforms .platform")).to_have_count(5)
+    expect(tab.locator("#platforms .platform")).to_have_count(6)
     yield tab
     context.close()
     assert not errors, errors
@@ -255,3 +257,47 @@ def test_moving_a_destination_asks_for_its_secret_again(
         page.fill("#setting-api_key", DD_KEY)
         page.click("#save-destination")
         expect(page.locator("#setup")).to_be_hidden()
+
+
+def test_a_webhook_with_pii_rules_set_up_from_the_page(page: Page, running: Authtrail) -> None:
+    # The receiver learns the secret from the page, as a person would copy it over.
+    with WebhookReceiver([WEBHOOK_SECRET]) as hook:
+        page.locator(".platform[data-platform=webhook] button").click()
+        expect(page.locator("#setup")).to_be_visible()
+        page.fill("#setting-name", "Page webhook")
+        page.fill("#setting-url", hook.endpoint)
+        page.fill("#setting-headers", "X-Team: iam")
+        page.select_option('[id="transform-actor.email"]', "hash")
+        page.select_option("#transform-ip", "mask")
+        page.fill("#transform-attributes", "attributes.device=drop")
+        page.click("#save-destination")
+        expect(page.locator("#setup")).to_be_hidden()
+        notice = page.locator("#secret-notice")
+        expect(notice).to_be_visible()
+        secret = page.locator("#secret-notice-value").inner_text()
+        assert secret.startswith("whsec_")
+        hook.use_secrets([secret])
+        page.click("#secret-notice-done")
+        expect(notice).to_be_hidden()
+        expect(row(page, "Page webhook")).to_be_visible()
+
+        running.produce(_raw_events(20, "page-webhook"))
+        mine = lambda: [e for e in hook.store.events() if e.get("reason") == "page-webhook"]  # noqa: E731
+        assert wait_until(lambda: len(mine()) >= 20, timeout=90)
+        body = orjson.dumps(mine())
+        assert b"ada@example.com" not in body and b"81.2.69.10" not in body
+        assert {e["ip"] for e in mine()} == {"81.2.0.0/16"}
+        assert {len(e["actor_email"]) for e in mine()} == {64}
+        assert all("raw" not in e for e in mine())
+
+        # Rotating from the page: the new secret is shown once, the old one still signs.
+        page.once("dialog", lambda dialog: dialog.accept())
+        row(page, "Page webhook").locator("button", has_text="Rotate secret").click()
+        expect(notice).to_be_visible()
+        fresh = page.locator("#secret-notice-value").inner_text()
+        assert fresh.startswith("whsec_") and fresh != secret
+        page.click("#secret-notice-done")
+        hook.use_secrets([fresh])
+        running.produce(_raw_events(5, "page-webhook"))
+        assert wait_until(lambda: len(mine()) >= 25, timeout=90)
+        expect(row(page, "Page webhook").locator(".state")).to_have_text("Healthy", timeout=30_000)

@@ -19,7 +19,7 @@ from schemas.destinations import (
 from schemas.keys import KeyRing
 from schemas.platforms import SETTINGS_MODELS
 from tests import leaks
-from tests.samples import DD_KEY
+from tests.samples import DD_KEY, WEBHOOK_SECRET
 from tests.samples import VALID_SETTINGS as VALID
 
 SECRETS = {
@@ -28,6 +28,7 @@ SECRETS = {
     "splunk": "12345678-1234-1234-1234-123456789012",
     "sumologic": "ZaVnC4dhaV3",
     "coralogix": "cxtp_0123456789abcdefABCDEF",
+    "webhook": WEBHOOK_SECRET,
 }
 leaks.register(*SECRETS.values())
 
@@ -37,13 +38,23 @@ def test_valid_settings_and_sealed_storage(platform: str) -> None:
     destination = make_destination(
         platform,
         f"{platform} prod",
-        {**VALID[platform], "filter.outcomes": "failure", "filter.accounts": "acc_1, acc_2"},
+        {
+            **VALID[platform],
+            "filter.outcomes": "failure",
+            "filter.accounts": "acc_1, acc_2",
+            "transform.actor.email": "hash",
+        },
     )
     assert destination.filter.outcomes == ["failure"]
     assert destination.filter.accounts == ["acc_1", "acc_2"]
+    assert destination.transform == {"actor.email": "hash"}
+    assert destination.transform_key is not None
     box = SecretBox(KeyRing(secrets.token_bytes(32)))
     record = to_record(destination, box)
     assert SECRETS[platform].encode() not in record
+    assert destination.transform_key.get_secret_value().encode() not in record
+    if platform == "webhook":
+        assert b"hk_0123456789abcdef" not in record  # header values are sealed too
     assert from_record(record, box) == destination
     shown = str(destination.redacted_settings()) + repr(destination)
     assert SECRETS[platform] not in shown

@@ -1,0 +1,146 @@
+"""A destination's PII rules (``schemas.transform``) applied to each event before its
+sink encodes it. ``build_sink`` wraps the platform's sink in ``TransformedSink`` when the
+destination has rules, so the connector, replay, redrive and the test event all send what
+the rules leave, whatever the platform.
+
+Actions:
+
+* ``drop``: the field is left out;
+* ``mask``: the value keeps its shape and loses what identifies: ``alice@acme.io`` ->
+  ``a***@acme.io``, an IPv4 address -> its /16 (``99.81.0.0/16``), an IPv6 address -> its
+  /48, other text -> its first character and ``***``, any other value -> ``***``;
+* ``hash``: the hex HMAC-SHA256 of the value under the destination's own key (kept sealed
+  with its secrets): one value is one stable pseudonym at this destination, which no
+  other destination's pseudonyms reveal, and which cannot be reversed without the key.
+
+``actor_display`` (the email, else the id, else ``anonymous``) follows what the rules do
+to the email and the id. ``raw`` (the event as received) repeats every field in clear:
+once any rule is set it is dropped unless a rule says ``hash`` for it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic
+
+import orjson
+
+from connectors.sinks.base import Entry, EventHead, Limits, SendResult, Sink, StopCheck, never
+from schemas.transform import ATTRIBUTES_PREFIX, FIELDS, TransformAction
+
+_DISPLAY_SOURCES = ("actor_email", "actor_id")
+_MASK = "***"
+
+
+class PiiTransform:
+    """The rules of one destination, ready to apply. ``apply`` is thread-safe."""
+
+    def __init__(self, rules: Mapping[str, TransformAction], key: bytes) -> None:
+        self._key = key
+        self._fields: list[tuple[str, TransformAction]] = []
+        self._attributes: list[tuple[list[str], TransformAction]] = []
+        for field, action in rules.items():
+            if field.startswith(ATTRIBUTES_PREFIX):
+                path = field.removeprefix(ATTRIBUTES_PREFIX).split(".")
+                self._attributes.append((path, action))
+            elif field != "raw":
+                self._fields.append((FIELDS[field], action))
+        self._raw: TransformAction = "hash" if rules.get("raw") == "hash" else "drop"
+        self._display = any(name in _DISPLAY_SOURCES for name, _ in self._fields)
+
+    def apply(self, raw: bytes) -> bytes:
+        """The normalized event ``raw`` (JSON) with the rules applied. A value that is
+        not a JSON object is returned as it is (the caller refuses it already)."""
+        event = orjson.loads(raw)
+        if not isinstance(event, dict):
+            return raw
+        for name, action in self._fields:
+            self._act(event, name, action, mask_of(name))
+        if self._display:
+            event["actor_display"] = (
+                event.get("actor_email") or event.get("actor_id") or "anonymous"
+            )
+        attributes = event.get("attributes")
+        if isinstance(attributes, dict):
+            for path, action in self._attributes:
+                holder: Any = attributes
+                for step in path[:-1]:
+                    holder = holder.get(step)
+                    if not isinstance(holder, dict):
+                        break
+                else:
+                    self._act(holder, path[-1], action, mask_text)
+        self._act(event, "raw", self._raw, mask_text)
+        return orjson.dumps(event)
+
+    def _act(self, holder: dict[str, Any], name: str, action: TransformAction, mask: Any) -> None:
+        if name not in holder:
+            return
+        value = holder[name]
+        if action == "drop":
+            del holder[name]
+        elif value in ("", None):
+            return  # nothing to hide; an empty value stays empty
+        elif action == "mask":
+            holder[name] = mask(value)
+        else:
+            holder[name] = self.pseudonym(value)
+
+    def pseudonym(self, value: Any) -> str:
+        """The hash action's value: hex HMAC-SHA256 under the destination's key."""
+        data = value.encode() if isinstance(value, str) else orjson.dumps(value)
+        return hmac.digest(self._key, data, hashlib.sha256).hex()
+
+
+def mask_text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        return _MASK
+    return value[0] + _MASK
+
+
+def mask_email(value: Any) -> str:
+    if not isinstance(value, str) or "@" not in value:
+        return mask_text(value)
+    local, _, domain = value.rpartition("@")
+    return f"{local[:1]}{_MASK}@{domain}"
+
+
+def mask_ip(value: Any) -> str:
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        return _MASK
+    prefix = 16 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def mask_of(name: str) -> Any:
+    return {"actor_email": mask_email, "ip": mask_ip}.get(name, mask_text)
+
+
+class TransformedSink(Generic[Entry]):
+    """``sink`` with ``transform`` applied to each event before it encodes it; every
+    other call goes to ``sink`` as it is."""
+
+    def __init__(self, sink: Sink[Entry], transform: PiiTransform) -> None:
+        self.sink = sink
+        self.transform = transform
+        self.platform = sink.platform
+        self.limits: Limits = sink.limits
+
+    def encode(self, head: EventHead, raw: bytes) -> Entry:
+        return self.sink.encode(head, self.transform.apply(raw))
+
+    def size(self, entry: Entry) -> int:
+        return self.sink.size(entry)
+
+    def send(self, entries: Sequence[Entry], should_stop: StopCheck = never) -> SendResult:
+        return self.sink.send(entries, should_stop)
+
+    def healthcheck(self) -> SendResult:
+        return self.sink.healthcheck()
+
+    def close(self) -> None:
+        self.sink.close()
