@@ -100,6 +100,8 @@ def test_the_wheel_holds_the_product_and_no_test_code(installed: Installed) -> N
     assert packages == set(PRODUCT_PACKAGES)
     assert not [name for name in names if "platform_fakes" in name or "/tests/" in name]
     assert "query_api/static/index.html" in names
+    for platform in SETTINGS_MODELS:  # the Stream tab's card of each platform
+        assert f"query_api/static/platforms/{platform}.svg" in names, platform
     assert "schemas/jsonschema/raw-event-v1.schema.json" in names
 
 
