@@ -41,9 +41,9 @@ def to_record(destination: Destination, box: Sealer) -> bytes:
     data = destination.model_dump(mode="json", exclude={"settings", "transform_key"})
     settings = destination.settings.model_dump()
     for key in type(destination.settings).SECRETS:
-        settings[key] = _sealed(settings.get(key), box)
+        settings[key] = sealed(settings.get(key), box)
     data["settings"] = settings
-    data["transform_key"] = _sealed(destination.transform_key, box)
+    data["transform_key"] = sealed(destination.transform_key, box)
     return orjson.dumps(data)
 
 
@@ -53,17 +53,19 @@ def from_record(value: bytes, box: Sealer) -> Destination:
     model = SETTINGS_MODELS[data["platform"]]
     settings = dict(data["settings"])
     for key in model.SECRETS:
-        settings[key] = _opened(settings.get(key), box)
+        settings[key] = opened(settings.get(key), box)
     data["settings"] = model.model_validate(settings)
-    data["transform_key"] = _opened(data.get("transform_key"), box)
+    data["transform_key"] = opened(data.get("transform_key"), box)
     return Destination.model_validate(data)
 
 
-def _sealed(value: SecretStr | None, box: Sealer) -> dict[str, str] | None:
+def sealed(value: SecretStr | None, box: Sealer) -> dict[str, str] | None:
+    """A secret as a record holds it (``{"sealed": token}``), or None."""
     return None if value is None else {"sealed": box.seal(value.get_secret_value())}
 
 
-def _opened(value: Any, box: Sealer) -> Any:
+def opened(value: Any, box: Sealer) -> Any:
+    """A secret from a record (its clear text), or the value as it is when not sealed."""
     return box.open(value["sealed"]) if isinstance(value, dict) else value
 
 
@@ -126,8 +128,23 @@ class DestinationStore(ViewedTopic[Destination]):
         self._write(destination.model_copy(update={"updated_at": utc_now_ms()}))
 
     def set_paused(self, destination_id: str, paused: bool) -> Destination:
+        """Pauses, or resumes: resuming also lifts a suspension (resumed by hand)."""
         current = self.require(destination_id)
-        updated = current.model_copy(update={"paused": paused, "updated_at": utc_now_ms()})
+        change: dict[str, Any] = {"paused": paused, "updated_at": utc_now_ms()}
+        if not paused:
+            change["suspended_at"] = None
+        updated = current.model_copy(update=change)
+        self._write(updated)
+        return updated
+
+    def suspend(self, destination_id: str) -> Destination | None:
+        """Suspends a destination (its connectors stop; offsets and lag stay) unless it is
+        gone, paused or suspended already; the suspended destination, or None."""
+        current = self.get(destination_id)
+        if current is None or current.paused or current.suspended_at is not None:
+            return None
+        now = utc_now_ms()
+        updated = current.model_copy(update={"suspended_at": now, "updated_at": now})
         self._write(updated)
         return updated
 

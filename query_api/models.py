@@ -130,6 +130,11 @@ class DestinationFilterBody(BaseModel):
     accounts: list[str] = []
 
 
+SUSPEND_DESCRIPTION = (
+    "Failing (every request, not refused credentials) for longer than this, the destination "
+    "is suspended: it keeps its offsets and lag until resumed by hand. Seconds, or a "
+    "duration such as 30m, 12h, 7d."
+)
 TRANSFORM_DESCRIPTION = (
     "PII rules: a field (actor.email, actor.id, ip, user_agent, account.name, raw, "
     "attributes.<path>) -> drop, mask or hash, applied before the event leaves for the "
@@ -146,6 +151,9 @@ class DestinationCreate(BaseModel):
     settings: dict[str, Any] = {}
     filter: DestinationFilterBody = DestinationFilterBody()
     transform: dict[str, str] = Field({}, description=TRANSFORM_DESCRIPTION)
+    suspend_after: int | str | None = Field(
+        None, description=SUSPEND_DESCRIPTION + " Default 7 days."
+    )
     paused: bool = False
 
 
@@ -162,6 +170,7 @@ class DestinationPatch(BaseModel):
     transform: dict[str, str] | None = Field(
         None, description="The whole set of PII rules, replacing the current one."
     )
+    suspend_after: int | str | None = Field(None, description=SUSPEND_DESCRIPTION)
 
 
 class DestinationOut(BaseModel):
@@ -174,6 +183,10 @@ class DestinationOut(BaseModel):
     filter: DestinationFilterBody
     transform: dict[str, str] = Field(description=TRANSFORM_DESCRIPTION)
     paused: bool
+    suspend_after: int = Field(description=SUSPEND_DESCRIPTION + " In seconds.")
+    suspended_at: datetime | None = Field(
+        description="When it was suspended (resume it to lift that), or null."
+    )
     consumer_group: str
     dead_letter_topic: str
     created_at: datetime
@@ -264,3 +277,26 @@ class RedriveReply(BaseModel):
     delivered: int
     dead_lettered_again: int
     remaining: int
+
+
+class NotificationChannelCreate(BaseModel):
+    """A new notification channel: a signed webhook (``url``; ``secret`` made when not
+    given; ``headers``; ``verify_tls``)."""
+
+    model_config = {"extra": "forbid"}
+    kind: Literal["webhook"] = "webhook"
+    name: str
+    settings: dict[str, Any] = {}
+
+
+class NotificationChannelOut(BaseModel):
+    """A channel as the API shows it: secrets only as "set, ends in …"."""
+
+    id: str
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    created_at: datetime
+    generated_secrets: dict[str, str] | None = Field(
+        None, description="The signing secret authtrail made, only in the reply that made it."
+    )

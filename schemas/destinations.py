@@ -36,6 +36,9 @@ from schemas.platforms import (
 from schemas.transform import TransformAction, check_rules
 
 _NAME = re.compile(r"^[\w .:/@()-]{1,200}$")
+DEFAULT_SUSPEND_AFTER_S = 7 * 86_400  # as Auth0 pauses a failing log stream
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 class DestinationFilter(BaseModel):
@@ -70,6 +73,10 @@ class Destination(BaseModel):
     # destination's life (pseudonyms stay stable), sealed with the secrets.
     transform_key: SecretStr | None = None
     paused: bool = False
+    # Failing (not for credentials) longer than this, the destination is suspended: it
+    # keeps its offsets and lag and waits to be resumed by hand.
+    suspend_after_s: int = Field(DEFAULT_SUSPEND_AFTER_S, ge=5, le=365 * 86_400)
+    suspended_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -129,7 +136,7 @@ class Destination(BaseModel):
 # destination shows: a replica's state, or "not running" when no live replica reports it.
 WorkerState = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stopped"]
 WORKER_STATES: tuple[WorkerState, ...] = get_args(WorkerState)
-DestinationState = Literal[WorkerState, "not running"]
+DestinationState = Literal[WorkerState, "not running", "suspended"]
 # Replicas disagreeing: the destination shows the worst of their states, this order first.
 STATES_WORST_FIRST: tuple[WorkerState, ...] = (
     "auth_failed",
@@ -225,7 +232,10 @@ def _first(exc: ValidationError, prefix: str) -> DestinationError:
 def make_destination(
     platform: str, name: str, values: Mapping[str, Any], destination_id: str | None = None
 ) -> Destination:
-    """A new (or replacement) destination from ``key=value`` settings."""
+    """A new (or replacement) destination from ``key=value`` settings (``suspend_after``
+    included: seconds, or a duration such as ``7d``, ``12h``, ``30m``)."""
+    values = dict(values)
+    suspend_after_s = seconds_of("suspend_after", values.pop("suspend_after", None))
     settings, destination_filter, rules = parse_settings(platform, values)
     now = utc_now_ms()
     try:
@@ -236,11 +246,15 @@ def make_destination(
             settings=settings,
             filter=destination_filter,
             transform=rules,
+            suspend_after_s=suspend_after_s,
             created_at=now,
             updated_at=now,
         )
     except ValidationError as exc:
-        raise _first(exc, "") from None
+        error = _first(exc, "")
+        if error.field == "suspend_after_s":
+            raise DestinationError("suspend_after", "must be 5 seconds to 365 days") from None
+        raise error from None
 
 
 def current_values(destination: Destination) -> dict[str, Any]:
@@ -254,7 +268,21 @@ def current_values(destination: Destination) -> dict[str, Any]:
         values[f"filter.{key}"] = items
     for field, action in destination.transform.items():
         values[f"transform.{field}"] = action
+    values["suspend_after"] = destination.suspend_after_s
     return values
+
+
+def seconds_of(key: str, value: Any) -> int:
+    """Seconds from a number or a duration text (``90``, ``30m``, ``12h``, ``7d``); the
+    default suspension delay for None. Raises ``DestinationError`` naming ``key``."""
+    if value is None or value == "":
+        return DEFAULT_SUSPEND_AFTER_S
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise DestinationError(key, "seconds, or a duration such as 30m, 12h or 7d")
+    return int(match[1]) * _UNIT_S[match[2]]
 
 
 def address_changes(current: PlatformSettings, fresh: PlatformSettings) -> list[str]:
@@ -296,6 +324,7 @@ def updated_destination(
         update={
             "created_at": current.created_at,
             "paused": current.paused,
+            "suspended_at": current.suspended_at,
             # Pseudonyms stay stable: the key lives as long as the destination.
             "transform_key": current.transform_key or fresh.transform_key,
         }

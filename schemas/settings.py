@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     connector_auth_recheck_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often refused credentials are re-checked."
     )
+    notification_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="At most one notification per destination this often (changes in "
+        "between are told together, with their count).",
+    )
 
     # Query API
     api_host: str = Field("127.0.0.1", description="Query API bind address.")

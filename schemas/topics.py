@@ -12,6 +12,8 @@ DLQ = "auth-events.dlq"
 TOKENS = "authtrail.tokens"  # compacted: API tokens (hashed), keyed by token id
 DESTINATIONS = "authtrail.destinations"  # compacted: destinations (secrets sealed), by id
 CONNECTOR_STATUS = "authtrail.connector-status"  # compacted: status per destination
+# compacted: where state changes of destinations are told (secrets sealed), by id
+NOTIFICATION_CHANNELS = "authtrail.notification-channels"
 
 # Headers of every dead-lettered record (the ingest DLQ and each destination's).
 DLQ_REASON_HEADER = "authtrail-reason"
@@ -36,6 +38,7 @@ class Topics:
     tokens: str
     destinations: str
     connector_status: str
+    notification_channels: str
     prefix: str = ""
 
     @classmethod
@@ -47,6 +50,7 @@ class Topics:
             tokens=prefix + TOKENS,
             destinations=prefix + DESTINATIONS,
             connector_status=prefix + CONNECTOR_STATUS,
+            notification_channels=prefix + NOTIFICATION_CHANNELS,
             prefix=prefix,
         )
 
@@ -62,6 +66,7 @@ class Topics:
             self.tokens,
             self.destinations,
             self.connector_status,
+            self.notification_channels,
         )
 
 
@@ -86,6 +91,9 @@ def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
         TopicSpec(topics.tokens, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
         TopicSpec(topics.destinations, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
         TopicSpec(topics.connector_status, {"cleanup.policy": "compact"}, 1),
+        TopicSpec(
+            topics.notification_channels, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1
+        ),
     )
 
 

@@ -4,6 +4,7 @@ from authtrail.cli import (  # noqa: F401  (each module registers its commands o
     connectors,
     destinations,
     kafka,
+    notifications,
     processes,
     secrets,
     store,

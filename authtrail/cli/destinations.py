@@ -27,8 +27,8 @@ def destination_store(settings: Settings) -> DestinationStore:
 
 
 def _describe_destination(d: Destination) -> str:
-    state = "paused" if d.paused else "enabled"
-    return f"{d.id}  {d.platform:11}  {state:7}  {d.name}"
+    state = "paused" if d.paused else "suspended" if d.suspended_at else "enabled"
+    return f"{d.id}  {d.platform:11}  {state:9}  {d.name}"
 
 
 @destinations.command("add")
@@ -49,17 +49,17 @@ def destinations_add(platform: str, name: str, values: tuple[str, ...]) -> None:
 
     settings = load_settings()
     setup_logging(settings)
-    pairs = _setting_pairs(values)
+    pairs = setting_pairs(values)
     with destination_store(settings) as store:
         try:
             destination = store.add(platform, name, pairs)
         except DestinationError as exc:
             fail(f"invalid destination: {exc}")
     click.echo(destination.id)
-    _show_generated(destination.generated_secrets(pairs))
+    show_generated(destination.generated_secrets(pairs))
 
 
-def _show_generated(secrets: dict[str, str]) -> None:
+def show_generated(secrets: dict[str, str]) -> None:
     for key, value in secrets.items():
         click.echo(f"{key}: {value}")
         click.echo(
@@ -67,7 +67,7 @@ def _show_generated(secrets: dict[str, str]) -> None:
         )
 
 
-def _setting_pairs(values: tuple[str, ...]) -> dict[str, str | None]:
+def setting_pairs(values: tuple[str, ...]) -> dict[str, str | None]:
     pairs: dict[str, str | None] = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -95,7 +95,7 @@ def destinations_update(
 
     settings = load_settings()
     setup_logging(settings)
-    changes = {**_setting_pairs(values), **dict.fromkeys((k.strip() for k in unset), None)}
+    changes = {**setting_pairs(values), **dict.fromkeys((k.strip() for k in unset), None)}
     with destination_store(settings) as store:
         try:
             store.replace(updated_destination(store.require(destination_id), name, changes))
@@ -130,7 +130,7 @@ def destinations_rotate_secret(destination_id: str, grace_s: int, secret: str | 
         except DestinationError as exc:
             fail(str(exc))
         store.replace(rotated)
-    _show_generated({"secret": fresh})
+    show_generated({"secret": fresh})
 
 
 @destinations.command("list")
@@ -166,6 +166,8 @@ def destinations_show(destination_id: str) -> None:
         "settings": d.redacted_settings(),
         "filter": d.filter.model_dump(),
         "transform": d.transform,
+        "suspend_after": d.suspend_after_s,
+        "suspended_at": d.suspended_at.isoformat() if d.suspended_at else None,
         "consumer_group": d.group_id,
         "dead_letter_topic": settings.topics.destination_dlq(d.id),
         "created_at": d.created_at.isoformat(),

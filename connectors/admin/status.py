@@ -69,6 +69,8 @@ def summarize(
     live = [r for r in replicas if now - float(r.get("updated_at") or 0) <= STALE_S]
     if destination.paused:
         state = "paused"
+    elif destination.suspended_at is not None:
+        state = "suspended"
     elif not live:
         state = "not running"
     else:

@@ -8,6 +8,7 @@ time (one source of truth: what ``destinations status`` shows is what is scraped
     authtrail_connector_state{destination,platform,state}          1 for the current state
     authtrail_connector_last_success_timestamp_seconds{destination,platform}
     authtrail_connector_lag{destination,platform}                  uncommitted events
+    authtrail_destination_suspended{destination,platform}          1 while suspended
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from connectors.runtime.worker import DestinationWorker
-from schemas.destinations import WORKER_STATES
+from schemas.destinations import WORKER_STATES, Destination
 
 log = logging.getLogger(__name__)
 STATES = WORKER_STATES
@@ -32,10 +33,14 @@ class ConnectorCollector(Collector):
     (it costs admin round trips)."""
 
     def __init__(
-        self, workers: Callable[[], dict[str, DestinationWorker]], lag: Callable[[str], int]
+        self,
+        workers: Callable[[], dict[str, DestinationWorker]],
+        lag: Callable[[str], int],
+        destinations: Callable[[], list[Destination]] = list,
     ) -> None:
         self._workers = workers
         self._lag = lag
+        self._destinations = destinations
         self._lag_cache: dict[str, tuple[float, int]] = {}
 
     def _cached_lag(self, group: str) -> int | None:
@@ -88,5 +93,17 @@ class ConnectorCollector(Collector):
             current = self._cached_lag(worker.destination.group_id)
             if current is not None:
                 lag.add_metric(values, current)
+        # A suspended destination has no worker: the configuration says it (every
+        # connector process reports the same value).
+        suspended = GaugeMetricFamily(
+            "authtrail_destination_suspended",
+            "1 while the destination is suspended (failing too long; resumed by hand).",
+            labels=labels,
+        )
+        for destination in self._destinations():
+            suspended.add_metric(
+                [destination.id, destination.platform],
+                0.0 if destination.suspended_at is None else 1.0,
+            )
         yield from counters.values()
-        yield from (state, success, lag)
+        yield from (state, success, lag, suspended)

@@ -1,8 +1,9 @@
 """Runs one worker per enabled destination and keeps the set in step with the config
 topic: destinations added, changed, paused, resumed or removed take effect within moments,
 without a restart. Publishes each worker's status to ``authtrail.connector-status`` every
-few seconds. SREs scale a destination by running more processes: Kafka spreads its
-partitions among them."""
+few seconds, suspends destinations failing for longer than their ``suspend_after`` and
+runs the notifier (``connectors.notify``). SREs scale a destination by running more
+processes: Kafka spreads its partitions among them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, Producer
 
 from connectors.config import DestinationStore
+from connectors.notify.notifier import Notifier
 from connectors.runtime.metrics import ConnectorCollector
 from connectors.runtime.worker import REPLICA, DestinationWorker
 from infra.kafka.clients import admin_client
@@ -50,6 +52,7 @@ class ConnectorRuntime:
         self._changed = threading.Event()
         self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
         self._beat = beat
+        self.notifier: Notifier | None = None  # while ``run`` runs
         self._status_producer = Producer(
             {**settings.kafka_client_config(), "linger.ms": 50, "logger": cast(Any, log)}
         )
@@ -58,10 +61,13 @@ class ConnectorRuntime:
         """Until ``stop()``: reconciles workers on every change, restarts crashed ones,
         publishes status."""
         self._store.start()
+        notifier = self.notifier = Notifier(self._settings, self._store)
+        notifier.start()
         last_status = 0.0
         try:
             while not self._stopping.is_set():
                 self._beat()
+                self._suspend_overdue()
                 self._reconcile(self._store.all())
                 if time.monotonic() - last_status >= STATUS_INTERVAL_S:
                     self._publish_status()
@@ -69,8 +75,10 @@ class ConnectorRuntime:
                 self._changed.wait(0.5)
                 self._changed.clear()
         finally:
+            notifier.stop()
             self._stop_all()
             self._publish_status()
+            notifier.join(10)
             self._store.stop()
             if self._lag_probe is not None:
                 self._lag_probe.close()
@@ -85,7 +93,9 @@ class ConnectorRuntime:
         admin = admin_client(self._settings)
         probe = self._lag_probe = probe_consumer(self._settings, "authtrail-lag-probe")
         return ConnectorCollector(
-            self.workers, lambda group: group_lag(self._settings, admin, probe, group)
+            self.workers,
+            lambda group: group_lag(self._settings, admin, probe, group),
+            self._store.all,
         )
 
     def workers(self) -> dict[str, DestinationWorker]:
@@ -93,7 +103,29 @@ class ConnectorRuntime:
             return dict(self._workers)
 
     def _wanted(self, destination: Destination) -> bool:
-        return not destination.paused and (not self._only or destination.id in self._only)
+        return (
+            not destination.paused
+            and destination.suspended_at is None
+            and (not self._only or destination.id in self._only)
+        )
+
+    def _suspend_overdue(self) -> None:
+        """Suspends each destination whose worker has been failing (every request, not
+        for credentials) for longer than the destination's ``suspend_after_s``."""
+        now = time.time()
+        for destination_id, worker in self.workers().items():
+            since = worker.status.failing_since
+            if worker.status.state != "failing" or since is None:
+                continue
+            if now - since < worker.destination.suspend_after_s:
+                continue
+            if self._store.suspend(destination_id) is not None:
+                log.warning(
+                    "destination %s: suspended after failing for %.0f s (%s); resume it by hand",
+                    destination_id,
+                    now - since,
+                    worker.status.last_error,
+                )
 
     def _reconcile(self, destinations: list[Destination]) -> None:
         wanted = {d.id: d for d in destinations if self._wanted(d)}

@@ -82,6 +82,7 @@ class WorkerStatus:
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    failing_since: float | None = None  # when every request began to fail, while it lasts
     partitions: list[int] = field(default_factory=list)  # this replica's share
     updated_at: float = field(default_factory=time.time)
 
@@ -154,6 +155,10 @@ class DestinationWorker(threading.Thread):
                         )
                     while in_flight and in_flight[0][1].done():
                         self._finish(consumer, *in_flight.popleft())
+                    if in_flight:
+                        # A batch retrying with no traffic behind it is never awaited:
+                        # the status shows its failure all the same.
+                        self._show_failing()
                 except AuthFailedError as exc:
                     # Neither the refused batch nor those after it are committed.
                     self._abandon(in_flight)
@@ -319,11 +324,17 @@ class DestinationWorker(threading.Thread):
                 return future.result(timeout=0.5)
             except FutureTimeout:
                 waited += 0.5
-            self.status.retries = self._stats.retries
-            if self._stats.failing_since is not None:
-                self._set_state("failing", self._stats.last_error)
+            self._show_failing()
             if waited >= KEEPALIVE_AFTER_S:
                 self._keepalive(0.2)
+
+    def _show_failing(self) -> None:
+        """The status follows the deliveries in flight: ``failing`` (and since when) once
+        every request of one has failed."""
+        self.status.retries = self._stats.retries
+        self.status.failing_since = self._stats.failing_since
+        if self._stats.failing_since is not None:
+            self._set_state("failing", self._stats.last_error)
 
     def _finish(
         self,
@@ -346,6 +357,7 @@ class DestinationWorker(threading.Thread):
         self.status.filtered += prepared.filtered
         self.status.retries = self._stats.retries
         self.status.last_success = time.time()
+        self.status.failing_since = None
         self._set_state("healthy", None)
 
     def _dead_letter(self, producer: Producer, letters: list[Letter]) -> None:

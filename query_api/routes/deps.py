@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 
 from connectors.admin.status import StatusBoard
 from connectors.config import DestinationStore
+from connectors.notify.channels import ChannelStore
 from query_api.auth import Viewer
 from query_api.filters import LogFilter, log_filter
 from query_api.repository import LogRepository
@@ -39,14 +40,21 @@ class StreamContext:
     settings: Settings
     destinations: DestinationStore
     board: StatusBoard
+    channels: ChannelStore
 
     @classmethod
     def open(cls, settings: Settings) -> StreamContext:
-        return cls(settings, DestinationStore(settings).start(), StatusBoard(settings).start())
+        return cls(
+            settings,
+            DestinationStore(settings).start(),
+            StatusBoard(settings).start(),
+            ChannelStore(settings).start(),
+        )
 
     def stop(self) -> None:
         self.destinations.stop()
         self.board.stop()
+        self.channels.stop()
 
 
 def _stream(request: Request) -> StreamContext:
@@ -68,6 +76,10 @@ def get_board(request: Request) -> StatusBoard:
     return _stream(request).board
 
 
+def get_channels(request: Request) -> ChannelStore:
+    return _stream(request).channels
+
+
 # Longest a Stream route waits for the broker before answering 503: a write would
 # otherwise wait out its full delivery timeout (30 s) first.
 BROKER_PROBE_S = 5.0
@@ -82,4 +94,5 @@ def require_broker(request: Request) -> None:
 BrokerUp = Annotated[None, Depends(require_broker)]
 Store = Annotated[DestinationStore, Depends(get_store)]
 Board = Annotated[StatusBoard, Depends(get_board)]
+Channels = Annotated[ChannelStore, Depends(get_channels)]
 AppSettings = Annotated[Settings, Depends(get_settings)]

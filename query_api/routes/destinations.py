@@ -71,6 +71,7 @@ def _values(
     settings: dict[str, Any],
     filter_: DestinationFilterBody | None,
     transform: dict[str, str] | None = None,
+    suspend_after: int | str | None = None,
 ) -> dict[str, Any]:
     values = {
         key: value
@@ -81,6 +82,8 @@ def _values(
         values.update({f"filter.{key}": items for key, items in filter_.model_dump().items()})
     if transform is not None:
         values.update({f"transform.{field}": action for field, action in transform.items()})
+    if suspend_after is not None:
+        values["suspend_after"] = suspend_after
     return values
 
 
@@ -95,6 +98,8 @@ def _out(
         filter=DestinationFilterBody.model_validate(destination.filter.model_dump()),
         transform=dict(destination.transform),
         paused=destination.paused,
+        suspend_after=destination.suspend_after_s,
+        suspended_at=destination.suspended_at,
         consumer_group=destination.group_id,
         dead_letter_topic=settings.topics.destination_dlq(destination.id),
         created_at=destination.created_at,
@@ -179,7 +184,7 @@ def create_destination(
         destination = store.add(
             body.platform,
             body.name,
-            _values(body.settings, body.filter, body.transform),
+            _values(body.settings, body.filter, body.transform, body.suspend_after),
             paused=body.paused,
         )
     except DestinationError as exc:
@@ -212,7 +217,9 @@ def patch_destination(
         changes.update({f"transform.{field}": None for field in current.transform})
     try:
         updated = updated_destination(
-            current, body.name, _values(changes, body.filter, body.transform)
+            current,
+            body.name,
+            _values(changes, body.filter, body.transform, body.suspend_after),
         )
     except DestinationError as exc:
         raise _invalid(exc) from None
@@ -250,7 +257,7 @@ def resume_destination(
     store: Store,
     settings: AppSettings,
 ) -> DestinationOut:
-    """Delivery goes on from where it stopped."""
+    """Delivery goes on from where it stopped; a suspended destination is resumed too."""
     return _paused(store, destination_id, False, settings)
 
 

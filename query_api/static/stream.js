@@ -6,7 +6,7 @@
 const Stream = (() => {
   const s = { types: [], byPlatform: {}, admin: false, timer: null, editing: null, letters: null };
   const STATES = {
-    healthy: "Healthy", failing: "Failing", auth_failed: "Auth failed", paused: "Paused",
+    healthy: "Healthy", failing: "Failing", auth_failed: "Auth failed", paused: "Paused", suspended: "Suspended",
     starting: "Starting", "not running": "Not running", stopped: "Stopped",
   };
 
@@ -311,12 +311,12 @@ const Stream = (() => {
     rows.replaceChildren();
     $("destinations-empty").hidden = destinations.length > 0;
     for (const d of destinations) {
-      const status = byId[d.id] || { state: d.paused ? "paused" : "not running" };
+      const status = byId[d.id] || { state: d.paused ? "paused" : d.suspended_at ? "suspended" : "not running" };
       const actions = el("td", { class: "actions" });
       if (s.admin) {
         actions.append(
           action("Edit", () => openForm(d.platform, d)),
-          d.paused ? action("Resume", () => change(d.id, "resume")) : action("Pause", () => change(d.id, "pause")),
+          d.paused || d.suspended_at ? action("Resume", () => change(d.id, "resume")) : action("Pause", () => change(d.id, "pause")),
           action("Replay", () => openReplay(d)),
           ...(s.byPlatform[d.platform].generated.length ? [action("Rotate secret", () => rotate(d))] : []),
           action("Dead letters", () => openLetters(d)),

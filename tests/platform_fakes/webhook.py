@@ -9,7 +9,8 @@ Contract enforced (standardwebhooks.com, specification v1), with the specificati
   ``required_headers`` must all be present with their values (else 401).
 * Body: never compressed (a ``Content-Encoding`` → 415); over ``max_body_bytes`` → 413;
   ``Content-Type: application/json`` with a JSON array of objects, or
-  ``application/x-ndjson`` with one object a line (anything else → 400).
+  ``application/x-ndjson`` with one object a line, or one JSON object (a notification);
+  anything else → 400.
 * Success: 204. A ``webhook-id`` seen before is answered 204 and stored again only in
   ``ids`` (``duplicates`` counts it): receivers dedupe on it, and so does this one.
 """
@@ -144,6 +145,8 @@ def _events(content_type: str, raw: bytes) -> list[Any] | None:
     try:
         if kind == "application/json":
             events = orjson.loads(raw)
+            if isinstance(events, dict):  # one message (a notification)
+                events = [events]
             if not isinstance(events, list):
                 return None
         elif kind == "application/x-ndjson":
