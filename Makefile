@@ -62,9 +62,19 @@ test: setup system-tests go lint typecheck
 
 # No test may depend on the day it runs: the unit tests once more with the wall clock of
 # every process (children included) a year ahead, and a year back (libfaketime).
+# The two runs go side by side (one per core), each with its own temporary directory.
+SHIFTED := .cache/clock
 test-shifted-clock: system-tests $(STAMP)
-	tests/clock/shifted-clock.sh +365d $(BIN)/pytest tests/unit -p no:cacheprovider -q
-	tests/clock/shifted-clock.sh -365d $(BIN)/pytest tests/unit -p no:cacheprovider -q
+	@tests/clock/shifted-clock.sh +0d true  # builds the clock shim once, before both use it
+	@set -u; \
+	tests/clock/shifted-clock.sh +365d $(BIN)/pytest tests/unit -p no:cacheprovider -q \
+	  --basetemp=$(SHIFTED)/ahead >$(SHIFTED)/ahead.log 2>&1 & ahead=$$!; \
+	tests/clock/shifted-clock.sh -365d $(BIN)/pytest tests/unit -p no:cacheprovider -q \
+	  --basetemp=$(SHIFTED)/behind >$(SHIFTED)/behind.log 2>&1 & behind=$$!; \
+	wait $$ahead; a=$$?; wait $$behind; b=$$?; \
+	echo "unit tests a year ahead (exit $$a):"; tail -3 $(SHIFTED)/ahead.log; \
+	echo "unit tests a year back (exit $$b):"; tail -3 $(SHIFTED)/behind.log; \
+	if [ $$a -ne 0 ] || [ $$b -ne 0 ]; then tail -150 $(SHIFTED)/ahead.log $(SHIFTED)/behind.log; exit 1; fi
 
 faults: setup
 	AUTHTRAIL_FAULTS_SIZE=full $(BIN)/pytest tests/faults -o timeout=1800 $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Response
 from fastapi.concurrency import run_in_threadpool
 
 from connectors.notify.notifier import tell, test_message
-from query_api.auth import Admin
+from query_api.auth import Admin, EveryAccountViewer
 from query_api.models import NotificationChannelCreate, NotificationChannelOut, TestEventReply
 from query_api.routes.deps import BrokerUp, Channels
 from schemas.destinations import DestinationError
@@ -51,7 +51,8 @@ def _find(channels: Channels, channel_id: str) -> NotificationChannel:
 
 
 @router.get("/notification-channels", response_model=list[NotificationChannelOut])
-def list_channels(_admin: Admin, channels: Channels) -> list[NotificationChannelOut]:
+def list_channels(_viewer: EveryAccountViewer, channels: Channels) -> list[NotificationChannelOut]:
+    """Every channel (secrets redacted): they hear of every account's destinations."""
     return [_out(c) for c in channels.all()]
 
 

@@ -425,10 +425,62 @@ const Stream = (() => {
     }
     $("replay-form").addEventListener("submit", replay);
     $("redrive").addEventListener("click", redrive);
+    $("channel-form").addEventListener("submit", addChannel);
     $("secret-notice-done").addEventListener("click", () => {
       $("secret-notice-value").textContent = "";
       $("secret-notice").hidden = true;
     });
+  }
+
+  // ---- notification channels (admins) ------------------------------------------------------
+  async function drawChannels() {
+    $("notifications").hidden = !s.admin;
+    if (!s.admin) return;
+    const channels = await api(`${API}/notification-channels`);
+    const rows = $("channels-body");
+    rows.replaceChildren();
+    for (const c of channels) {
+      let where = c.settings.url;
+      try { where = new URL(c.settings.url).host; } catch (_) { /* shown as saved */ }
+      rows.append(el("tr", { "data-id": c.id },
+        el("td", {}, el("strong", {}, c.name)),
+        el("td", { class: "mono" }, where),
+        el("td", { class: "actions" },
+          action("Send test", () => testChannel(c)),
+          action("Remove", () => removeChannel(c), { class: "link danger" }))));
+    }
+  }
+
+  async function addChannel(event) {
+    event.preventDefault();
+    const reply = $("channel-reply");
+    reply.className = "test-reply";
+    try {
+      const made = await api(`${API}/notification-channels`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: $("channel-name").value.trim(), settings: { url: $("channel-url").value.trim() } }),
+      });
+      reply.textContent = "";
+      showSecret(made);
+      $("channel-url").value = "";
+      await drawChannels();
+    } catch (error) {
+      reply.className = "test-reply failed";
+      reply.textContent = error.message;
+    }
+  }
+
+  async function testChannel(channel) {
+    const reply = $("channel-reply");
+    const result = await api(`${API}/notification-channels/${channel.id}/test`, { method: "POST" });
+    reply.className = `test-reply ${result.ok ? "ok" : "failed"}`;
+    reply.textContent = result.ok ? `${channel.name}: delivered` : `${channel.name}: not delivered (${result.message})`;
+  }
+
+  async function removeChannel(channel) {
+    if (!window.confirm(`Remove the notification channel "${channel.name}"?`)) return;
+    await api(`${API}/notification-channels/${channel.id}`, { method: "DELETE" });
+    await drawChannels();
   }
 
   async function show(who) {
@@ -439,6 +491,7 @@ const Stream = (() => {
     }
     drawCards();
     await refresh();
+    await drawChannels();
     clearInterval(s.timer);
     s.timer = setInterval(() => { if (!$("stream-tab").hidden) refresh().catch(() => {}); }, 3000);
   }

@@ -34,6 +34,7 @@ from tests.integration.streaming import wait_until
 PATH_VALUES = {
     "event_id": "no-such-event",
     "destination_id": "abcdefghij",
+    "channel_id": "abcdefghij",
     "name": "accounts",
     "platform": "datadog",
 }
@@ -57,7 +58,7 @@ def changes_state(method: str) -> bool:
 
 
 def spans_every_account(path: str) -> bool:
-    return path.startswith("/api/v1/destinations")
+    return path.startswith(("/api/v1/destinations", "/api/v1/notification-channels"))
 
 
 def call(api_client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:

@@ -120,6 +120,14 @@ def test_channels_from_the_api(api_client: TestClient, tokens: dict[str, str]) -
         )
         assert bad.status_code == 422 and bad.json()["errors"][0]["parameter"] == "url"
         viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
-        assert api_client.get("/api/v1/notification-channels", headers=viewer).status_code == 403
+        assert api_client.get("/api/v1/notification-channels", headers=viewer).status_code == 200
+        assert (
+            api_client.delete(
+                f"/api/v1/notification-channels/{body['id']}", headers=viewer
+            ).status_code
+            == 403
+        )
+        scoped = {"Authorization": f"Bearer {tokens['scoped']}"}
+        assert api_client.get("/api/v1/notification-channels", headers=scoped).status_code == 403
         gone = api_client.delete(f"/api/v1/notification-channels/{body['id']}", headers=admin)
         assert gone.status_code == 204

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -301,3 +302,62 @@ def test_a_webhook_with_pii_rules_set_up_from_the_page(page: Page, running: Auth
         running.produce(_raw_events(5, "page-webhook"))
         assert wait_until(lambda: len(mine()) >= 25, timeout=90)
         expect(row(page, "Page webhook").locator(".state")).to_have_text("Healthy", timeout=30_000)
+
+
+def test_notification_channel_from_the_page(page: Page) -> None:
+    with WebhookReceiver([WEBHOOK_SECRET]) as hook:
+        expect(page.locator("#notifications")).to_be_visible()
+        page.fill("#channel-name", "ops page")
+        page.fill("#channel-url", hook.endpoint)
+        page.click("#channel-add")
+        notice = page.locator("#secret-notice")
+        expect(notice).to_be_visible()
+        secret = page.locator("#secret-notice-value").inner_text()
+        assert secret.startswith("whsec_")
+        page.click("#secret-notice-done")
+        channel = page.locator("#channels-body tr").filter(has_text="ops page")
+        channel.locator("button", has_text="Send test").click()
+        expect(page.locator("#channel-reply")).to_contain_text("not delivered")  # 401
+        hook.use_secrets([secret])
+        channel.locator("button", has_text="Send test").click()
+        expect(page.locator("#channel-reply")).to_contain_text("ops page: delivered")
+        assert hook.store.events()[-1]["type"] == "authtrail.test"
+        page.once("dialog", lambda dialog: dialog.accept())
+        channel.locator("button", has_text="Remove").click()
+        expect(channel).to_have_count(0)
+
+
+def test_a_destination_failing_too_long_shows_suspended_and_resumes(
+    page: Page, running: Authtrail
+) -> None:
+    with DatadogReceiver(DD_KEY) as failing:
+        failing.faults.fail_next(10**6, 503)
+        page.locator(".platform[data-platform=datadog] button").click()
+        page.fill("#setting-name", "Page suspended")
+        page.fill("#setting-api_key", DD_KEY)
+        page.fill("#setting-endpoint", failing.url)
+        page.click("#save-destination")
+        expect(page.locator("#setup")).to_be_hidden()
+        target = row(page, "Page suspended")
+        expect(target).to_be_visible()
+        # The page sets no suspension delay: the API does (5 s, the shortest).
+        destination_id = target.get_attribute("data-id")
+        changed = httpx.patch(
+            f"{running.api}/api/v1/destinations/{destination_id}",
+            json={"suspend_after": 5},
+            headers=running.headers,
+            timeout=30,
+        )
+        assert changed.status_code == 200 and changed.json()["suspend_after"] == 5
+        running.produce(_raw_events(5, "page-suspend"))
+        expect(target.locator(".state")).to_have_text("Suspended", timeout=90_000)
+        failing.faults.clear()
+        target.locator("button", has_text="Resume").click()
+        expect(target.locator(".state")).to_have_text("Healthy", timeout=90_000)
+        assert wait_until(
+            lambda: (
+                sum(1 for e in failing.store.events() if "page-suspend" in orjson.dumps(e).decode())
+                >= 5
+            ),
+            timeout=60,
+        )

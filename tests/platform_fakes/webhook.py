@@ -118,12 +118,15 @@ class WebhookReceiver(Receiver):
     def _ingest(self, request: Request, raw: bytes) -> Response:
         if request.headers.get("content-encoding"):
             return self.error(415, "compressed bodies are not signed as sent")
-        if len(raw) > self.max_body_bytes:
-            return self.error(413, f"body over {self.max_body_bytes} bytes")
-        if not self._verified(request, raw):
+        body = self.read_body(request, raw, self.max_body_bytes, check_marker=False)
+        if isinstance(body, Response):
+            return body
+        if not self._verified(request, body):
             return self.auth_failure()
-        if self.faults.marker_in(raw):
-            return self.invalid_data(raw)
+        if self.faults.outage_in(body):
+            return self.error(503, "Service Unavailable")
+        if self.faults.marker_in(body):
+            return self.invalid_data(body)
         events = _events(request.headers.get("content-type", ""), raw)
         if events is None:
             return self.error(400, "not a JSON array of objects or NDJSON objects")

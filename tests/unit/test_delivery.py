@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.runtime.delivery import AuthFailedError, Delivery
+from connectors.runtime.throttle import RequestGate
 from connectors.sinks.base import Limits, Reply, SendResult, StopCheck, never
 
 
@@ -121,12 +122,18 @@ def test_requests_keep_the_byte_limit() -> None:
 
 def test_retry_after_is_honoured_and_capped() -> None:
     slept: list[float] = []
+
+    def clock() -> float:  # the gate's hold runs on the time the injected sleep passed
+        return sum(slept)
+
     sink = RuleSink(Limits(10, 10_000, 1000), busy=2, retry_after=7.0)
-    Delivery(sink, never, sleep=slept.append, max_backoff_s=60).deliver(entries(3))
+    gate = RequestGate(1, clock=clock)
+    Delivery(sink, never, sleep=slept.append, max_backoff_s=60, gate=gate).deliver(entries(3))
     assert sum(slept) == pytest.approx(14.0, abs=0.6)  # 7 s twice, in quarter-second slices
     slept.clear()
     sink = RuleSink(Limits(10, 10_000, 1000), busy=1, retry_after=3600.0)
-    Delivery(sink, never, sleep=slept.append, max_backoff_s=5).deliver(entries(3))
+    gate = RequestGate(1, clock=clock)
+    Delivery(sink, never, sleep=slept.append, max_backoff_s=5, gate=gate).deliver(entries(3))
     assert sum(slept) == pytest.approx(5.0, abs=0.3)
 
 
