@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-shifted-clock faults setup system system-tests go bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
+.PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
@@ -29,6 +29,11 @@ system-tests:
 
 go: $(STAMP)
 	@bash deploy/ensure-go.sh $(BIN)
+
+# promtool builds in the background while the linters and the first tests run; the rule
+# tests wait for it (deploy/prometheus, tests/deploy/test_prometheus.py).
+promtool: go
+	@bash deploy/ensure-promtool.sh $(BIN) --background
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
@@ -56,7 +61,7 @@ unit: $(STAMP)
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: setup system-tests go lint typecheck
+test: setup system-tests go promtool lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-shifted-clock
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "deploy-tools"
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.21.0"
+# Prometheus's own rule checker and rule unit tester, at the version its build script pins.
+PROMTOOL_SCRIPT = ROOT / "deploy" / "ensure-promtool.sh"
+PROMTOOL_VERSION = re.search(r"^VERSION=(\S+)$", PROMTOOL_SCRIPT.read_text(), re.M)[1]  # type: ignore[index]
 
 
 # Go 1.21+ fetches the release go.mod names (its toolchain line) through the module proxy.
@@ -72,6 +77,37 @@ def deploycheck() -> Path:
         timeout=900,
     )
     return binary
+
+
+@functools.cache
+def promtool() -> Path:
+    """promtool, built by ``deploy/ensure-promtool.sh`` (``make test`` starts the build in
+    the background: this waits for it to finish, or builds it now)."""
+    target = CACHE / f"promtool-{PROMTOOL_VERSION}"
+    binary = target / "promtool"
+    building = target / ".building"
+    deadline = time.monotonic() + 1800
+    while _running(building) and not binary.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    if not binary.exists():
+        go_dir = str(Path(_go()).parent)
+        subprocess.run(
+            ["bash", str(PROMTOOL_SCRIPT), str(Path(sys.executable).parent)],
+            env={**os.environ, "PATH": f"{go_dir}:{os.environ.get('PATH', '')}"},
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+    return binary
+
+
+def _running(pid_file: Path) -> bool:
+    """Whether the process a pid file names still runs (a killed build leaves the file)."""
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 @functools.cache
