@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.destinations import DestinationError, new_id
+from schemas.destinations import DestinationError, new_id, parse_settings
 from schemas.events import utc_now_ms
 from schemas.platforms import WebhookSettings
 
@@ -39,19 +39,11 @@ def make_channel(kind: str, name: str, values: Mapping[str, Any]) -> Notificatio
     first bad key (never quoting a secret)."""
     if kind not in CHANNEL_KINDS:
         raise DestinationError("kind", f"must be one of {', '.join(CHANNEL_KINDS)}")
-    members = {k.partition(".")[2]: v for k, v in values.items() if k.startswith("headers.")}
-    plain = {k: v for k, v in values.items() if not k.startswith("headers.")}
-    if members:
-        plain["headers"] = members
-    try:
-        settings = WebhookSettings.model_validate(plain)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in error["loc"]) or "settings"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "is not a setting of a webhook channel"
-        raise DestinationError(field, message) from None
+    extra = next((k for k in values if k.startswith(("filter.", "transform."))), None)
+    if extra is not None:
+        raise DestinationError(extra, "is not a setting of a notification channel")
+    settings, _, _ = parse_settings("webhook", values)
+    assert isinstance(settings, WebhookSettings)
     try:
         return NotificationChannel(
             id=new_id(), name=name, settings=settings, created_at=utc_now_ms()
