@@ -30,9 +30,10 @@ system-tests:
 go: $(STAMP)
 	@bash deploy/ensure-go.sh $(BIN)
 
-# promtool builds in the background while the linters and the first tests run; the rule
-# tests wait for it (deploy/prometheus, tests/deploy/test_prometheus.py).
-promtool: go
+# promtool builds in the background from the start (while the virtual environment is
+# installed, the linters and the tests run); the rule tests run last and wait for it
+# (deploy/prometheus, tests/deploy/test_prometheus.py).
+promtool:
 	@bash deploy/ensure-promtool.sh $(BIN) --background
 
 $(STAMP): pyproject.toml
@@ -61,7 +62,7 @@ unit: $(STAMP)
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: setup system-tests go promtool lint typecheck
+test: promtool setup system-tests go lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-shifted-clock
 

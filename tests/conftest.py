@@ -29,6 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG)
 
 
+# Run last: they wait for promtool, which `make test` builds in the background meanwhile.
+LAST = ("tests/deploy/test_prometheus.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.startswith(LAST))  # stable: the rest keep order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remember_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
     _basetemp.append(tmp_path_factory.getbasetemp())
