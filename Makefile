@@ -63,24 +63,15 @@ integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test: promtool setup system-tests go lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
-	@$(MAKE) --no-print-directory test-shifted-clock
+	@tests/clock/unit-shifted.sh start
+	@$(BIN)/pytest $(PYTEST_ARGS); suite=$$?; tests/clock/unit-shifted.sh wait; shifted=$$?; \
+	  [ $$suite -eq 0 ] && [ $$shifted -eq 0 ]
 
 # No test may depend on the day it runs: the unit tests once more with the wall clock of
-# every process (children included) a year ahead, and a year back (libfaketime).
-# The two runs go side by side (one per core), each with its own temporary directory.
-SHIFTED := .cache/clock
+# every process (children included) a year ahead, and a year back (libfaketime). In
+# `make test` they run in the background beside the suite.
 test-shifted-clock: system-tests $(STAMP)
-	@tests/clock/shifted-clock.sh +0d true  # builds the clock shim once, before both use it
-	@set -u; \
-	tests/clock/shifted-clock.sh +365d $(BIN)/pytest tests/unit -p no:cacheprovider -q \
-	  --basetemp=$(SHIFTED)/ahead >$(SHIFTED)/ahead.log 2>&1 & ahead=$$!; \
-	tests/clock/shifted-clock.sh -365d $(BIN)/pytest tests/unit -p no:cacheprovider -q \
-	  --basetemp=$(SHIFTED)/behind >$(SHIFTED)/behind.log 2>&1 & behind=$$!; \
-	wait $$ahead; a=$$?; wait $$behind; b=$$?; \
-	echo "unit tests a year ahead (exit $$a):"; tail -3 $(SHIFTED)/ahead.log; \
-	echo "unit tests a year back (exit $$b):"; tail -3 $(SHIFTED)/behind.log; \
-	if [ $$a -ne 0 ] || [ $$b -ne 0 ]; then tail -150 $(SHIFTED)/ahead.log $(SHIFTED)/behind.log; exit 1; fi
+	@tests/clock/unit-shifted.sh start && tests/clock/unit-shifted.sh wait
 
 faults: setup
 	AUTHTRAIL_FAULTS_SIZE=full $(BIN)/pytest tests/faults -o timeout=1800 $(PYTEST_ARGS)
