@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The unit tests under a wall clock a year ahead and a year back (shifted-clock.sh), as two
-# background runs with their own temporary directories, so they overlap the rest of the
-# suite: `start` launches them (niced) and returns; `wait` waits for both, prints their
-# summaries, and fails (with their output) when either failed.
+# runs side by side with their own temporary directories: `start` launches them in the
+# background and returns; `wait` waits for both, prints their summaries, and fails (with
+# their output) when either failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root="$here/../.."
