@@ -112,14 +112,7 @@ class Destination(BaseModel):
     def redacted_settings(self) -> dict[str, Any]:
         """Settings for display: each secret only as "set, ends in …abcd" (or as its
         platform shows it: ``PlatformSettings.redacted``)."""
-        out: dict[str, Any] = {}
-        settings = self.settings
-        for key, value in settings.model_dump().items():
-            if key in type(settings).SECRETS and value is not None:
-                out[key] = settings.redacted(key, value)
-            else:
-                out[key] = value
-        return out
+        return self.settings.shown()
 
     def generated_secrets(self, given: Mapping[str, Any]) -> dict[str, str]:
         """The secrets made for this destination because ``given`` (the values it was

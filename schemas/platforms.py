@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.standard_webhooks import new_secret, secret_key
+from schemas.standard_webhooks import message_id, new_secret, secret_key, signed_headers
 
 DATADOG_SITES = (
     "datadoghq.com",
@@ -96,6 +96,13 @@ class PlatformSettings(BaseModel):
     endpoint: HttpUrlText | None = Field(
         None, description="Overrides the platform address (a proxy, a test receiver)."
     )
+
+    def shown(self) -> dict[str, Any]:
+        """The settings for display: every secret as ``redacted`` shows it."""
+        return {
+            key: self.redacted(key, value) if key in self.SECRETS and value is not None else value
+            for key, value in self.model_dump().items()
+        }
 
     def redacted(self, key: str, value: SecretStr) -> Any:
         """How a secret setting is shown: only that it is set, and how it ends."""
@@ -413,6 +420,16 @@ class WebhookSettings(PlatformSettings):
     previous_secrets: Annotated[SecretStr | None, AfterValidator(_previous_secrets)] = Field(
         None, description="Secrets still signing while a rotation's grace period runs."
     )
+
+    def extra_headers(self) -> dict[str, str]:
+        """The configured extra headers (their values in clear: for requests only)."""
+        return orjson.loads(self.headers.get_secret_value()) if self.headers else {}
+
+    def signature_headers(self, scope: str, body: bytes, now: float) -> dict[str, str]:
+        """The Standard Webhooks headers of ``body`` sent at ``now`` (``scope``: whose
+        message it is, for its id), signed with every secret in use then."""
+        keys = [secret_key(secret) for secret in self.signing_secrets(now)]
+        return signed_headers(keys, message_id(scope, body), int(now), body)
 
     def signing_secrets(self, now: float) -> list[str]:
         """The secrets that sign a request at ``now``: the current one first, then each

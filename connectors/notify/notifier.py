@@ -25,7 +25,6 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-import orjson
 
 from connectors.admin.status import StatusBoard, summarize
 from connectors.config import DestinationStore
@@ -37,7 +36,6 @@ from schemas.destinations import Destination
 from schemas.events import utc_now_ms
 from schemas.notifications import NotificationChannel, StateChange
 from schemas.settings import Settings
-from schemas.standard_webhooks import message_id, secret_key, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +49,15 @@ def tell(channel: NotificationChannel, change: StateChange, timeout_s: float = 1
     wrong (the status or the transport error; never a secret). Tries ``ATTEMPTS`` times."""
     settings = channel.settings
     body = change.model_dump_json().encode()
-    extra = orjson.loads(settings.headers.get_secret_value()) if settings.headers else {}
     problem = None
     with httpx.Client(timeout=timeout_s, verify=settings.verify_tls) as http:
         for attempt in range(ATTEMPTS):
             if attempt:
                 time.sleep(_RETRY.delay(attempt))
-            now = time.time()
-            keys = [secret_key(s) for s in settings.signing_secrets(now)]
             headers = {
-                **extra,
+                **settings.extra_headers(),
                 "Content-Type": "application/json",
-                **signed_headers(keys, message_id(channel.id, body), int(now), body),
+                **settings.signature_headers(channel.id, body, time.time()),
             }
             try:
                 response = http.post(
@@ -119,15 +114,16 @@ class Notifier(threading.Thread):
         now = time.time()
         published = board.published()
         destinations = {d.id: d for d in self._destinations.all()}
-        for destination in destinations.values():
-            state = summarize(destination, published.get(destination.id, []), None, now)
-            self.book.observe(destination.id, str(state["state"]), now)
+        summaries = {
+            d.id: summarize(d, published.get(d.id, []), None, now) for d in destinations.values()
+        }
+        for destination_id, summary in summaries.items():
+            self.book.observe(destination_id, str(summary["state"]), now)
         for gone in self.book.known() - set(destinations):
             self.book.forget(gone)
         for due in self.book.due(now):
             destination = destinations[due.destination_id]
-            last_error = summarize(destination, published.get(destination.id, []), None, now)
-            change = _change(destination, due, last_error.get("last_error"))
+            change = _change(destination, due, summaries[destination.id].get("last_error"))
             for channel in channels.all():
                 problem = tell(channel, change)
                 if problem is not None:

@@ -19,12 +19,10 @@ import time
 from typing import ClassVar
 
 import httpx
-import orjson
 
 from connectors.sinks.base import EventHead, Limits, Reply, SendResult
 from connectors.sinks.http import HttpSink, classify_status
 from schemas.platforms import PlatformSettings, WebhookSettings
-from schemas.standard_webhooks import message_id, secret_key, signed_headers
 
 CONTENT_TYPES: dict[str, str] = {
     "json_array": "application/json",
@@ -53,17 +51,14 @@ class WebhookSink(HttpSink):
 
     def request(self, settings: PlatformSettings) -> tuple[str, dict[str, str]]:
         assert isinstance(settings, WebhookSettings)
-        extra = orjson.loads(settings.headers.get_secret_value()) if settings.headers else {}
-        headers = {**extra, "Content-Type": CONTENT_TYPES[settings.format]}
+        headers = {**settings.extra_headers(), "Content-Type": CONTENT_TYPES[settings.format]}
         return settings.endpoint or settings.url, headers
 
     def encode(self, head: EventHead, raw: bytes) -> bytes:
         return raw
 
     def request_headers(self, body: bytes) -> dict[str, str]:
-        now = time.time()
-        keys = [secret_key(s) for s in self._settings.signing_secrets(now)]
-        return signed_headers(keys, message_id(self.destination_id, body), int(now), body)
+        return self._settings.signature_headers(self.destination_id, body, time.time())
 
     def classify(self, response: httpx.Response) -> SendResult:
         if response.status_code == 410:

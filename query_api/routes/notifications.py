@@ -22,12 +22,9 @@ ChannelId = Annotated[str, Path(pattern=r"^[a-z0-9]{10}$", description="Channel 
 def _out(
     channel: NotificationChannel, generated: dict[str, str] | None = None
 ) -> NotificationChannelOut:
-    settings = channel.settings
     shown = {
-        key: settings.redacted(key, value)
-        if key in settings.SECRETS and value is not None
-        else value
-        for key, value in settings.model_dump().items()
+        key: value
+        for key, value in channel.settings.shown().items()
         if key in ("url", "endpoint", "secret", "headers", "verify_tls")
     }
     return NotificationChannelOut(
