@@ -173,25 +173,17 @@ class DatadogSettings(PlatformSettings):
         return value
 
 
-@platform(
-    "eventbridge",
-    "Amazon EventBridge",
-    "Auth events on an event bus: route them to Lambda, SQS, Step Functions or SIEMs.",
-)
-class EventBridgeSettings(PlatformSettings):
-    SECRETS = ("secret_access_key",)
-    ADDRESS = ("endpoint", "region")
+class AwsSettings(PlatformSettings):
+    """What every AWS destination has: a region, and either both keys or neither (the
+    default AWS credential chain: environment, profile, instance or task role)."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("secret_access_key",)
+    ADDRESS: ClassVar[tuple[str, ...]] = ("endpoint", "region")
     region: str = Field(description="AWS region, e.g. eu-west-1.")
-    event_bus: Annotated[str, Field(min_length=1, max_length=1600)] = Field(
-        "default", description="Bus name or ARN."
-    )
     access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")] | None = Field(
         None, description="Leave both keys empty to use the default AWS credential chain."
     )
     secret_access_key: SecretStr | None = Field(None, description="Goes with the access key id.")
-    source: Annotated[str, Field(min_length=1, max_length=256)] = Field(
-        "authtrail", description="The events' Source (rules match on it)."
-    )
 
     @field_validator("region")
     @classmethod
@@ -199,6 +191,29 @@ class EventBridgeSettings(PlatformSettings):
         if not _AWS_REGION.fullmatch(value):
             raise ValueError("is not an AWS region name (e.g. eu-west-1)")
         return value
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> AwsSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "access_key_id and secret_access_key go together (or neither: "
+                "the default AWS credential chain)"
+            )
+        return self
+
+
+@platform(
+    "eventbridge",
+    "Amazon EventBridge",
+    "Auth events on an event bus: route them to Lambda, SQS, Step Functions or SIEMs.",
+)
+class EventBridgeSettings(AwsSettings):
+    event_bus: Annotated[str, Field(min_length=1, max_length=1600)] = Field(
+        "default", description="Bus name or ARN."
+    )
+    source: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        "authtrail", description="The events' Source (rules match on it)."
+    )
 
     @field_validator("event_bus")
     @classmethod
@@ -219,14 +234,28 @@ class EventBridgeSettings(PlatformSettings):
             raise ValueError("must not start with 'aws.' (reserved by AWS)")
         return value
 
-    @model_validator(mode="after")
-    def _both_keys(self) -> EventBridgeSettings:
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError(
-                "access_key_id and secret_access_key go together (or neither: "
-                "the default AWS credential chain)"
-            )
-        return self
+
+# S3's rules for a bucket name (general purpose buckets): 3-63 characters, lower-case
+# letters, digits, dots and hyphens, starting and ending with a letter or digit, not an IP
+# address.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+# Key prefix segments: what needs no URL encoding (S3's "safe characters").
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+_KMS_KEY = re.compile(
+    r"^(arn:aws(-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+"
+    r"|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|mrk-[0-9a-f]{32})$"
+)
+STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+)
 
 
 @platform(
@@ -313,6 +342,68 @@ class CoralogixSettings(PlatformSettings):
         if not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()):
             raise ValueError("is not a Send-Your-Data API key")
         return value
+
+
+@platform(
+    "s3",
+    "Amazon S3 archive",
+    "Every event kept in your bucket as gzip NDJSON, partitioned by account, date and hour "
+    "(Athena, Spark and ClickHouse read it as is).",
+)
+class S3Settings(AwsSettings):
+    ADDRESS = ("endpoint", "region", "bucket")
+    bucket: str = Field(description="The bucket the archive is written to.")
+    prefix: Annotated[str, Field(max_length=512)] = Field(
+        "authtrail", description="Key prefix, e.g. audit/auth (empty: the bucket's root)."
+    )
+    max_bytes: int = Field(
+        67_108_864,
+        ge=1024,
+        le=1_073_741_824,
+        description="Close the open files once they hold this many bytes (uncompressed).",
+    )
+    max_seconds: int = Field(
+        300, ge=1, le=86_400, description="Close the open files at the latest this long after."
+    )
+    storage_class: Literal[STORAGE_CLASSES] = Field(  # type: ignore[valid-type]
+        "STANDARD", description="The objects' storage class."
+    )
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        None, description="Server-side encryption (the bucket's default when empty)."
+    )
+    kms_key_id: str | None = Field(
+        None, description="With sse aws:kms: the key's id, ARN or alias (AWS managed when empty)."
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _BUCKET.fullmatch(value) or ".." in value or _IPV4.fullmatch(value):
+            raise ValueError(
+                "is not an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        text = value.strip("/")
+        if text and not _PREFIX.fullmatch(text):
+            raise ValueError("must be path segments of letters, digits and !_.*'()- separated by /")
+        return text
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _kms_key(cls, value: str | None) -> str | None:
+        if value is not None and not _KMS_KEY.fullmatch(value):
+            raise ValueError("is not a KMS key id, key ARN or alias")
+        return value
+
+    @model_validator(mode="after")
+    def _encryption(self) -> S3Settings:
+        if self.kms_key_id is not None and self.sse != "aws:kms":
+            raise ValueError("kms_key_id goes with sse aws:kms")
+        return self
 
 
 # Header names a webhook destination may not set: the signature's own, and what the

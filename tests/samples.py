@@ -26,6 +26,15 @@ VALID_SETTINGS: dict[str, dict[str, str]] = {
         "fields": "team=iam,env=prod",
     },
     "coralogix": {"domain": "eu2", "api_key": "cxtp_0123456789abcdefABCDEF"},
+    "s3": {
+        "region": "eu-central-1",
+        "bucket": "acme-audit-archive",
+        "prefix": "authtrail/prod",
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "sse": "aws:kms",
+        "kms_key_id": "alias/audit",
+    },
     "webhook": {
         "url": "https://hooks.example/authtrail",
         "secret": WEBHOOK_SECRET,

@@ -17,8 +17,10 @@ from confluent_kafka import Consumer, Producer
 
 from connectors.config import DestinationStore
 from connectors.notify.notifier import Notifier
+from connectors.runtime.archive import ArchiveWorker
 from connectors.runtime.metrics import ConnectorCollector
 from connectors.runtime.worker import REPLICA, DestinationWorker
+from connectors.sinks import writes_files
 from infra.kafka.clients import admin_client
 from infra.kafka.lag import group_lag
 from infra.kafka.topic_admin import probe_consumer
@@ -160,7 +162,7 @@ class ConnectorRuntime:
                     log.info("destination %s: worker stopped (%s)", destination_id, reason)
             for destination_id, destination in wanted.items():
                 if destination_id not in self._workers:
-                    worker = DestinationWorker(self._settings, destination)
+                    worker = _worker_for(self._settings, destination)
                     worker.start()
                     self._workers[destination_id] = worker
                     self._started_at[destination_id] = time.monotonic()
@@ -191,3 +193,13 @@ class ConnectorRuntime:
             )
         if self._status_producer.flush(5):
             log.warning("connector status not published within 5 s")
+
+
+def _worker_for(settings: Settings, destination: Destination) -> DestinationWorker:
+    """An ``ArchiveWorker`` for a platform written in files, else a ``DestinationWorker``
+    (which shows a destination it cannot build a sink for as failing)."""
+    try:
+        files = writes_files(destination.platform)
+    except ValueError:
+        files = False
+    return (ArchiveWorker if files else DestinationWorker)(settings, destination)

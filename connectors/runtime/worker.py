@@ -29,7 +29,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -47,6 +47,7 @@ from schemas.settings import Settings
 log = logging.getLogger(__name__)
 
 State = WorkerState
+_T = TypeVar("_T")
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -140,56 +141,8 @@ class DestinationWorker(threading.Thread):
         sender = ThreadPoolExecutor(
             self._max_in_flight, thread_name_prefix=f"send-{self.destination.id}"
         )
-        in_flight: deque[_InFlight] = deque()
         try:
-            while not self._stopping.is_set():
-                batch = self._collect(consumer, sink.limits.max_entries)
-                try:
-                    if batch:
-                        prepared = self._prepare(batch, sink)
-                        while len(in_flight) >= self._max_in_flight:
-                            self._finish(consumer, *in_flight.popleft())
-                        delivery = self._delivery(sink, stats)
-                        in_flight.append(
-                            (prepared, sender.submit(self._send, prepared, delivery, producer))
-                        )
-                    while in_flight and in_flight[0][1].done():
-                        self._finish(consumer, *in_flight.popleft())
-                    if in_flight:
-                        # A batch retrying with no traffic behind it is never awaited:
-                        # the status shows its failure all the same.
-                        self._show_failing()
-                except AuthFailedError as exc:
-                    # Neither the refused batch nor those after it are committed.
-                    self._abandon(in_flight)
-                    self._set_state("auth_failed", f"credentials refused: {exc.reply.describe()}")
-                    log.warning(
-                        "destination %s: credentials refused (%s); re-checking every %.0fs",
-                        self.destination.id,
-                        exc.reply.describe(),
-                        self._auth_recheck,
-                    )
-                    self._wait_for_credentials(sink)
-                    # A fresh consumer re-reads from the committed offsets: nothing of the
-                    # refused batches is skipped (seeking back is not reliable on partitions
-                    # paused meanwhile).
-                    consumer.close()
-                    self._ledger.forget_all()
-                    consumer = self._consumer = self._open_consumer()
-                    self._paused = False
-                except InterruptedError:
-                    break
-            # Stopping: batches that complete in time count; one interrupted while it waited
-            # for a retry never does, so the ledger commits nothing after it on its
-            # partitions (they are handed back to the group uncommitted).
-            deadline = time.monotonic() + SHUTDOWN_GRACE_S
-            while in_flight:
-                prepared, future = in_flight.popleft()
-                try:
-                    letters = future.result(timeout=max(deadline - time.monotonic(), 0.0))
-                except (InterruptedError, AuthFailedError, FutureTimeout):
-                    continue
-                self._finish(consumer, prepared, future, letters)
+            self._consume(sink, producer, sender)
         except Exception as exc:  # the supervisor restarts the worker
             log.exception("destination %s stopped on an error", self.destination.id)
             self._set_state("failing", f"{type(exc).__name__}: {exc}")
@@ -198,10 +151,59 @@ class DestinationWorker(threading.Thread):
             self._generation += 1
             sender.shutdown(wait=True)
             self.status.retries = stats.retries
-            consumer.close()  # no commit here: only delivered batches are committed
+            if self._consumer is not None:
+                self._consumer.close()  # no commit here: only delivered batches are committed
             producer.flush(10)
             sink.close()
             self.status.state = "stopped"
+
+    def _consume(self, sink: Sink[Any], producer: Producer, sender: ThreadPoolExecutor) -> None:
+        """The loop, until a stop: read, deliver in the sender threads, commit in order."""
+        consumer = self._consumer
+        assert consumer is not None
+        stats = self._stats
+        in_flight: deque[_InFlight] = deque()
+        while not self._stopping.is_set():
+            batch = self._collect(consumer, sink.limits.max_entries)
+            try:
+                if batch:
+                    prepared = self._prepare(batch, sink)
+                    while len(in_flight) >= self._max_in_flight:
+                        self._finish(consumer, *in_flight.popleft())
+                    delivery = self._delivery(sink, stats)
+                    in_flight.append(
+                        (prepared, sender.submit(self._send, prepared, delivery, producer))
+                    )
+                while in_flight and in_flight[0][1].done():
+                    self._finish(consumer, *in_flight.popleft())
+                if in_flight:
+                    # A batch retrying with no traffic behind it is never awaited:
+                    # the status shows its failure all the same.
+                    self._show_failing()
+            except AuthFailedError as exc:
+                # Neither the refused batch nor those after it are committed.
+                self._abandon(in_flight)
+                self._wait_for_credentials(sink, exc)
+                # A fresh consumer re-reads from the committed offsets: nothing of the
+                # refused batches is skipped (seeking back is not reliable on partitions
+                # paused meanwhile).
+                consumer.close()
+                self._ledger.forget_all()
+                consumer = self._consumer = self._open_consumer()
+                self._paused = False
+            except InterruptedError:
+                break
+        # Stopping: batches that complete in time count; one interrupted while it waited
+        # for a retry never does, so the ledger commits nothing after it on its
+        # partitions (they are handed back to the group uncommitted).
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        while in_flight:
+            prepared, future = in_flight.popleft()
+            try:
+                letters = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except (InterruptedError, AuthFailedError, FutureTimeout):
+                continue
+            self._finish(consumer, prepared, future, letters)
 
     def _delivery(self, sink: Sink[Any], stats: DeliveryStats) -> Delivery[Any]:
         """A delivery that gives up (``InterruptedError``) when the worker stops or abandons
@@ -315,7 +317,7 @@ class DestinationWorker(threading.Thread):
             self._dead_letter(producer, letters)
         return letters
 
-    def _await(self, future: Future[list[Letter]]) -> list[Letter]:
+    def _await(self, future: Future[_T]) -> _T:
         """The sender's result; while it takes long (retries), keeps the group membership
         by polling the paused partitions and shows the destination as failing."""
         waited = 0.0
@@ -409,9 +411,17 @@ class DestinationWorker(threading.Thread):
                 )
             )
 
-    def _wait_for_credentials(self, sink: Any) -> None:
-        """Re-checks slowly with the platform's healthcheck (no events sent) until it no
-        longer refuses the credentials; the rewound batch is then sent again."""
+    def _wait_for_credentials(self, sink: Any, refused: AuthFailedError) -> None:
+        """Shows ``auth_failed`` and re-checks slowly with the platform's healthcheck (no
+        events sent) until it no longer refuses the credentials; the refused batch is then
+        sent again."""
+        self._set_state("auth_failed", f"credentials refused: {refused.reply.describe()}")
+        log.warning(
+            "destination %s: credentials refused (%s); re-checking every %.0fs",
+            self.destination.id,
+            refused.reply.describe(),
+            self._auth_recheck,
+        )
         while not self._stopping.is_set():
             self._wait(self._auth_recheck)
             if self._stopping.is_set() or sink.healthcheck().kind != "auth":

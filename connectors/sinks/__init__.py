@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, cast
 
-from connectors.sinks.base import Sink
+from connectors.sinks.base import FileSink, Sink
 from connectors.sinks.transform import PiiTransform, TransformedSink
 from schemas.destinations import Destination
 from schemas.platforms import PLATFORM_SPECS
@@ -19,15 +19,31 @@ from schemas.platforms import PLATFORM_SPECS
 def build_sink(destination: Destination) -> Sink[Any]:
     """The sink for ``destination``'s platform. Raises ``ValueError`` for a platform
     without a sink module."""
-    if destination.platform not in PLATFORM_SPECS:
-        raise ValueError(f"platform {destination.platform} is not registered")
-    try:
-        module = importlib.import_module(f"connectors.sinks.{destination.platform}")
-    except ModuleNotFoundError:
-        raise ValueError(f"platform {destination.platform} has no sink in this version") from None
-    builder = cast(Callable[[Destination], Sink[Any]], module.SINK)
-    sink = builder(destination)
+    sink = _sink_class(destination.platform)(destination)
     if destination.transform and destination.transform_key is not None:
         key = bytes.fromhex(destination.transform_key.get_secret_value())
         return TransformedSink(sink, PiiTransform(destination.transform, key))
     return sink
+
+
+def writes_files(platform: str) -> bool:
+    """Whether ``platform`` is written in files (a ``FileSink``: the S3 archive). Raises
+    ``ValueError`` as ``build_sink``."""
+    return hasattr(_sink_class(platform), "put")
+
+
+def file_sink(sink: Sink[Any]) -> FileSink | None:
+    """The ``FileSink`` a built sink puts its files with (under its PII rules), or None
+    for a platform written in requests."""
+    inner = sink.sink if isinstance(sink, TransformedSink) else sink
+    return cast(FileSink, inner) if hasattr(inner, "put") else None
+
+
+def _sink_class(platform: str) -> Callable[[Destination], Sink[Any]]:
+    if platform not in PLATFORM_SPECS:
+        raise ValueError(f"platform {platform} is not registered")
+    try:
+        module = importlib.import_module(f"connectors.sinks.{platform}")
+    except ModuleNotFoundError:
+        raise ValueError(f"platform {platform} has no sink in this version") from None
+    return cast(Callable[[Destination], Sink[Any]], module.SINK)

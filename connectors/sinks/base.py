@@ -194,3 +194,25 @@ def embed(head: dict[str, Any], key: str, value: bytes) -> bytes:
 def json_string(raw: bytes) -> bytes:
     """``raw`` (UTF-8 text) as a JSON string value, for ``embed``."""
     return orjson.dumps(raw.decode())
+
+
+class FileSink(Protocol):
+    """A platform written in files rather than requests (the S3 archive): the connector
+    gathers encoded events into files (``connectors.runtime.archive``), closes them at
+    ``max_file_bytes`` or ``max_file_seconds``, and puts each with ``put``."""
+
+    platform: str
+    max_file_bytes: int
+    max_file_seconds: float
+
+    def file(self, path: str, name: str, lines: Sequence[bytes]) -> Any:
+        """The closed file of ``lines`` under ``path`` (what ``put`` takes)."""
+        ...
+
+    def size(self, entry: Any) -> int: ...
+
+    def put(self, file: Any) -> SendResult:
+        """Puts one closed file; never raises for a platform or network failure."""
+        ...
+
+    def healthcheck(self) -> SendResult: ...

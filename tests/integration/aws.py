@@ -1,8 +1,10 @@
-"""moto's server for EventBridge tests: buses whose rule sends ``source: authtrail`` to an
-SQS queue the test reads delivered events from."""
+"""moto's server for the AWS destinations' tests: EventBridge buses whose rule sends
+``source: authtrail`` to an SQS queue the test reads delivered events from, and S3 buckets
+an archive is read back from."""
 
 from __future__ import annotations
 
+import gzip
 import time
 from typing import Any
 
@@ -19,7 +21,8 @@ PATTERN = orjson.dumps({"source": ["authtrail"]}).decode()
 
 
 class Aws:
-    """moto's server: buses with a rule sending ``source: authtrail`` to an SQS queue."""
+    """moto's server: buses with a rule sending ``source: authtrail`` to an SQS queue;
+    buckets."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -31,6 +34,19 @@ class Aws:
         }
         self.events = boto3.client("events", **options)
         self.sqs = boto3.client("sqs", **options)
+        self.s3 = boto3.client("s3", **options)
+
+    def bucket(self, name: str) -> None:
+        self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    def objects(self, bucket: str) -> dict[str, bytes]:
+        """Every object of ``bucket``: key -> its body, gunzipped."""
+        found: dict[str, bytes] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                found[item["Key"]] = gzip.decompress(body)
+        return found
 
     def queue(self, name: str) -> str:
         return str(self.sqs.create_queue(QueueName=name)["QueueUrl"])

@@ -25,6 +25,7 @@ from tests.samples import VALID_SETTINGS as VALID
 SECRETS = {
     "datadog": DD_KEY,
     "eventbridge": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "s3": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "splunk": "12345678-1234-1234-1234-123456789012",
     "sumologic": "ZaVnC4dhaV3",
     "coralogix": "cxtp_0123456789abcdefABCDEF",

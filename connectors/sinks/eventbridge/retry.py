@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from botocore import exceptions as aws_errors  # type: ignore[import-untyped]
-
+from connectors.sinks import aws
 from connectors.sinks.base import Reply, SendResult
 
 RETRY_CODES = frozenset(
@@ -38,12 +37,6 @@ AUTH_CODES = frozenset(
 )
 ENTRY_RETRY_CODES = frozenset({"InternalFailure", "ThrottlingException"})
 BUS_MISSING = "ResourceNotFoundException"
-
-_CREDENTIAL_ERRORS = (
-    aws_errors.NoCredentialsError,
-    aws_errors.PartialCredentialsError,
-    aws_errors.CredentialRetrievalError,
-)
 
 EntryState = Literal["ok", "retry", "invalid"]
 
@@ -91,40 +84,27 @@ def classify_response(response: dict[str, Any], sent: int) -> SendResult:
 
 def classify_error(exc: Exception, bus: str = "") -> SendResult:
     """A whole call that failed (botocore ``ClientError`` or ``BotoCoreError``)."""
-    if isinstance(exc, aws_errors.ClientError):
-        error = exc.response.get("Error") or {}
-        code = str(error.get("Code") or "")
-        message = str(error.get("Message") or "")
-        status_value = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        status = int(status_value) if status_value is not None else None
-        reply = Reply(status, code, message)
-        if code == BUS_MISSING:
-            return SendResult(
-                "auth",
-                Reply(
-                    status,
-                    code,
-                    f"event bus {bus} does not exist ({message}); create it or fix the "
-                    "destination's event_bus: nothing is sent until then",
-                ),
-            )
-        if code in AUTH_CODES or is_auth_code(code) or status in (401, 403):
-            return SendResult("auth", reply)
-        if code in RETRY_CODES or status == 429 or (status is not None and status >= 500):
-            return SendResult("retry", reply)
-        if status == 413 or "total size" in message.lower():
-            return SendResult("too_large", reply)
-        return SendResult("invalid", reply)
-    name = type(exc).__name__
-    if isinstance(exc, aws_errors.ReadTimeoutError):
-        return SendResult("retry", Reply(None, "timeout", "EventBridge did not answer in time"))
-    if isinstance(exc, aws_errors.ConnectionError | aws_errors.HTTPClientError):
-        return SendResult("retry", Reply(None, "connection", f"{name}: {exc}"))
-    if isinstance(exc, _CREDENTIAL_ERRORS):
-        return SendResult("auth", Reply(None, "credentials", f"{name}: {exc}"))
-    if isinstance(exc, aws_errors.ParamValidationError):
-        return SendResult("invalid", Reply(None, "ParamValidation", str(exc)))
-    return SendResult("retry", Reply(None, name, str(exc)))
+    reply = aws.client_error(exc)
+    if reply is None:
+        return aws.classify_transport(exc, "EventBridge")
+    status, code = reply.status, reply.code
+    if code == BUS_MISSING:
+        return SendResult(
+            "auth",
+            Reply(
+                status,
+                code,
+                f"event bus {bus} does not exist ({reply.message}); create it or fix the "
+                "destination's event_bus: nothing is sent until then",
+            ),
+        )
+    if code in AUTH_CODES or is_auth_code(code) or status in (401, 403):
+        return SendResult("auth", reply)
+    if code in RETRY_CODES or status == 429 or (status is not None and status >= 500):
+        return SendResult("retry", reply)
+    if status == 413 or "total size" in reply.message.lower():
+        return SendResult("too_large", reply)
+    return SendResult("invalid", reply)
 
 
 def is_auth_code(code: str) -> bool:
