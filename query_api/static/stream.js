@@ -46,10 +46,14 @@ const Stream = (() => {
     const id = `setting-${key}`;
     const kind = typeOf(property);
     let input;
-    if (property.enum) {
+    // A choice, or a choice that may be left unset (an enum beside null: "—").
+    const choices = property.enum || (property.anyOf || []).find((t) => t.enum)?.enum;
+    if (choices) {
       input = el("select", { id, name: key });
-      for (const option of property.enum) input.append(el("option", { value: option }, option));
-      input.value = value ?? property.default ?? property.enum[0];
+      const optional = !property.enum;
+      if (optional) input.append(el("option", { value: "" }, "—"));
+      for (const option of choices) input.append(el("option", { value: option }, option));
+      input.value = value ?? property.default ?? (optional ? "" : choices[0]);
     } else if (kind === "boolean") {
       input = el("input", { id, name: key, type: "checkbox" });
       input.checked = value ?? property.default ?? false;

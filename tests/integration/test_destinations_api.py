@@ -53,7 +53,16 @@ def test_destination_types_describe_every_platform(
     reply = client.get("/api/v1/destination-types", headers=auth(tokens, "viewer"))
     assert reply.status_code == 200
     types = {t["platform"]: t for t in reply.json()}
-    assert set(types) == {"datadog", "eventbridge", "splunk", "sumologic", "coralogix", "webhook"}
+    assert set(types) == {
+        "datadog",
+        "eventbridge",
+        "splunk",
+        "sumologic",
+        "coralogix",
+        "s3",
+        "webhook",
+    }
+    assert types["s3"]["address"] == ["endpoint", "region", "bucket"]
     datadog = types["datadog"]
     assert datadog["secrets"] == ["api_key"]
     assert datadog["settings_schema"]["properties"]["api_key"]["writeOnly"] is True

@@ -100,7 +100,7 @@ def page(browser: Browser, running: Authtrail) -> Iterator[Page]:  # noqa: F811
     tab.goto(f"{running.api}/login#token={running.token}")
     expect(tab.locator("#app")).to_be_visible()
     tab.goto(f"{running.api}/stream")
-    expect(tab.locator("#platforms .platform")).to_have_count(6)
+    expect(tab.locator("#platforms .platform")).to_have_count(7)
     yield tab
     context.close()
     assert not errors, errors
@@ -302,6 +302,53 @@ def test_a_webhook_with_pii_rules_set_up_from_the_page(page: Page, running: Auth
         running.produce(_raw_events(5, "page-webhook"))
         assert wait_until(lambda: len(mine()) >= 25, timeout=90)
         expect(row(page, "Page webhook").locator(".state")).to_have_text("Healthy", timeout=30_000)
+
+
+def test_an_s3_archive_with_a_pii_rule_set_up_from_the_page(
+    page: Page, running: Authtrail, receivers: dict[str, Any]
+) -> None:
+    aws: Aws = receivers["aws"]
+    bucket = f"page-{uuid.uuid4().hex[:8]}"
+    aws.bucket(bucket)
+    page.locator(".platform[data-platform=s3] button").click()
+    expect(page.locator("#setup")).to_be_visible()
+    page.fill("#setting-name", "Page archive")
+    for key, value in {
+        "region": REGION,
+        "bucket": bucket,
+        "prefix": "audit",
+        "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY,
+        "endpoint": aws.url,
+        "max_seconds": "1",
+    }.items():
+        page.fill(f"#setting-{key}", value)
+    page.select_option("#setting-sse", "AES256")
+    page.select_option('[id="transform-actor.email"]', "hash")
+    page.select_option("#transform-ip", "drop")
+    page.click("#send-test")
+    expect(page.locator("#test-reply")).to_contain_text("Delivered", timeout=20_000)
+    page.click("#save-destination")
+    expect(page.locator("#setup")).to_be_hidden()
+    expect(row(page, "Page archive")).to_be_visible()
+
+    running.produce(_raw_events(20, "page-archive"))
+
+    def archived() -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (key, orjson.loads(line))
+            for key, body in aws.objects(bucket).items()
+            for line in body.splitlines()
+        ]
+
+    mine = lambda: [(k, e) for k, e in archived() if e.get("reason") == "page-archive"]  # noqa: E731
+    assert wait_until(lambda: len(mine()) >= 20, timeout=90)
+    assert len({e["event_id"] for _, e in mine()}) == len(mine()) == 20
+    for key, event in mine():
+        assert key.startswith(f"audit/account=acc_page/date={event['occurred_at'][:10]}/")
+        assert "ip" not in event and len(event["actor_email"]) == 64
+    assert all(b"ada@example.com" not in body for body in aws.objects(bucket).values())
+    expect(row(page, "Page archive").locator(".state")).to_have_text("Healthy", timeout=30_000)
 
 
 def test_notification_channel_from_the_page(page: Page) -> None:
