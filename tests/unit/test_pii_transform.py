@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.sinks.transform import PiiTransform
 from schemas.transform import check_rules
@@ -159,3 +161,53 @@ def test_every_path_gets_the_rules_through_build_sink() -> None:
         changed, None, {"transform.actor.email": None, "transform.ip": None}
     )
     assert cleared.transform == {}
+
+
+# -- the fast path: the rules on the event's raw JSON fields give what decoding gives -----------
+_TEXT = st.one_of(
+    st.sampled_from(["", "alice@acme.io", "usr_42", "99.81.12.34", "2001:db8::1", "x"]),
+    st.text(max_size=12),
+)
+_VALUE = st.one_of(_TEXT, st.none(), st.integers(-5, 5), st.booleans())
+_TOP_FIELDS = ("actor_email", "actor_id", "ip", "user_agent", "account_name", "actor_display")
+_RULE_FIELDS = ("actor.email", "actor.id", "ip", "user_agent", "account.name")
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    event: dict[str, Any] = {"event_id": "e1", "event_key": "login.failed", "outcome": "failure"}
+    for name in draw(st.lists(st.sampled_from(_TOP_FIELDS), unique=True)):
+        event[name] = draw(_VALUE)
+    if draw(st.booleans()):
+        # Nested keys named like the targeted fields must stay as they are.
+        event["attributes"] = {"ip": draw(_VALUE), "actor_email": draw(_TEXT)}
+    if draw(st.booleans()):
+        event["raw"] = draw(_TEXT)
+    return event
+
+
+@given(
+    event=events(),
+    rules=st.dictionaries(
+        st.sampled_from(_RULE_FIELDS), st.sampled_from(["drop", "mask", "hash"]), min_size=1
+    ),
+    extra=st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_fast_path_gives_what_decoding_gives(
+    event: dict[str, Any], rules: dict[str, str], extra: bool
+) -> None:
+    if extra:
+        event = {**event, "not_a_field": 1}  # the fast path declines: decoding decides
+    transform = PiiTransform(check_rules(rules), KEY)
+    raw = orjson.dumps(event)
+    assert orjson.loads(transform.apply(raw)) == orjson.loads(transform.apply_decoded(raw))
+
+
+def test_the_fast_path_serves_the_events_the_pipeline_writes() -> None:
+    transform = PiiTransform(check_rules({"actor.email": "hash", "ip": "mask"}), KEY)
+    assert transform._splice is not None
+    assert transform._splice.apply(orjson.dumps(EVENT)) is not None
+    # A repeated key counts once, as decoders take it (the last): no clear value slips by.
+    doubled = orjson.dumps(EVENT)[:-1] + b',"ip":"10.1.2.3"}'
+    assert b"10.1.2.3" not in transform.apply(doubled)
