@@ -34,8 +34,8 @@ re-checked slowly, and loses nothing."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +60,7 @@ RETRY_CODES = frozenset(
     }
 )
 GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio at several times its speed
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip member, not a zlib stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,12 @@ class S3Sink:
     def file(self, path: str, name: str, lines: Sequence[bytes]) -> ArchiveFile:
         """The closed file ``<prefix>/<path>/<destination>-<name>.ndjson.gz`` of
         ``lines``."""
-        body = gzip.compress(b"".join(lines), compresslevel=GZIP_LEVEL, mtime=0)
+        # Line by line: joining first would hold a second copy of a file of up to
+        # max_bytes. zlib's gzip header has no name and time 0.
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+        parts = [compressor.compress(line) for line in lines]
+        parts.append(compressor.flush())
+        body = b"".join(parts)
         parts = [self._settings.prefix, path, f"{self._destination}-{name}.ndjson.gz"]
         return ArchiveFile("/".join(part for part in parts if part), body, len(lines))
 
