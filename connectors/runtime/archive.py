@@ -36,7 +36,7 @@ from connectors.runtime.archive_files import OpenFile, OpenFiles, Range
 from connectors.runtime.dead_letters import Letter
 from connectors.runtime.delivery import AuthFailedError, Delivery
 from connectors.runtime.worker import DestinationWorker
-from connectors.sinks import file_sink
+from connectors.sinks import event_reader, file_sink
 from connectors.sinks.base import (
     FileSink,
     Limits,
@@ -45,7 +45,6 @@ from connectors.sinks.base import (
     Sink,
     StopCheck,
     never,
-    read_event,
 )
 
 log = logging.getLogger(__name__)
@@ -156,6 +155,7 @@ class ArchiveWorker(DestinationWorker):
 
     def _add(self, batch: list[Message], sink: Sink[Any]) -> None:
         matches = self.destination.filter.matches
+        read = event_reader(sink)
         now = time.monotonic()
         for message in batch:
             partition = message.partition() or 0
@@ -164,7 +164,7 @@ class ArchiveWorker(DestinationWorker):
             offset = message.offset() or 0
             value = message.value() or b""
             try:
-                head = read_event(value)
+                head = read(value)
             except ValueError as exc:
                 self._files.skip(partition, offset, now, (message, str(exc)))
                 continue

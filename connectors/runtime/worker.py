@@ -37,8 +37,8 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from connectors.runtime.dead_letters import Letter, store_letters
 from connectors.runtime.delivery import AuthFailedError, Delivery, DeliveryStats
 from connectors.runtime.throttle import RequestGate
-from connectors.sinks import build_sink
-from connectors.sinks.base import Reply, Sink, read_event
+from connectors.sinks import build_sink, event_reader
+from connectors.sinks.base import Reply, Sink
 from infra.kafka.clients import kafka_consumer
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination, WorkerState
@@ -287,10 +287,11 @@ class DestinationWorker(threading.Thread):
         )
         prepared = _Prepared(batch, ticket)
         matches = self.destination.filter.matches
+        read = event_reader(sink)
         for message in batch:
             value = message.value() or b""
             try:
-                head = read_event(value)
+                head = read(value)
             except ValueError as exc:
                 prepared.unreadable.append((message, str(exc)))
                 continue

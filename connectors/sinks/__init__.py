@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, cast
 
-from connectors.sinks.base import FileSink, Sink
+from connectors.sinks.base import EventHead, FileSink, Sink, read_event
 from connectors.sinks.transform import PiiTransform, TransformedSink
 from schemas.destinations import Destination
 from schemas.platforms import PLATFORM_SPECS
@@ -24,6 +24,15 @@ def build_sink(destination: Destination) -> Sink[Any]:
         key = bytes.fromhex(destination.transform_key.get_secret_value())
         return TransformedSink(sink, PiiTransform(destination.transform, key))
     return sink
+
+
+def event_reader(sink: Sink[Any]) -> Callable[[bytes], EventHead]:
+    """How a connector reads each event before ``sink.encode``: ``read_event``, or the
+    sink's own ``read`` when it decodes the event for its encode as well (PII rules: one
+    decode instead of two). Either raises ``ValueError`` for what is not an event."""
+    if isinstance(sink, TransformedSink):
+        return sink.read
+    return read_event
 
 
 def writes_files(platform: str) -> bool:

@@ -139,9 +139,9 @@ class S3Sink:
         # Line by line: joining first would hold a second copy of a file of up to
         # max_bytes. zlib's gzip header has no name and time 0.
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
-        parts = [compressor.compress(line) for line in lines]
-        parts.append(compressor.flush())
-        body = b"".join(parts)
+        chunks = [compressor.compress(line) for line in lines]
+        chunks.append(compressor.flush())
+        body = b"".join(chunks)
         parts = [self._settings.prefix, path, f"{self._destination}-{name}.ndjson.gz"]
         return ArchiveFile("/".join(part for part in parts if part), body, len(lines))
 

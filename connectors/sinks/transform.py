@@ -24,17 +24,30 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Generic
 
 import msgspec
 import orjson
 
-from connectors.sinks.base import Entry, EventHead, Limits, SendResult, Sink, StopCheck, never
+from connectors.sinks.base import (
+    Entry,
+    EventHead,
+    Limits,
+    SendResult,
+    Sink,
+    StopCheck,
+    never,
+    read_event,
+)
 from schemas.events import NormalizedEvent
 from schemas.transform import ATTRIBUTES_PREFIX, FIELDS, TransformAction
 
 _DISPLAY_SOURCES = ("actor_email", "actor_id")
 CACHED_VALUES = 65_536  # per destination: about 10 MB at most
+# The fast path's results per rule, as JSON: the recurring users and addresses (the cache
+# starts over when full; about 3 MB a rule).
+CACHED_PER_RULE = 16_384
 _MASK = "***"
 
 
@@ -61,14 +74,30 @@ class PiiTransform:
         self._splice = (
             _Splice(self._fields, self) if not self._attributes and self._raw == "drop" else None
         )
+        self._last: tuple[bytes, Any] = (b"", None)  # the event ``read`` decoded last
+
+    def read(self, raw: bytes) -> EventHead:
+        """The head of the normalized event ``raw`` (as ``read_event``), decoded together
+        with what the rules act on, so the ``apply`` of the same ``raw`` that follows does
+        not decode it again (one event at a time: call from one thread). Raises
+        ``ValueError`` as ``read_event``."""
+        if self._splice is not None:
+            decoded = self._splice.decode(raw)
+            if decoded is not None:
+                self._last = (raw, decoded)
+                return self._splice.head(decoded)
+        return read_event(raw)
 
     def apply(self, raw: bytes) -> bytes:
         """The normalized event ``raw`` (JSON) with the rules applied. A value that is
         not a JSON object is returned as it is (the caller refuses it already)."""
         if self._splice is not None:
-            spliced = self._splice.apply(raw)
-            if spliced is not None:
-                return spliced
+            last_raw, decoded = self._last
+            if last_raw is not raw:
+                decoded = self._splice.decode(raw)
+            self._last = (b"", None)
+            if decoded is not None:
+                return self._splice.apply(decoded)
         return self.apply_decoded(raw)
 
     def apply_decoded(self, raw: bytes) -> bytes:
@@ -130,66 +159,91 @@ class PiiTransform:
 
 
 class _Splice:
-    """The rules applied without decoding the event into Python objects: msgspec reads
-    the event's fields as raw JSON (one pass, in C), the targeted fields are replaced or
-    left out, and the rest is written back as it was read. Each distinct value's result
-    is cached as JSON, so the users and addresses that recur cost a lookup. Together a
-    fraction of decoding the event and encoding it again — most of a connector's
-    per-event work.
+    """The rules applied without decoding the whole event into Python objects: msgspec
+    reads the targeted fields as text and every other field as raw JSON (one pass, in C);
+    the targeted ones are replaced or left out and the rest is written back as it was
+    read. Each distinct value's result is cached as JSON, so the users and addresses that
+    recur cost a lookup. Together a fraction of decoding the event and encoding it again,
+    which is most of a connector's per-event work.
 
-    Only for events of the normalized event's own fields (any other field: msgspec
-    refuses it and ``apply`` returns None, so the caller decodes the event); a repeated
-    key counts as JSON decoders take it (the last), as ``apply_decoded`` does."""
+    Only for events of the normalized event's own fields whose targeted fields are text
+    (as the pipeline writes them); for anything else msgspec refuses the event and
+    ``apply`` returns None, so the caller decodes it. A repeated key counts as JSON
+    decoders take it (the last), as ``apply_decoded`` does."""
 
     def __init__(self, rules: list[tuple[str, TransformAction]], transform: PiiTransform) -> None:
-        self._rules = rules
         self._transform = transform
-        self._display = any(name in _DISPLAY_SOURCES for name, _ in rules)
-        fields = [(name, msgspec.Raw, msgspec.UNSET) for name in NormalizedEvent.__struct_fields__]
-        event = msgspec.defstruct("RawEvent", fields, forbid_unknown_fields=True)
+        targeted = {name for name, _ in rules}
+        self._display = bool(targeted & set(_DISPLAY_SOURCES))
+        if self._display:
+            targeted |= set(_DISPLAY_SOURCES)  # read as text too: the display follows them
+        # The head's text fields are read as text as well (``head``); occurred_at stays
+        # raw JSON (decoding it as a date would write it back in another form).
+        typed = targeted | set(_HEAD_TEXT)
+        fields = [
+            (name, str if name in typed else msgspec.Raw, msgspec.UNSET)
+            for name in NormalizedEvent.__struct_fields__
+        ]
+        event = msgspec.defstruct("SplicedEvent", fields, forbid_unknown_fields=True)
         self._decode = msgspec.json.Decoder(event).decode
         self._encode = msgspec.json.Encoder().encode
-        self._done: dict[tuple[str, bytes], Any] = {}  # (field, JSON in) -> Raw out
+        # Per rule: its field, whether it drops, and its cache (value -> JSON out).
+        self._rules = [(name, action == "drop", action, dict[str, Any]()) for name, action in rules]
 
-    def apply(self, raw: bytes) -> bytes | None:
+    def decode(self, raw: bytes) -> Any:
+        """The event as this splice reads it, or None when it cannot (see the class)."""
         try:
-            event: Any = self._decode(raw)  # a struct of the normalized event's fields
+            return self._decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        for name, action in self._rules:
+
+    def head(self, event: Any) -> EventHead:
+        """The ``EventHead`` of a decoded event. Raises ``ValueError`` for an
+        ``occurred_at`` that is not a time (as ``read_event`` would)."""
+        occurred = event.occurred_at
+        # Absent text is "" (UNSET is false).
+        return EventHead(
+            event_key=event.event_key or "",
+            outcome=event.outcome or "",
+            account_id=event.account_id or "",
+            description=event.description or "",
+            occurred_at=None if occurred is msgspec.UNSET else _read_moment(occurred),
+        )
+
+    def apply(self, event: Any) -> bytes:
+        """The event with the rules applied, as JSON (``event`` is spent)."""
+        for name, drops, action, done in self._rules:
             value = getattr(event, name)
-            if value is msgspec.UNSET:
-                continue
-            if action == "drop":
+            if value is msgspec.UNSET or (not value and not drops):
+                continue  # absent, or empty: nothing to hide
+            if drops:
                 setattr(event, name, msgspec.UNSET)
-            else:
-                setattr(event, name, self._after(name, action, bytes(value)))
+                continue
+            after = done.get(value)
+            if after is None:
+                after = msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
+                if len(done) >= CACHED_PER_RULE:
+                    done.clear()
+                done[value] = after
+            setattr(event, name, after)
         if self._display:
-            email, actor = event.actor_email, event.actor_id
-            shown = _ANONYMOUS
-            for candidate in (email, actor):
-                if candidate is not msgspec.UNSET and bytes(candidate) not in _FALSY_JSON:
-                    shown = candidate
-                    break
-            event.actor_display = shown
+            # As decoded: what the rules left of the email, else of the id (absent and
+            # empty are false, a replaced value's JSON is true).
+            event.actor_display = event.actor_email or event.actor_id or "anonymous"
         event.raw = msgspec.UNSET
         return self._encode(event)
 
-    def _after(self, name: str, action: TransformAction, json: bytes) -> Any:
-        key = (name, json)
-        done = self._done.get(key)
-        if done is None:
-            value = orjson.loads(json)
-            done = msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
-            if len(self._done) >= CACHED_VALUES:
-                self._done.clear()
-            self._done[key] = done
-        return done
+
+# EventHead's text fields, read as text by the splice (its other one is occurred_at).
+_HEAD_TEXT = ("event_key", "outcome", "account_id", "description")
+_moment = msgspec.json.Decoder(datetime | None).decode
 
 
-_ANONYMOUS = msgspec.Raw(b'"anonymous"')
-# What ``email or actor_id`` skips: the empty, null and false values as JSON.
-_FALSY_JSON = frozenset({b'""', b"null", b"false", b"0", b"[]", b"{}", b"0.0"})
+def _read_moment(raw: Any) -> datetime | None:
+    try:
+        return _moment(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a normalized event: occurred_at: {exc}") from exc
 
 
 def mask_text(value: Any) -> str:
@@ -233,6 +287,10 @@ class TransformedSink(Generic[Entry]):
         self.transform = transform
         self.platform = sink.platform
         self.limits: Limits = sink.limits
+
+    def read(self, raw: bytes) -> EventHead:
+        """``read_event`` for the encode of ``raw`` that follows (``PiiTransform.read``)."""
+        return self.transform.read(raw)
 
     def encode(self, head: EventHead, raw: bytes) -> Entry:
         return self.sink.encode(head, self.transform.apply(raw))

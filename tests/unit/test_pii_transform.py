@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.sinks.base import read_event
 from connectors.sinks.transform import PiiTransform
 from schemas.transform import check_rules
 
@@ -176,6 +177,12 @@ _RULE_FIELDS = ("actor.email", "actor.id", "ip", "user_agent", "account.name")
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = {"event_id": "e1", "event_key": "login.failed", "outcome": "failure"}
+    if draw(st.booleans()):
+        event["occurred_at"] = draw(
+            st.sampled_from(["2026-11-26T12:00:00.123000Z", "2026-11-26T13:00:00+01:00", None])
+        )
+    if draw(st.booleans()):
+        event["account_id"] = draw(_VALUE)  # not text: the fast path declines
     for name in draw(st.lists(st.sampled_from(_TOP_FIELDS), unique=True)):
         event[name] = draw(_VALUE)
     if draw(st.booleans()):
@@ -201,13 +208,33 @@ def test_the_fast_path_gives_what_decoding_gives(
         event = {**event, "not_a_field": 1}  # the fast path declines: decoding decides
     transform = PiiTransform(check_rules(rules), KEY)
     raw = orjson.dumps(event)
-    assert orjson.loads(transform.apply(raw)) == orjson.loads(transform.apply_decoded(raw))
+    decoded = orjson.loads(transform.apply_decoded(raw))
+    assert orjson.loads(transform.apply(raw)) == decoded
+    # As the connector calls it: read (the head, decoded once), then apply.
+    try:
+        head = read_event(raw)
+    except ValueError:
+        with pytest.raises(ValueError):
+            transform.read(raw)
+        return
+    assert transform.read(raw) == head
+    assert orjson.loads(transform.apply(raw)) == decoded
 
 
 def test_the_fast_path_serves_the_events_the_pipeline_writes() -> None:
     transform = PiiTransform(check_rules({"actor.email": "hash", "ip": "mask"}), KEY)
     assert transform._splice is not None
-    assert transform._splice.apply(orjson.dumps(EVENT)) is not None
+    assert transform._splice.decode(orjson.dumps(EVENT)) is not None
     # A repeated key counts once, as decoders take it (the last): no clear value slips by.
     doubled = orjson.dumps(EVENT)[:-1] + b',"ip":"10.1.2.3"}'
     assert b"10.1.2.3" not in transform.apply(doubled)
+
+
+def test_apply_uses_what_read_decoded_only_for_that_same_event() -> None:
+    transform = PiiTransform(check_rules({"actor.email": "hash", "ip": "mask"}), KEY)
+    first, second = orjson.dumps(EVENT), orjson.dumps({**EVENT, "ip": "10.9.8.7"})
+    transform.read(first)
+    assert orjson.loads(transform.apply(second))["ip"] == "10.9.0.0/16"
+    transform.read(first)
+    assert orjson.loads(transform.apply(first))["ip"] == "99.81.0.0/16"
+    assert orjson.loads(transform.apply(second))["ip"] == "10.9.0.0/16"  # not read: decoded
