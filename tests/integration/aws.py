@@ -26,15 +26,19 @@ class Aws:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        options: dict[str, Any] = {
-            "region_name": REGION,
-            "endpoint_url": url,
-            "aws_access_key_id": ACCESS_KEY,
-            "aws_secret_access_key": SECRET_KEY,
-        }
-        self.events = boto3.client("events", **options)
-        self.sqs = boto3.client("sqs", **options)
-        self.s3 = boto3.client("s3", **options)
+        self.events = self.client("events")
+        self.sqs = self.client("sqs")
+        self.s3 = self.client("s3")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of moto's server (each thread needs its own)."""
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def bucket(self, name: str) -> None:
         self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
