@@ -97,6 +97,11 @@ def platforms() -> dict[str, tuple[str, Any, Any]]:
             lambda: WebhookReceiver([HOOK_SECRET], keep_events=False),
             lambda r: {"url": r.endpoint, "secret": HOOK_SECRET},
         ),
+        "webhook_pii": (
+            "webhook",
+            lambda: WebhookReceiver([HOOK_SECRET], keep_events=False),
+            lambda r: {"url": r.endpoint, "secret": HOOK_SECRET, **PII_RULES},
+        ),
     }
 
 
@@ -169,7 +174,7 @@ def request_shape(name: str, entries: list[bytes]) -> tuple[bytes, dict[str, Any
         body = gzip.compress(b"\n".join(entries), 1)
         return body, {"path": f"/receiver/v1/http/{SUMO}", "headers": {"Content-Encoding": "gzip"}}
     body = b"[" + b",".join(entries) + b"]"
-    if name == "webhook":
+    if name in ("webhook", "webhook_pii"):
         headers = signed_headers(
             [secret_key(HOOK_SECRET)], message_id("bench", body), int(time.time()), body
         )
@@ -526,6 +531,7 @@ NAMES = {
     "datadog": "Datadog",
     "datadog_pii": "Datadog with PII rules (hash email and id, mask IP, drop user agent)",
     "webhook": "Webhook (signed, JSON array of 100)",
+    "webhook_pii": "Webhook with PII rules",
     "splunk": "Splunk HEC",
     "sumologic": "Sumo Logic",
     "coralogix": "Coralogix",
@@ -573,7 +579,11 @@ def figures(events: int, eventbridge_events: int) -> list[Figure]:
                 )
             )
     rates = {f.name: f.value for f in out}
-    for plain_name, figure_name in (("datadog", "pii_cost_percent"), ("s3", "s3.pii_cost_percent")):
+    for plain_name, figure_name in (
+        ("datadog", "pii_cost_percent"),
+        ("webhook", "webhook.pii_cost_percent"),
+        ("s3", "s3.pii_cost_percent"),
+    ):
         plain = rates.get(f"stream.{plain_name}.events_per_s")
         masked = rates.get(f"stream.{plain_name}_pii.events_per_s")
         if plain and masked:
