@@ -44,7 +44,7 @@ from schemas.events import NormalizedEvent
 from schemas.transform import ATTRIBUTES_PREFIX, FIELDS, TransformAction
 
 _DISPLAY_SOURCES = ("actor_email", "actor_id")
-CACHED_VALUES = 65_536  # per destination: about 10 MB at most
+CACHED_VALUES = 16_384  # per destination: a few MB
 # The fast path's results per rule, as JSON: the recurring users and addresses (the cache
 # starts over when full; about 3 MB a rule).
 CACHED_PER_RULE = 16_384
