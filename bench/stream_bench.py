@@ -53,6 +53,8 @@ DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"
 CX = "cxtp_0123456789abcdefABCDEF"
 SUMO = "benchSumoCode123"
+PII_PAIRS = ("datadog", "webhook")  # measured in PII_ROUNDS alternating rounds
+PII_ROUNDS = 3
 S3_FILE_BYTES = 67_108_864  # the archive's default max_bytes
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the specification's example)
 # The PII rules a privacy-minded user sets: the cost of the transform on top of Datadog.
@@ -516,6 +518,17 @@ def _measure(
         print(f"  {name} ...", flush=True)
         rows.append(run_platform(name, settings, env, events, sample))
         print(f"  {rows[-1]}", flush=True)
+    # The PII rules' cost is a difference of two noisy rates on a shared machine: more
+    # rounds of each pair, alternating, and the median round is reported.
+    for round_ in range(2, PII_ROUNDS + 1):
+        for base in PII_PAIRS:
+            for name in (base, f"{base}_pii"):
+                if name in names:
+                    print(f"  {name} (round {round_}) ...", flush=True)
+                    rows.append(
+                        {**run_platform(name, settings, env, events, sample), "round": round_}
+                    )
+                    print(f"  {rows[-1]}", flush=True)
     for rules in ({}, PII_RULES):
         print(f"  s3 (moto){' with PII rules' if rules else ''} ...", flush=True)
         rows.append(run_s3(settings, env, events, sample, rules, size // events))
@@ -543,7 +556,10 @@ NAMES = {
 
 def figures(events: int, eventbridge_events: int) -> list[Figure]:
     out: list[Figure] = []
-    for row in measure(events, list(platforms()), eventbridge_events):
+    rows = measure(events, list(platforms()), eventbridge_events)
+    for row in rows:
+        if row.get("round", 1) != 1:
+            continue  # the PII cost's extra rounds: below
         name = row["platform"]
         http = name not in ("eventbridge", "s3", "s3_pii")
         out.append(
@@ -578,23 +594,29 @@ def figures(events: int, eventbridge_events: int) -> list[Figure]:
                     met=row["peak_rss_mb"] < 300,
                 )
             )
-    rates = {f.name: f.value for f in out}
+    rates: dict[tuple[str, int], float] = {
+        (row["platform"], row.get("round", 1)): row["events_per_s"] for row in rows
+    }
     for plain_name, figure_name in (
         ("datadog", "pii_cost_percent"),
         ("webhook", "webhook.pii_cost_percent"),
         ("s3", "s3.pii_cost_percent"),
     ):
-        plain = rates.get(f"stream.{plain_name}.events_per_s")
-        masked = rates.get(f"stream.{plain_name}_pii.events_per_s")
-        if plain and masked:
-            cost = round(100 * (1 - masked / plain), 1)
+        costs = sorted(
+            round(100 * (1 - rates[(f"{plain_name}_pii", r)] / rates[(plain_name, r)]), 1)
+            for r in range(1, PII_ROUNDS + 1)
+            if rates.get((plain_name, r)) and rates.get((f"{plain_name}_pii", r))
+        )
+        if costs:
+            cost = costs[len(costs) // 2]
+            spread = f"; rounds: {', '.join(f'{c:g}%' for c in costs)}" if len(costs) > 1 else ""
             out.append(
                 Figure(
                     f"stream.{figure_name}",
                     cost,
                     "%",
                     f"throughput lost to the PII rules ({NAMES[plain_name]} with rules vs "
-                    "without, same run)",
+                    f"without, same run, median round{spread})",
                     target="≤ 15%",
                     met=cost <= 15,
                 )
