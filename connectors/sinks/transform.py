@@ -23,7 +23,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic
 
@@ -168,8 +168,11 @@ class _Splice:
 
     Only for events of the normalized event's own fields whose targeted fields are text
     (as the pipeline writes them); for anything else msgspec refuses the event and
-    ``apply`` returns None, so the caller decodes it. A repeated key counts as JSON
-    decoders take it (the last), as ``apply_decoded`` does."""
+    ``decode`` returns None, so the caller decodes it. A repeated key counts as JSON
+    decoders take it (the last), as ``apply_decoded`` does.
+
+    ``decode(raw)`` -> the event read so (or None); ``head(event)`` -> its ``EventHead``;
+    ``apply(event)`` -> the event with the rules applied, as JSON (``event`` is spent)."""
 
     def __init__(self, rules: list[tuple[str, TransformAction]], transform: PiiTransform) -> None:
         self._transform = transform
@@ -187,8 +190,45 @@ class _Splice:
         event = msgspec.defstruct("SplicedEvent", fields, forbid_unknown_fields=True)
         self._decode = msgspec.json.Decoder(event).decode
         self._encode = msgspec.json.Encoder().encode
-        # Per rule: its field, whether it drops, and its cache (value -> JSON out).
-        self._rules = [(name, action == "drop", action, dict[str, Any]()) for name, action in rules]
+        self.apply = self._compile(rules)
+
+    def _compile(self, rules: list[tuple[str, TransformAction]]) -> Callable[[Any], bytes]:
+        """``apply`` written out for these rules: a function with each field's steps in line
+        (no lookups by name per event: a third of the loop's cost). The names are the
+        event's own field names (``FIELDS``), never user input."""
+        lines = ["def apply(event):"]
+        scope: dict[str, Any] = {"UNSET": msgspec.UNSET, "encode": self._encode}
+        for i, (name, action) in enumerate(rules):
+            if not name.isidentifier() or name not in NormalizedEvent.__struct_fields__:
+                raise ValueError(f"not a field of the normalized event: {name!r}")
+            if action == "drop":
+                lines.append(f"    event.{name} = UNSET")
+                continue
+            # Absent (UNSET) and empty values are false: nothing to hide.
+            scope[f"done{i}"] = {}
+            scope[f"miss{i}"] = functools.partial(self._miss, scope[f"done{i}"], action, name)
+            lines += [
+                f"    value = event.{name}",
+                "    if value:",
+                f"        event.{name} = done{i}.get(value) or miss{i}(value)",
+            ]
+        if self._display:
+            # What the rules left of the email, else of the id (absent and empty are false,
+            # a replaced value's JSON is true), as decoding would.
+            lines.append(
+                '    event.actor_display = event.actor_email or event.actor_id or "anonymous"'
+            )
+        lines += ["    event.raw = UNSET", "    return encode(event)"]
+        exec("\n".join(lines), scope)  # noqa: S102 (field names checked above)
+        function: Callable[[Any], bytes] = scope["apply"]
+        return function
+
+    def _miss(self, done: dict[str, Any], action: TransformAction, name: str, value: str) -> Any:
+        after = msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
+        if len(done) >= CACHED_PER_RULE:
+            done.clear()
+        done[value] = after
+        return after
 
     def decode(self, raw: bytes) -> Any:
         """The event as this splice reads it, or None when it cannot (see the class)."""
@@ -209,29 +249,6 @@ class _Splice:
             description=event.description or "",
             occurred_at=None if occurred is msgspec.UNSET else _read_moment(occurred),
         )
-
-    def apply(self, event: Any) -> bytes:
-        """The event with the rules applied, as JSON (``event`` is spent)."""
-        for name, drops, action, done in self._rules:
-            value = getattr(event, name)
-            if value is msgspec.UNSET or (not value and not drops):
-                continue  # absent, or empty: nothing to hide
-            if drops:
-                setattr(event, name, msgspec.UNSET)
-                continue
-            after = done.get(value)
-            if after is None:
-                after = msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
-                if len(done) >= CACHED_PER_RULE:
-                    done.clear()
-                done[value] = after
-            setattr(event, name, after)
-        if self._display:
-            # As decoded: what the rules left of the email, else of the id (absent and
-            # empty are false, a replaced value's JSON is true).
-            event.actor_display = event.actor_email or event.actor_id or "anonymous"
-        event.raw = msgspec.UNSET
-        return self._encode(event)
 
 
 # EventHead's text fields, read as text by the splice (its other one is occurred_at).
