@@ -374,16 +374,22 @@ def receiver_limit_s3(aws: Aws, bucket: str, sample_events: list[dict[str, Any]]
     return accept_rate(sender)
 
 
-def committed(settings: Settings, group: str) -> int:
-    """How many records of the normalized topic ``group`` has committed (all partitions)."""
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": group})
-    try:
+class Committed:
+    """How many records of the normalized topic a consumer group has committed (all
+    partitions), asked of the broker by one consumer that never joins the group."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self._consumer = Consumer({**settings.kafka_client_config(), "group.id": group})
         topic = settings.topics.normalized
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p) for p in metadata.partitions]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
-    finally:
-        consumer.close()
+        metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+        self._partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+
+    def count(self) -> int:
+        committed = self._consumer.committed(self._partitions, timeout=10)
+        return sum(max(tp.offset, 0) for tp in committed)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def run_s3(
@@ -436,11 +442,12 @@ def run_s3(
         first: tuple[float, int] | None = None  # the first close's commit
         per_file = S3_FILE_BYTES // max(1, event_bytes)
         deadline = time.monotonic() + 1800
+        progress = Committed(settings, destination.group_id)
         try:
             while count < events and time.monotonic() < deadline:
-                time.sleep(0.5)
+                time.sleep(0.05)  # the rate is timed between commits: a fine clock
                 peak = max(peak, rss_mb(process.pid))
-                now_count = committed(settings, destination.group_id)
+                now_count = progress.count()
                 if now_count != count:
                     count, last_change = now_count, time.monotonic()
                     done = last_change
@@ -449,6 +456,7 @@ def run_s3(
                 if events - count < per_file and time.monotonic() - last_change > 15:
                     break
         finally:
+            progress.close()
             process.terminate()
             process.wait(60)
         # From the first close's commit to the last one's, as the other platforms are timed
