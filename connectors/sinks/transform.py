@@ -304,6 +304,10 @@ class TransformedSink(Generic[Entry]):
         self.transform = transform
         self.platform = sink.platform
         self.limits: Limits = sink.limits
+        # Called per entry and per request: the sink's own methods, without a hop here.
+        self.size = sink.size  # type: ignore[method-assign]
+        self.send = sink.send  # type: ignore[method-assign]
+        self.read = transform.read  # type: ignore[method-assign]
 
     def read(self, raw: bytes) -> EventHead:
         """``read_event`` for the encode of ``raw`` that follows (``PiiTransform.read``)."""
