@@ -206,7 +206,9 @@ class _Splice:
                 continue
             # Absent (UNSET) and empty values are false: nothing to hide.
             scope[f"done{i}"] = {}
-            scope[f"miss{i}"] = functools.partial(self._miss, scope[f"done{i}"], action, name)
+            scope[f"miss{i}"] = _Misses(
+                scope, f"done{i}", functools.partial(self._after, action, name)
+            )
             lines += [
                 f"    value = event.{name}",
                 "    if value:",
@@ -223,12 +225,8 @@ class _Splice:
         function: Callable[[Any], bytes] = scope["apply"]
         return function
 
-    def _miss(self, done: dict[str, Any], action: TransformAction, name: str, value: str) -> Any:
-        after = msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
-        if len(done) >= CACHED_PER_RULE:
-            done.clear()
-        done[value] = after
-        return after
+    def _after(self, action: TransformAction, name: str, value: str) -> Any:
+        return msgspec.Raw(orjson.dumps(self._transform.value_after(action, name, value)))
 
     def decode(self, raw: bytes) -> Any:
         """The event as this splice reads it, or None when it cannot (see the class)."""
@@ -249,6 +247,31 @@ class _Splice:
             description=event.description or "",
             occurred_at=None if occurred is msgspec.UNSET else _read_moment(occurred),
         )
+
+
+class _Misses:
+    """What a rule's cache lookup falls back to: the previous generation of results,
+    else computing one. The current generation (a dict the applying function reads by
+    name in ``scope``) holds at most ``CACHED_PER_RULE``; when full it becomes the previous
+    one and a new one starts, so the values in use stay cached (as in an LRU) while a
+    scan of one-off values evicts only what was not used for a generation."""
+
+    def __init__(self, scope: dict[str, Any], name: str, compute: Callable[[str], Any]) -> None:
+        self._scope = scope
+        self._name = name
+        self._compute = compute
+        self._previous: dict[str, Any] = {}
+
+    def __call__(self, value: str) -> Any:
+        after = self._previous.get(value)
+        if after is None:
+            after = self._compute(value)
+        current: dict[str, Any] = self._scope[self._name]
+        if len(current) >= CACHED_PER_RULE:
+            self._previous = current
+            current = self._scope[self._name] = {}
+        current[value] = after
+        return after
 
 
 # EventHead's text fields, read as text by the splice (its other one is occurred_at).

@@ -238,3 +238,20 @@ def test_apply_uses_what_read_decoded_only_for_that_same_event() -> None:
     transform.read(first)
     assert orjson.loads(transform.apply(first))["ip"] == "99.81.0.0/16"
     assert orjson.loads(transform.apply(second))["ip"] == "10.9.0.0/16"  # not read: decoded
+
+
+def test_recurring_values_stay_cached_while_one_off_values_pass_through() -> None:
+    from connectors.sinks import transform as module
+
+    computed: list[str] = []
+    scope: dict[str, Any] = {"done": {}}
+    misses = module._Misses(scope, "done", lambda v: computed.append(v) or f"<{v}>")
+
+    def look(value: str) -> Any:
+        return scope["done"].get(value) or misses(value)
+
+    for i in range(3 * module.CACHED_PER_RULE):
+        assert look("alice") == "<alice>"  # used all the time
+        assert look(f"once-{i}") == f"<once-{i}>"  # a scan of values seen once
+    assert computed.count("alice") == 1
+    assert len(scope["done"]) <= module.CACHED_PER_RULE
