@@ -198,3 +198,40 @@ def test_clickhouse_reads_the_archive_with_its_partition_columns(aws: Aws, strea
     got = {(r["account"], r["day"], f"{int(r['hour']):02d}"): int(r["events"]) for r in rows}
     assert got == expected
     assert all(int(r["events"]) == int(r["ids"]) for r in rows)
+
+
+def test_an_s3_outage_is_lag_then_catch_up_not_loss(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """S3 unreachable (its server stopped) while files close: the destination fails and
+    lags; once S3 is back every event is archived exactly once."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.integration.conftest import free_port
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    aws = Aws(f"http://127.0.0.1:{port}")
+    bucket = f"archive-{uuid.uuid4().hex[:8]}"
+    aws.bucket(bucket)
+    stream = Stream(kafka_bootstrap, tmp_path)
+    try:
+        destination = add_archive(stream, aws, bucket)
+        stream.start()
+        events = produce_spread(stream, 40)
+        assert wait_until(lambda: delivered(stream, destination) == 40, timeout=60)
+        server.stop()  # moto keeps its buckets in this process: a restart finds them
+        events += produce_spread(stream, 40, start=40)
+        assert wait_until(
+            lambda: getattr(stream.status(destination), "state", None) == "failing", timeout=60
+        )
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        assert wait_until(lambda: delivered(stream, destination) == 80, timeout=90)
+        assert event_counts(archived(aws, bucket)) == {e["event_id"]: 1 for e in events}
+        assert stream.status(destination).state == "healthy"
+    finally:
+        stream.close()
+        server.stop()
