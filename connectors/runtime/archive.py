@@ -106,7 +106,6 @@ class ArchiveWorker(DestinationWorker):
         self._owned: set[int] = set()
         self._unchecked: set[int] = set()  # assigned; the recorded range end not read yet
         self._files = OpenFiles(1, 1.0)  # replaced once the sink says its limits
-        self._put_futures: list[Future[None]] = []
 
     def _consume(self, sink: Sink[Any], producer: Producer, sender: ThreadPoolExecutor) -> None:
         files = file_sink(sink)
@@ -125,7 +124,6 @@ class ArchiveWorker(DestinationWorker):
                     self._close(consumer, files, due, producer, sender)
             except AuthFailedError as exc:
                 # The range stays sealed and recorded: put again once S3 takes it.
-                self._abandon_puts()
                 self._wait_for_credentials(files, exc)
                 self._resume(consumer)
             except InterruptedError:
@@ -194,9 +192,12 @@ class ArchiveWorker(DestinationWorker):
         for closing in due:
             for path, file in closing.files.items():
                 futures.append(sender.submit(self._put, files, delivery, closing, path, file))
-        self._put_futures = futures
-        for future in futures:
-            self._await(future)
+        try:
+            for future in futures:
+                self._await(future)
+        except AuthFailedError:
+            self._abandon(futures)
+            raise
         self._resume(consumer)
         letters = [
             Letter.of(message, reason, Reply(None, "unreadable", ""))
@@ -226,13 +227,6 @@ class ArchiveWorker(DestinationWorker):
         if refused:
             # Not the data (S3 does not read it): a request S3 will never take as made.
             raise AuthFailedError(refused[0].reply)
-
-    def _abandon_puts(self) -> None:
-        """Gives up the puts in flight and waits for their threads to let go."""
-        self._generation += 1
-        for future in self._put_futures:
-            while not future.done():
-                self._keepalive(0.2)
 
     def _record_ends(self, consumer: Consumer, ranges: list[Range]) -> bool:
         """Records each range's last offset in Kafka before any of its files is put (a

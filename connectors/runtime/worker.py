@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ class DestinationWorker(threading.Thread):
                     self._show_failing()
             except AuthFailedError as exc:
                 # Neither the refused batch nor those after it are committed.
-                self._abandon(in_flight)
+                self._abandon(future for _, future in in_flight)
+                in_flight.clear()
                 self._wait_for_credentials(sink, exc)
                 # A fresh consumer re-reads from the committed offsets: nothing of the
                 # refused batches is skipped (seeking back is not reliable on partitions
@@ -217,12 +219,11 @@ class DestinationWorker(threading.Thread):
             gate=self._gate,
         )
 
-    def _abandon(self, in_flight: deque[_InFlight]) -> None:
-        """Gives up the batches in flight (uncommitted: they are read again) and waits for
-        their senders to let go, keeping the group membership meanwhile."""
+    def _abandon(self, futures: Iterable[Future[Any]]) -> None:
+        """Gives up the deliveries in flight (uncommitted: they are read again) and waits
+        for their senders to let go, keeping the group membership meanwhile."""
         self._generation += 1
-        while in_flight:
-            future = in_flight.popleft()[1]
+        for future in futures:
             while not future.done():
                 self._keepalive(0.2)
 

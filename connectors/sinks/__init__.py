@@ -27,11 +27,12 @@ def build_sink(destination: Destination) -> Sink[Any]:
 
 
 def event_reader(sink: Sink[Any]) -> Callable[[bytes], EventHead]:
-    """How a connector reads each event before ``sink.encode``: ``read_event``, or the
-    sink's own ``read`` when it decodes the event for its encode as well (PII rules: one
-    decode instead of two). Either raises ``ValueError`` for what is not an event."""
+    """How a connector reads each event before ``sink.encode``: ``read_event``, or, for a
+    sink under PII rules, ``PiiTransform.read``, which decodes the event for the rules'
+    ``apply`` as well (one decode instead of two). Either raises ``ValueError`` for what
+    is not an event."""
     if isinstance(sink, TransformedSink):
-        return sink.read
+        return sink.transform.read
     return read_event
 
 

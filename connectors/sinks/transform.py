@@ -45,8 +45,8 @@ from schemas.transform import ATTRIBUTES_PREFIX, FIELDS, TransformAction
 
 _DISPLAY_SOURCES = ("actor_email", "actor_id")
 CACHED_VALUES = 16_384  # per destination: a few MB
-# The fast path's results per rule, as JSON: the recurring users and addresses (the cache
-# starts over when full; about 3 MB a rule).
+# The fast path's results per rule, as JSON, in each of two generations (``_Misses``):
+# the recurring users and addresses; about 3 MB a generation.
 CACHED_PER_RULE = 16_384
 _MASK = "***"
 
@@ -69,8 +69,8 @@ class PiiTransform:
                 self._fields.append((FIELDS[field], action))
         self._raw: TransformAction = "hash" if rules.get("raw") == "hash" else "drop"
         self._display = any(name in _DISPLAY_SOURCES for name, _ in self._fields)
-        # Rules on top-level fields only (the common case) are spliced into the event's
-        # bytes; attribute paths need the decoded event.
+        # Rules on top-level fields only (the common case) act on the event as msgspec
+        # reads it (``_Splice``); attribute paths and a hashed raw need the decoded event.
         self._splice = (
             _Splice(self._fields, self) if not self._attributes and self._raw == "drop" else None
         )
@@ -327,14 +327,6 @@ class TransformedSink(Generic[Entry]):
         self.transform = transform
         self.platform = sink.platform
         self.limits: Limits = sink.limits
-        # Called per entry and per request: the sink's own methods, without a hop here.
-        self.size = sink.size  # type: ignore[method-assign]
-        self.send = sink.send  # type: ignore[method-assign]
-        self.read = transform.read  # type: ignore[method-assign]
-
-    def read(self, raw: bytes) -> EventHead:
-        """``read_event`` for the encode of ``raw`` that follows (``PiiTransform.read``)."""
-        return self.transform.read(raw)
 
     def encode(self, head: EventHead, raw: bytes) -> Entry:
         return self.sink.encode(head, self.transform.apply(raw))
