@@ -7,7 +7,14 @@
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+# Rust (and a C linker) build the PII rules' native path (connectors/pii_native); the
+# final image keeps only the built module.
+COPY --from=rust:1-slim-bookworm /usr/local/rustup /usr/local/rustup
+COPY --from=rust:1-slim-bookworm /usr/local/cargo /usr/local/cargo
+RUN apt-get update && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/authtrail
 WORKDIR /src
 # Dependencies first: a code change rebuilds only the last layer.
@@ -25,7 +32,8 @@ COPY query_api ./query_api
 COPY connectors ./connectors
 RUN /opt/authtrail/bin/pip install --no-deps . \
     && find /opt/authtrail -name '__pycache__' -prune -exec rm -rf {} + \
-    && /opt/authtrail/bin/authtrail --help > /dev/null
+    && /opt/authtrail/bin/authtrail --help > /dev/null \
+    && /opt/authtrail/bin/python -c "import connectors.sinks._pii"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 RUN groupadd --system --gid 10001 authtrail \

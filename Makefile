@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# rustup's cargo, for the install's native build, whether or not the shell's PATH has it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
@@ -36,7 +38,9 @@ go: $(STAMP)
 promtool:
 	@bash deploy/ensure-promtool.sh $(BIN) --background
 
-$(STAMP): pyproject.toml
+# The PII rules' native path (Rust) is built by the install: its sources count too.
+NATIVE := connectors/pii_native
+$(STAMP): pyproject.toml $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(wildcard $(NATIVE)/src/*.rs)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "authtrail needs Python 3.11+ (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -52,6 +56,7 @@ run: setup
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(NATIVE) && cargo fmt --check && cargo clippy --release --quiet -- -D warnings
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -62,7 +67,7 @@ unit: $(STAMP)
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test: promtool setup system-tests go lint typecheck
+test: promtool system-tests setup go lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-shifted-clock
 

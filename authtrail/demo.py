@@ -81,11 +81,21 @@ class DemoTraffic:
     """An endless, seeded stream of raw events (JSON bytes) shaped like an identity
     platform's. ``next_batch`` returns the events of one or more whole flows."""
 
-    def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        users_per_account: int | None = None,
+    ) -> None:
+        """``users_per_account``: each account's users (each with an email and an address
+        of their own); by default 6 to 10, a demo's size. Benchmarks of anything that
+        depends on how many distinct users and addresses there are (the PII rules) ask
+        for tens of thousands, as an identity platform's customers have."""
         self.rng = random.Random(seed)
         self.clock = clock
         self.accounts = [
-            (acc_id, name, self._members(acc_id, domain)) for acc_id, name, domain in ACCOUNTS
+            (acc_id, name, self._members(acc_id, domain, users_per_account))
+            for acc_id, name, domain in ACCOUNTS
         ]
 
     def _uuid(self) -> str:
@@ -95,15 +105,18 @@ class DemoTraffic:
         pattern, _country = self.rng.choice(IP_BLOCKS)
         return pattern.format(self.rng.randint(1, 250), self.rng.randint(1, 250))
 
-    def _members(self, acc_id: str, domain: str) -> list[Actor]:
+    def _members(self, acc_id: str, domain: str, users: int | None) -> list[Actor]:
+        """The account's users, then its agent, then its service (last)."""
         members = []
-        for _ in range(self.rng.randint(6, 10)):
+        for i in range(self.rng.randint(6, 10) if users is None else users):
             first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
             uid = f"usr_{self.rng.getrandbits(40):010x}"
+            # Many users share a name: a number keeps their emails apart.
+            email = f"{first}.{last}@{domain}" if users is None else f"{first}.{last}.{i}@{domain}"
             members.append(
                 Actor(
                     uid,
-                    f"{first}.{last}@{domain}",
+                    email,
                     "user",
                     self._ip(),
                     self.rng.choice(USER_AGENTS[:7]),
@@ -189,8 +202,7 @@ class DemoTraffic:
         rng = self.rng
         acc_id, acc_name, members = rng.choice(self.accounts)
         account = (acc_id, acc_name)
-        humans = [m for m in members if m.type == "user"]
-        user = rng.choice(humans)
+        user = members[rng.randrange(len(members) - 2)]  # one of the users (_members)
         roll = rng.random()
         if roll < 0.40:
             return self._login(account, user)
@@ -307,7 +319,7 @@ class DemoTraffic:
 
     def _rare(self, account: tuple[str, str], members: list[Actor], user: Actor) -> bytes:
         rng = self.rng
-        service = next(m for m in members if m.type == "service")
+        service = members[-1]
         choice = rng.randrange(6)
         if choice == 0:
             return self._event("password.reset.requested", account, user)

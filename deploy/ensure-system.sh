@@ -4,7 +4,8 @@
 #   --browser  also Debian's Chromium for the browser tests (Playwright drives
 #              /usr/bin/chromium; it never downloads a browser of its own)
 #   --tests    also what the suite needs beyond that: libfaketime (the suite runs once
-#              more under a clock moved a year ahead and a year back)
+#              more under a clock moved a year ahead and a year back), and Rust 1.85+ (the
+#              suite checks the PII rules' native path was built)
 # Installs what is missing with apt-get when allowed (root); otherwise says what to
 # install. Idempotent: with everything present it installs and prints nothing.
 set -euo pipefail
@@ -29,6 +30,16 @@ if [ -n "${JAVA_HOME:-}" ]; then
   fi
 fi
 
+# Rust 1.85+ builds the PII rules' native path (connectors/pii_native) when the package is
+# installed; without it the rules run in Python at several times the cost. Debian's rustc is
+# older: rustup (https://rustup.rs) installs a current one, in ~/.cargo/bin.
+rust_ok() {
+  local version
+  version=$(PATH="$HOME/.cargo/bin:$PATH" cargo --version 2>/dev/null | awk '{print $2}')
+  [ -n "$version" ] && printf '%s\n' 1.85.0 "$version" | sort -V -C
+}
+rust_needed=0
+
 missing=()
 java_on_path=0
 if [ -z "${JAVA_HOME:-}" ]; then
@@ -40,11 +51,21 @@ for option in "$@"; do
   case "$option" in
     --browser) [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core) ;;
     --tests)
+      rust_needed=1
       command -v faketime >/dev/null 2>&1 || missing+=(faketime)
       command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev) ;;
     *) echo "ensure-system.sh: unknown option $option" >&2; exit 2 ;;
   esac
 done
+if ! rust_ok; then
+  if [ "$rust_needed" = 1 ]; then
+    echo "the test suite needs Rust 1.85+ (cargo) to build the PII rules' native path:" >&2
+    echo "install it with rustup (https://rustup.rs), then rm .venv/.installed and rerun." >&2
+    exit 1
+  fi
+  echo "note: no Rust 1.85+ (cargo): the PII rules will run without their native path" >&2
+  echo "(several times the cost); rustup (https://rustup.rs) installs it." >&2
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

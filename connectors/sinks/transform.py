@@ -43,6 +43,11 @@ from connectors.sinks.base import (
 from schemas.events import NormalizedEvent
 from schemas.transform import ATTRIBUTES_PREFIX, FIELDS, TransformAction
 
+try:
+    from connectors.sinks import _pii as native
+except ImportError:  # installed without a Rust toolchain: the Python paths below serve
+    native = None  # type: ignore[assignment]
+
 _DISPLAY_SOURCES = ("actor_email", "actor_id")
 CACHED_VALUES = 16_384  # per destination: a few MB
 # The fast path's results per rule, as JSON, in each of two generations (``_Misses``):
@@ -69,18 +74,24 @@ class PiiTransform:
                 self._fields.append((FIELDS[field], action))
         self._raw: TransformAction = "hash" if rules.get("raw") == "hash" else "drop"
         self._display = any(name in _DISPLAY_SOURCES for name, _ in self._fields)
-        # Rules on top-level fields only (the common case) act on the event as msgspec
-        # reads it (``_Splice``); attribute paths and a hashed raw need the decoded event.
-        self._splice = (
-            _Splice(self._fields, self) if not self._attributes and self._raw == "drop" else None
+        # Rules on top-level fields only (the common case) act on the event's JSON without
+        # decoding it: in one native pass (connectors/pii_native) when it is built, else as
+        # msgspec reads it (``_Splice``). Attribute paths and a hashed raw need the decoded
+        # event.
+        top_level = not self._attributes and self._raw == "drop"
+        self._native = (
+            native.Rules([(name, str(action)) for name, action in self._fields], key, mask_ip)
+            if top_level and native is not None
+            else None
         )
-        self._last: tuple[bytes, Any] = (b"", None)  # the event ``read`` decoded last
+        self._splice = _Splice(self._fields, self) if top_level and not self._native else None
+        self._last: tuple[bytes, Any] = (b"", None)
 
     def read(self, raw: bytes) -> EventHead:
-        """The head of the normalized event ``raw`` (as ``read_event``), decoded together
-        with what the rules act on, so the ``apply`` of the same ``raw`` that follows does
-        not decode it again (one event at a time: call from one thread). Raises
-        ``ValueError`` as ``read_event``."""
+        """The head of the normalized event ``raw`` (as ``read_event``, which validates it).
+        On the Python path it is decoded together with what the rules act on, so the
+        ``apply`` of the same ``raw`` that follows does not decode it again (one event at a
+        time: call from one thread). Raises ``ValueError`` as ``read_event``."""
         if self._splice is not None:
             decoded = self._splice.decode(raw)
             if decoded is not None:
@@ -89,13 +100,16 @@ class PiiTransform:
         return read_event(raw)
 
     def apply(self, raw: bytes) -> bytes:
-        """The normalized event ``raw`` (JSON) with the rules applied. A value that is
-        not a JSON object is returned as it is (the caller refuses it already)."""
+        """The normalized event ``raw`` (JSON) with the rules applied: an event ``read``
+        accepted (the native path relies on that validation). A value that is not a JSON
+        object is returned as it is (the caller refuses it already)."""
+        if self._native is not None:
+            applied = self._native.apply(raw)
+            return self.apply_decoded(raw) if applied is None else applied
         if self._splice is not None:
-            last_raw, decoded = self._last
-            if last_raw is not raw:
-                decoded = self._splice.decode(raw)
+            last_raw, last = self._last
             self._last = (b"", None)
+            decoded = last if last_raw is raw else self._splice.decode(raw)
             if decoded is not None:
                 return self._splice.apply(decoded)
         return self.apply_decoded(raw)
@@ -304,7 +318,10 @@ def mask_ip(value: Any) -> str:
     if isinstance(value, str):
         parts = value.split(".")
         # Dotted IPv4, the common case: the ipaddress module costs ten times more.
-        if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+        # isascii: str.isdigit takes other scripts' digits (and "²", which int() refuses).
+        if len(parts) == 4 and all(
+            p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts
+        ):
             return f"{int(parts[0])}.{int(parts[1])}.0.0/16"
     try:
         address = ipaddress.ip_address(str(value))

@@ -1,0 +1,10 @@
+# The PII rules' one-pass path, built from connectors/pii_native (Rust) when a toolchain
+# is there at install time.
+from collections.abc import Callable
+
+class Rules:
+    def __init__(
+        self, rules: list[tuple[str, str]], key: bytes, mask_ip: Callable[[str], str]
+    ) -> None: ...
+    def apply(self, raw: bytes) -> bytes | None: ...
+    def pseudonym(self, value: str) -> str: ...
