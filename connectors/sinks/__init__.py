@@ -28,11 +28,11 @@ def build_sink(destination: Destination) -> Sink[Any]:
 
 def event_reader(sink: Sink[Any]) -> Callable[[bytes], EventHead]:
     """How a connector reads each event before ``sink.encode``: ``read_event``, or, for a
-    sink under PII rules, ``PiiTransform.read``, which decodes the event for the rules'
-    ``apply`` as well (one decode instead of two). Either raises ``ValueError`` for what
-    is not an event."""
+    sink under PII rules, ``PiiTransform.reader()`` (which may decode the event for the
+    rules' ``apply`` as well: one decode instead of two). Either raises ``ValueError`` for
+    what is not an event."""
     if isinstance(sink, TransformedSink):
-        return sink.transform.read
+        return sink.transform.reader()
     return read_event
 
 

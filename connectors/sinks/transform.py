@@ -80,12 +80,26 @@ class PiiTransform:
         # event.
         top_level = not self._attributes and self._raw == "drop"
         self._native = (
-            native.Rules([(name, str(action)) for name, action in self._fields], key, mask_ip)
+            native.Rules(
+                [(name, str(action)) for name, action in self._fields],
+                key,
+                mask_ip,
+                self.apply_decoded,  # for the events the native pass declines
+            )
             if top_level and native is not None
             else None
         )
         self._splice = _Splice(self._fields, self) if top_level and not self._native else None
         self._last: tuple[bytes, Any] = (b"", None)
+
+    def reader(self) -> Callable[[bytes], EventHead]:
+        """``read``, or ``read_event`` itself where ``read`` would only call it (one call
+        less per event)."""
+        return self.read if self._splice is not None else read_event
+
+    def applier(self) -> Callable[[bytes], bytes]:
+        """``apply``, or the native pass's own (one call less per event)."""
+        return self._native.apply if self._native is not None else self.apply
 
     def read(self, raw: bytes) -> EventHead:
         """The head of the normalized event ``raw`` (as ``read_event``, which validates it).
@@ -104,8 +118,7 @@ class PiiTransform:
         accepted (the native path relies on that validation). A value that is not a JSON
         object is returned as it is (the caller refuses it already)."""
         if self._native is not None:
-            applied = self._native.apply(raw)
-            return self.apply_decoded(raw) if applied is None else applied
+            return self._native.apply(raw)
         if self._splice is not None:
             last_raw, last = self._last
             self._last = (b"", None)
@@ -344,9 +357,10 @@ class TransformedSink(Generic[Entry]):
         self.transform = transform
         self.platform = sink.platform
         self.limits: Limits = sink.limits
+        self._apply = transform.applier()
 
     def encode(self, head: EventHead, raw: bytes) -> Entry:
-        return self.sink.encode(head, self.transform.apply(raw))
+        return self.sink.encode(head, self._apply(raw))
 
     def size(self, entry: Entry) -> int:
         return self.sink.size(entry)

@@ -6,8 +6,8 @@
 //! the targeted values and copies every other member as it was. The caller has read the
 //! event's head with a validating JSON decoder first (the connector always does), so this
 //! pass only has to be safe on any input, not to judge it: anything it does not expect (not
-//! an object, a targeted value that is neither text nor null, a malformed member) makes it
-//! return `None`, and the caller applies the definition, whose decoding names the fault.
+//! an object, a targeted value that is neither text nor null, a malformed member, a key
+//! repeated where it matters) is handed to the definition, whose decoding names the fault.
 
 use std::borrow::Cow;
 
@@ -48,15 +48,26 @@ struct Rules {
     keyed: Hmac<Sha256>,
     /// `connectors.sinks.transform.mask_ip`, for addresses other than dotted IPv4.
     mask_ip: Py<PyAny>,
+    /// The definition (`PiiTransform.apply_decoded`), for the events this pass declines.
+    fallback: Py<PyAny>,
+    /// Bit n set: some name this pass acts on is n bytes long (most members are passed
+    /// over on their length alone).
+    lengths: u128,
 }
 
 #[pymethods]
 impl Rules {
     /// `rules`: (field, action) pairs, a field being a top-level name of the normalized
     /// event and an action one of `drop`, `mask`, `hash`; `key`: the destination's HMAC
-    /// key; `mask_ip`: the Python function that masks an address.
+    /// key; `mask_ip`: the Python function that masks an address; `fallback`: the function
+    /// that applies the rules to the events this pass declines.
     #[new]
-    fn new(rules: Vec<(String, String)>, key: &[u8], mask_ip: Py<PyAny>) -> PyResult<Self> {
+    fn new(
+        rules: Vec<(String, String)>,
+        key: &[u8],
+        mask_ip: Py<PyAny>,
+        fallback: Py<PyAny>,
+    ) -> PyResult<Self> {
         let mut parsed = Vec::with_capacity(rules.len());
         for (field, action) in rules {
             let action = match action.as_str() {
@@ -74,13 +85,31 @@ impl Rules {
         let display = parsed.iter().any(|(name, _)| DISPLAY_SOURCES.contains(&name.as_slice()));
         let keyed = Hmac::<Sha256>::new_from_slice(key)
             .map_err(|_| PyValueError::new_err("unusable HMAC key"))?;
-        Ok(Rules { rules: parsed, display, keyed, mask_ip })
+        let mut lengths = 0u128;
+        let names = parsed.iter().map(|(name, _)| name.as_slice());
+        for name in names.chain([RAW, DISPLAY]).chain(DISPLAY_SOURCES) {
+            lengths |= 1u128.checked_shl(name.len() as u32).unwrap_or(0);
+        }
+        if parsed.iter().any(|(name, _)| name.len() >= 128) {
+            return Err(PyValueError::new_err("a field name longer than 127 bytes"));
+        }
+        Ok(Rules { rules: parsed, display, keyed, mask_ip, fallback, lengths })
     }
 
-    /// The normalized event `raw` (JSON) with the rules applied, or None when this path
-    /// declines it (see the module): the caller applies the definition.
-    fn apply<'py>(&self, py: Python<'py>, raw: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        Ok(self.splice(py, raw)?.map(|body| PyBytes::new(py, &body)))
+    /// The normalized event `raw` (JSON) with the rules applied: by this pass, or by
+    /// `fallback` when it declines the event (see the module).
+    fn apply<'py>(&self, raw: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyAny>> {
+        let py = raw.py();
+        match self.splice(py, raw.as_bytes())? {
+            Some(body) => Ok(PyBytes::new(py, &body).into_any()),
+            None => self.fallback.bind(py).call1((raw,)),
+        }
+    }
+
+    /// Whether this pass gives `raw` (JSON) with the rules applied (False: `apply` hands it
+    /// to `fallback`). For tests.
+    fn serves(&self, py: Python<'_>, raw: &[u8]) -> PyResult<bool> {
+        Ok(self.splice(py, raw)?.is_some())
     }
 
     /// The hash action's value for a text: hex HMAC-SHA256 under the key.
@@ -88,14 +117,6 @@ impl Rules {
         let json = self.hex_mac(value);
         String::from_utf8_lossy(&json[1..json.len() - 1]).into_owned()
     }
-}
-
-/// A top-level member: its key (with the quotes) and value as positions in the input;
-/// `name` is the key's text when it has escapes.
-struct Span {
-    key: (usize, usize),
-    value: (usize, usize),
-    name: Option<Vec<u8>>,
 }
 
 /// What the rules make of a member.
@@ -107,64 +128,104 @@ enum After {
     Replaced(Vec<u8>),
 }
 
+/// Where a display source's JSON is: in the input or in the output.
+#[derive(Clone, Copy, PartialEq)]
+enum Held {
+    Input(usize, usize),
+    Output(usize, usize),
+}
+
 impl Rules {
     fn splice(&self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<Vec<u8>>> {
-        let Some(spans) = members(raw) else { return Ok(None) };
-        let mut afters: Vec<After> = Vec::with_capacity(spans.len());
-        // Which members hold the display sources' text as the rules leave it: None when
-        // absent, null or empty (passed over, as by Python's `or`); the last of a repeated
-        // key counts, as decoders take it.
-        let mut sources: [Option<usize>; 2] = [None, None];
-        for (index, span) in spans.iter().enumerate() {
-            let name = span.name.as_deref().unwrap_or(&raw[span.key.0 + 1..span.key.1 - 1]);
-            let value = &raw[span.value.0..span.value.1];
+        let mut body = Body::new(raw);
+        // The display sources' text as the rules leave it: None when absent, null or empty
+        // (passed over, as by Python's `or`); the last of a repeated key counts, as
+        // decoders take it.
+        let mut sources: [Option<Held>; 2] = [None, None];
+        // The sources the display was written from, where the event has one: a source
+        // repeated after it (never in the pipeline's events) would change it.
+        let mut displayed: Option<[Option<Held>; 2]> = None;
+        let mut scan = Members::new(raw);
+        while let Some((key, value)) = scan.next() {
+            let key_text = &raw[key.0..key.1];
+            if self.lengths & 1u128.checked_shl((key_text.len() - 2) as u32).unwrap_or(0) == 0
+                && !scan.escaped
+            {
+                body.keep(key.0, value.1);
+                continue;
+            }
+            let unescaped;
+            let name: &[u8] = if scan.escaped {
+                match serde_json::from_slice::<String>(key_text) {
+                    Ok(text) => {
+                        unescaped = text;
+                        unescaped.as_bytes()
+                    }
+                    Err(_) => return Ok(None),
+                }
+            } else {
+                &key_text[1..key_text.len() - 1]
+            };
+            let value_text = &raw[value.0..value.1];
+            if self.display && name == DISPLAY {
+                if displayed.is_some() {
+                    return Ok(None); // repeated: the definition decides
+                }
+                body.key(key_text);
+                let display = display_of(raw, &body.out, &sources);
+                body.out.extend_from_slice(&display);
+                displayed = Some(sources);
+                continue;
+            }
             let after = if name == RAW {
                 After::Dropped
             } else if let Some((_, action)) = self.rules.iter().find(|(n, _)| n == name) {
-                match self.act(py, *action, value)? {
+                match self.act(py, *action, value_text)? {
                     Some(after) => after,
                     None => return Ok(None),
                 }
             } else {
                 After::Kept
             };
+            let held = match &after {
+                After::Kept => {
+                    body.keep(key.0, value.1);
+                    Some(Held::Input(value.0, value.1))
+                }
+                After::Dropped => {
+                    body.flush();
+                    None
+                }
+                After::Replaced(json) => {
+                    let start = body.key(key_text);
+                    body.out.extend_from_slice(json);
+                    Some(Held::Output(start, body.out.len()))
+                }
+            };
             if self.display {
                 if let Some(i) = DISPLAY_SOURCES.iter().position(|s| *s == name) {
-                    sources[i] = match (&after, value) {
-                        (After::Dropped, _) | (After::Kept, b"null" | b"\"\"") => None,
-                        (After::Replaced(_), _) => Some(index),
-                        (After::Kept, _) if value.first() == Some(&b'"') => Some(index),
-                        _ => return Ok(None), // not text: truthiness is Python's
+                    sources[i] = match (held, value_text) {
+                        (None, _) | (Some(Held::Input(..)), b"null" | b"\"\"") => None,
+                        (Some(Held::Input(..)), _) if value_text.first() != Some(&b'"') => {
+                            return Ok(None); // not text: truthiness is Python's
+                        }
+                        (held, _) => held,
                     };
                 }
             }
-            afters.push(after);
         }
-        // The email as the rules left it, else the id, else "anonymous".
-        let display: Option<&[u8]> = self.display.then(|| match sources.iter().flatten().next() {
-            Some(&index) => match &afters[index] {
-                After::Replaced(json) => json.as_slice(),
-                _ => &raw[spans[index].value.0..spans[index].value.1],
-            },
-            None => b"\"anonymous\"",
-        });
-        let mut body = Body::new(raw);
-        let mut displayed = false;
-        for (span, after) in spans.iter().zip(&afters) {
-            let name = span.name.as_deref().unwrap_or(&raw[span.key.0 + 1..span.key.1 - 1]);
-            match (display, after) {
-                (Some(display), _) if name == DISPLAY => {
-                    displayed = true;
-                    body.member(span, display);
-                }
-                (_, After::Kept) => body.keep(span),
-                (_, After::Dropped) => body.flush(),
-                (_, After::Replaced(json)) => body.member(span, json),
-            }
+        if !scan.complete() {
+            return Ok(None);
         }
         body.flush();
-        if let (Some(display), false) = (display, displayed) {
-            body.append(b"\"actor_display\"", display);
+        match displayed {
+            Some(written) if written != sources => return Ok(None), // the definition decides
+            None if self.display => {
+                body.key(b"\"actor_display\"");
+                let display = display_of(raw, &body.out, &sources);
+                body.out.extend_from_slice(&display);
+            }
+            _ => {}
         }
         Ok(Some(body.finish()))
     }
@@ -229,9 +290,10 @@ impl<'a> Body<'a> {
         Body { raw, out, run: None }
     }
 
-    fn keep(&mut self, span: &Span) {
-        let start = self.run.map_or(span.key.0, |(start, _)| start);
-        self.run = Some((start, span.value.1));
+    /// The member from `start` (its key) to `end` (its value's end) stays as it is.
+    fn keep(&mut self, start: usize, end: usize) {
+        let start = self.run.map_or(start, |(first, _)| first);
+        self.run = Some((start, end));
     }
 
     fn flush(&mut self) {
@@ -241,20 +303,13 @@ impl<'a> Body<'a> {
         }
     }
 
-    fn member(&mut self, span: &Span, value: &[u8]) {
+    /// Writes a member's key (quoted) and colon; its value goes at the returned offset.
+    fn key(&mut self, key: &[u8]) -> usize {
         self.flush();
-        let key = &self.raw[span.key.0..span.key.1];
         self.separate();
         self.out.extend_from_slice(key);
         self.out.push(b':');
-        self.out.extend_from_slice(value);
-    }
-
-    fn append(&mut self, key: &[u8], value: &[u8]) {
-        self.separate();
-        self.out.extend_from_slice(key);
-        self.out.push(b':');
-        self.out.extend_from_slice(value);
+        self.out.len()
     }
 
     fn separate(&mut self) {
@@ -269,49 +324,70 @@ impl<'a> Body<'a> {
     }
 }
 
-/// The top-level members of the JSON object `raw`, or None when `raw` is not an object
-/// this scan can read.
-fn members(raw: &[u8]) -> Option<Vec<Span>> {
-    let mut at = skip_space(raw, 0);
-    if raw.get(at) != Some(&b'{') {
-        return None;
+/// The top-level members of a JSON object, one at a time, as the spans of their key (with
+/// the quotes) and value, until the end of the object or anything this scan does not read
+/// (then `complete` is false).
+struct Members<'a> {
+    raw: &'a [u8],
+    at: usize,
+    started: bool,
+    /// The object's closing brace was read (`at` is past it).
+    closed: bool,
+    /// Whether the last key has escapes (its text is not its bytes).
+    escaped: bool,
+}
+
+type Spans = ((usize, usize), (usize, usize));
+
+impl<'a> Members<'a> {
+    fn new(raw: &'a [u8]) -> Self {
+        Members { raw, at: 0, started: false, closed: false, escaped: false }
     }
-    let mut spans = Vec::with_capacity(32);
-    at = skip_space(raw, at + 1);
-    if raw.get(at) == Some(&b'}') {
-        at += 1;
-    } else {
-        loop {
-            if raw.get(at) != Some(&b'"') {
+
+    /// Whether the input was one whole object (after `next` gave None).
+    fn complete(&self) -> bool {
+        self.closed && skip_space(self.raw, self.at) == self.raw.len()
+    }
+
+    fn next(&mut self) -> Option<Spans> {
+        let raw = self.raw;
+        if self.closed {
+            return None;
+        }
+        let mut at = skip_space(raw, self.at);
+        let opening = if self.started { b',' } else { b'{' };
+        match raw.get(at) {
+            Some(b'}') if self.started => {
+                self.closed = true;
+                self.at = at + 1;
                 return None;
             }
-            let (key_end, escaped) = string_end(raw, at)?;
-            let name = if escaped {
-                let text: String = serde_json::from_slice(&raw[at..key_end]).ok()?;
-                Some(text.into_bytes())
-            } else {
-                None
-            };
-            let key = (at, key_end);
-            at = skip_space(raw, key_end);
-            if raw.get(at) != Some(&b':') {
+            Some(found) if *found == opening => at = skip_space(raw, at + 1),
+            _ => return None,
+        }
+        if !self.started {
+            self.started = true;
+            if raw.get(at) == Some(&b'}') {
+                self.closed = true;
+                self.at = at + 1;
                 return None;
-            }
-            let value_start = skip_space(raw, at + 1);
-            let value_end = value_end(raw, value_start, 0)?;
-            spans.push(Span { key, value: (value_start, value_end), name });
-            at = skip_space(raw, value_end);
-            match raw.get(at) {
-                Some(b',') => at = skip_space(raw, at + 1),
-                Some(b'}') => {
-                    at += 1;
-                    break;
-                }
-                _ => return None,
             }
         }
+        if raw.get(at) != Some(&b'"') {
+            return None;
+        }
+        let (key_end, escaped) = string_end(raw, at)?;
+        self.escaped = escaped;
+        let key = (at, key_end);
+        at = skip_space(raw, key_end);
+        if raw.get(at) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_space(raw, at + 1);
+        let value_end = value_end(raw, value_start, 0)?;
+        self.at = value_end;
+        Some((key, (value_start, value_end)))
     }
-    (skip_space(raw, at) == raw.len()).then_some(spans)
 }
 
 fn skip_space(raw: &[u8], mut at: usize) -> usize {
@@ -410,6 +486,15 @@ fn text_of(raw: &[u8]) -> Option<Option<Cow<'_, str>>> {
         return std::str::from_utf8(inner).ok().map(|text| Some(Cow::Borrowed(text)));
     }
     serde_json::from_slice::<String>(raw).ok().map(|text| Some(Cow::Owned(text)))
+}
+
+/// The display's JSON: the email as the rules left it, else the id, else "anonymous".
+fn display_of(raw: &[u8], out: &[u8], sources: &[Option<Held>; 2]) -> Vec<u8> {
+    match sources.iter().flatten().next() {
+        Some(Held::Input(start, end)) => raw[*start..*end].to_vec(),
+        Some(Held::Output(start, end)) => out[*start..*end].to_vec(),
+        None => b"\"anonymous\"".to_vec(),
+    }
 }
 
 fn json_text(text: &str) -> Vec<u8> {
