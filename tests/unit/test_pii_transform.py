@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from connectors.sinks import transform as transform_module
 from connectors.sinks.base import read_event
-from connectors.sinks.transform import PiiTransform
+from connectors.sinks.transform import PiiTransform, mask_ip
 from schemas.transform import check_rules
 
 KEY = b"k" * 32
@@ -247,6 +248,28 @@ def test_the_fast_path_gives_what_decoding_gives(
         return
     assert transform.read(raw) == head
     assert orjson.loads(transform.apply(raw)) == decoded
+
+
+@given(
+    address=st.one_of(st.ip_addresses(v=6), st.ip_addresses(v=4)),
+    spelling=st.sampled_from(["compressed", "exploded", "upper", "ipv4 tail"]),
+)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_spelling_of_an_address_is_masked_to_its_network(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, spelling: str
+) -> None:
+    text = {
+        "compressed": address.compressed,
+        "exploded": address.exploded,
+        "upper": address.compressed.upper(),
+        "ipv4 tail": f"::ffff:{address}" if address.version == 4 else address.compressed,
+    }[spelling]
+    network = ipaddress.ip_network(f"{text}/{16 if ':' not in text else 48}", strict=False)
+    transform = PiiTransform(check_rules({"ip": "mask"}), KEY)
+    masked = orjson.loads(transform.apply(orjson.dumps({"event_id": "e", "ip": text})))["ip"]
+    assert masked == mask_ip(text) == str(network)
 
 
 def test_the_fast_path_serves_the_events_the_pipeline_writes(path: str) -> None:

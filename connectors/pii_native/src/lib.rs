@@ -248,7 +248,7 @@ impl Rules {
                 Some((local, domain)) => format!("{}{MASK}@{domain}", first_char(local)),
                 None => mask_text(&text),
             },
-            Action::Mask(Mask::Ip) => match mask_ipv4(&text) {
+            Action::Mask(Mask::Ip) => match mask_ipv4(&text).or_else(|| mask_ipv6(&text)) {
                 Some(json) => return Ok(Some(After::Replaced(json))),
                 None => self.mask_ip.bind(py).call1((text.as_ref(),))?.extract::<String>()?,
             },
@@ -528,6 +528,22 @@ fn mask_ipv4(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     Some(format!("\"{}.{}.0.0/16\"", groups[0], groups[1]).into_bytes())
+}
+
+/// An IPv6 address's /48 (`2001:db8:1234:5678::1` -> `2001:db8:1234::/48`) as JSON, written
+/// as Python's `ipaddress` writes the network. Only for addresses of hex digits and colons;
+/// other forms (an IPv4 tail, a zone) are left to the Python rule.
+fn mask_ipv6(text: &str) -> Option<Vec<u8>> {
+    if !text.bytes().all(|b| b == b':' || b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let address: std::net::Ipv6Addr = text.parse().ok()?;
+    let kept = &address.segments()[..3];
+    // The five zero groups after the kept three are always the longest run of zeros, the one
+    // RFC 5952 writes as `::`, with any zero groups just before it.
+    let written = kept.iter().rposition(|group| *group != 0).map_or(0, |last| last + 1);
+    let groups: Vec<String> = kept[..written].iter().map(|group| format!("{group:x}")).collect();
+    Some(format!("\"{}::/48\"", groups.join(":")).into_bytes())
 }
 
 #[pymodule]
