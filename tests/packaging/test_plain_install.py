@@ -8,6 +8,8 @@ the wheel with dependencies it does not declare, a command that cannot start."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,11 @@ PRODUCT_PACKAGES = ("authtrail", "schemas", "infra", "pipeline", "query_api", "c
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "var", ".cache", "build", "dist", "*.egg-info", "__pycache__",
     ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "artifacts", "bench", "tests",
+    "target", "*.so",
 )  # fmt: skip
+# The Rust build's cache (the native module is compiled as for any install; only its
+# dependencies' artifacts are reused, not copied).
+CARGO_TARGET = ROOT / "connectors" / "pii_native" / "target"
 
 # Run inside the fresh environment: import every module of the wheel, build a sink for
 # every registered platform from a sample destination.
@@ -46,6 +52,7 @@ modules = sorted(
 )
 for module in modules:
     importlib.import_module(module)
+importlib.import_module("connectors.sinks._pii")  # the PII rules' native pass
 built = []
 for platform in SETTINGS_MODELS:
     sink = build_sink(make_destination(platform, "plain install", samples[platform]))
@@ -74,6 +81,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(base), "."],
         cwd=source,
+        env={**os.environ, "CARGO_TARGET_DIR": str(CARGO_TARGET)},
         capture_output=True,
         text=True,
         timeout=600,
@@ -103,6 +111,7 @@ def test_the_wheel_holds_the_product_and_no_test_code(installed: Installed) -> N
     for platform in SETTINGS_MODELS:  # the Stream tab's card of each platform
         assert f"query_api/static/platforms/{platform}.svg" in names, platform
     assert "schemas/jsonschema/raw-event-v1.schema.json" in names
+    assert [n for n in names if re.fullmatch(r"connectors/sinks/_pii\..*so", n)], names
 
 
 def test_dependencies_are_consistent(installed: Installed) -> None:

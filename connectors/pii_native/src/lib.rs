@@ -111,12 +111,6 @@ impl Rules {
     fn serves(&self, py: Python<'_>, raw: &[u8]) -> PyResult<bool> {
         Ok(self.splice(py, raw)?.is_some())
     }
-
-    /// The hash action's value for a text: hex HMAC-SHA256 under the key.
-    fn pseudonym(&self, value: &str) -> String {
-        let json = self.hex_mac(value);
-        String::from_utf8_lossy(&json[1..json.len() - 1]).into_owned()
-    }
 }
 
 /// What the rules make of a member.
