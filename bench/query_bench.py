@@ -25,7 +25,8 @@ from typing import Any
 from bench.figures import Figure
 from infra.clickhouse.client import connect, migrate
 from query_api.cursor import Cursor
-from query_api.filters import LogFilter, classify
+from query_api.filters import LogFilter
+from query_api.query_language import parse
 from query_api.repository import LogRepository
 from schemas.catalogue import CATALOGUE
 from schemas.log_store import StoreLocation
@@ -162,11 +163,11 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
         "range 7d": lambda i: repo.page(F(start=now - timedelta(days=7))),
         "today": lambda i: repo.page(F(start=now.replace(hour=0, minute=0, second=0))),
         "sort by log": lambda i: repo.page(F(), sort="log", order=rng.choice(["asc", "desc"])),
-        "search trace id": lambda i: repo.page(F(search=classify(traces[i]))),
-        "search IP": lambda i: repo.page(F(search=classify(ips[i]))),
-        "search event key": lambda i: repo.page(F(search=classify(keys[i % len(keys)][:6]))),
+        "search trace id": lambda i: repo.page(F(query=parse(traces[i]))),
+        "search IP": lambda i: repo.page(F(query=parse(ips[i]))),
+        "search event key": lambda i: repo.page(F(query=parse(keys[i % len(keys)][:6]))),
         "search user-agent text": lambda i: repo.page(
-            F(search=classify(rng.choice(["Firefox", "iPhone", "okhttp", "python-requests"])))
+            F(query=parse(rng.choice(["Firefox", "iPhone", "okhttp", "python-requests"])))
         ),
         "combined (account+outcome+7d+type)": lambda i: repo.page(
             F(
@@ -174,6 +175,27 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
                 outcome="failure",
                 start=now - timedelta(days=7),
                 types=("login.failed", "oidc.token_exchange.failed"),
+            )
+        ),
+        # The query language (q): each form the README shows.
+        "q field (account:…)": lambda i: repo.page(F(query=parse(f"account:{accounts[i]}"))),
+        "q prefix (type:….*)": lambda i: repo.page(
+            F(query=parse(f"type:{keys[i % len(keys)].split('.')[0]}.*"))
+        ),
+        "q CIDR (ip:…/24)": lambda i: repo.page(F(query=parse(f"ip:{ips[i]}/24"))),
+        "q OR of two accounts": lambda i: repo.page(
+            F(query=parse(f"account:{accounts[i]} OR account:{accounts[i + 1]}"))
+        ),
+        "q NOT (-type:… -outcome:success)": lambda i: repo.page(
+            F(query=parse(f"-type:{keys[i % len(keys)]} -outcome:success"))
+        ),
+        "q quoted UA": lambda i: repo.page(F(query=parse(f'ua:"{rng.choice(UA_PIECES)}"'))),
+        "q time range (one day)": lambda i: repo.page(
+            F(
+                query=parse(
+                    f"time:[{(now - timedelta(days=1 + i % 28)).date()} TO "
+                    f"{(now - timedelta(days=1 + i % 28)).date()}]"
+                )
             )
         ),
         "deep page (20th, by cursor)": lambda i: repo.page(F(), limit=50, cursor=deep),
@@ -227,7 +249,16 @@ TARGETED = (
     "search IP",
     "search event key",
     "search user-agent text",
+    "q field (account:…)",
+    "q prefix (type:….*)",
+    "q CIDR (ip:…/24)",
+    "q OR of two accounts",
+    "q NOT (-type:… -outcome:success)",
+    "q quoted UA",
+    "q time range (one day)",
 )
+# Quoted user-agent pieces (with spaces and parentheses) for the query language's ua:"…".
+UA_PIECES = ("Mozilla/5.0 (iPhone", "(KHTML, like Gecko) Chrome", "rv:132.0) Gecko", "okhttp/4")
 
 
 def figures(sizes: list[int], runs: int = 20) -> list[Figure]:

@@ -1,28 +1,17 @@
-"""The Logs view's filters: parsing and validating query parameters into a ``LogFilter``,
-classifying the search term, and the account scope of the caller.
-
-Search rules (exact; documented in the README):
-
-1. an IPv4 or IPv6 address (any notation Python's ``ipaddress`` accepts, IPv4-mapped
-   IPv6 folded to IPv4) -> rows whose ``ip`` equals it;
-2. 16-32 hex digits, or a UUID -> rows whose ``trace_id`` equals it (case-insensitive);
-3. a dotted lower-case key (``[a-z0-9_-]+`` words joined by dots, at least one dot) ->
-   rows whose ``event_key`` starts with it;
-4. anything else -> rows where it occurs, case-insensitively, in the event key, log text,
-   user agent, trace id, IP, actor email, actor id or actor display.
-"""
+"""The Logs view's filters: parsing and validating query parameters into a ``LogFilter``
+(the search, ``q``, in the query language of ``query_api.query_language``), and the
+account scope of the caller."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import Query
+from fastapi import Depends, Query
 
-from schemas.events import normalize_ip
+from query_api.query_language import MAX_LENGTH, Node, QueryError, parse
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -31,11 +20,6 @@ RANGES: dict[str, timedelta] = {
     "30d": timedelta(days=30),
 }
 RangeName = Literal["today", "1h", "24h", "7d", "30d"]
-SearchKind = Literal["ip", "trace_id", "event_key_prefix", "text"]
-
-_HEX_TRACE = re.compile(r"^[0-9a-fA-F]{16,32}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DOTTED_KEY = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]*)+$")
 MAX_VALUES = 100
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2299, 12, 31, tzinfo=UTC)
@@ -53,30 +37,10 @@ class BadParameterError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Search:
-    kind: SearchKind
-    value: str
-
-
-def classify(term: str) -> Search:
-    """Which column a search term is for (see the module docstring)."""
-    text = term.strip()
-    try:
-        return Search("ip", normalize_ip(text))
-    except ValueError:
-        pass
-    if _HEX_TRACE.fullmatch(text) or _UUID.fullmatch(text):
-        return Search("trace_id", text.lower())
-    if _DOTTED_KEY.fullmatch(text):
-        return Search("event_key_prefix", text)
-    return Search("text", text)
-
-
-@dataclass(frozen=True, slots=True)
 class LogFilter:
     """Every filter of the Logs view, resolved: times are absolute UTC instants."""
 
-    search: Search | None = None
+    query: Node | None = None
     accounts: tuple[str, ...] = ()
     users: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
@@ -152,8 +116,16 @@ def resolve_window(
     return (start.astimezone(UTC) if start else None, end.astimezone(UTC) if end else None)
 
 
-def log_filter(
-    q: Annotated[str | None, Query(max_length=256, description="Free-text search.")] = None,
+QUERY_DESCRIPTION = """The search, in the query language (the README's "Query language"):
+`field:value` terms (account, user, ip (address or CIDR), type (`type:oidc.*` for a
+prefix), outcome, trace, ua, country, browser, os, reason, attributes.<path>, time
+(`time:>=2026-11-01`, `time:[2026-11-01 TO 2026-11-02]`)), quoted values, AND (or
+juxtaposition), OR, NOT or `-`, parentheses; a bare word is searched as an IP address, a
+trace id, an event key prefix or text anywhere. A query that does not parse is a 400
+naming the position and what was expected there."""
+
+
+def filters_without_search(
     account: Annotated[list[str] | None, Query(description="Account id (repeatable).")] = None,
     user: Annotated[
         list[str] | None,
@@ -170,11 +142,10 @@ def log_filter(
     range_: Annotated[RangeName | None, Query(alias="range")] = None,
     tz: Annotated[str, Query(max_length=64, description="IANA time zone for 'today'.")] = "UTC",
 ) -> LogFilter:
-    """FastAPI dependency: the request's filters, validated."""
+    """FastAPI dependency: the request's filters but the search, validated (for the facets,
+    whose own ``q`` narrows their values)."""
     start, end = resolve_window(range_, from_, to, tz)
-    term = q.strip() if q else ""
     return LogFilter(
-        search=classify(term) if term else None,
         accounts=_values("account", account or []),
         users=_values("user", user or []),
         types=tuple(t.lower() for t in _values("type", type_ or [])),
@@ -183,3 +154,16 @@ def log_filter(
         end=end,
         tz=tz,
     )
+
+
+def log_filter(
+    base: Annotated[LogFilter, Depends(filters_without_search)],
+    q: Annotated[str | None, Query(max_length=MAX_LENGTH, description=QUERY_DESCRIPTION)] = None,
+) -> LogFilter:
+    """FastAPI dependency: the request's filters, the search included, validated."""
+    term = q.strip() if q else ""
+    try:
+        query = parse(term, base.tz) if term else None
+    except QueryError as exc:
+        raise BadParameterError("q", str(exc)) from None
+    return replace(base, query=query)

@@ -5,11 +5,14 @@ ever formatted into a statement."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from query_api.filters import LogFilter
+from query_api.query_language import And, Attribute, Bare, Match, Moment, Node, Not, Or, Search
 from schemas.log_store import EVENT_COLUMNS
 
 # What a row of the Logs view needs: everything but the bulky and internal columns.
@@ -60,19 +63,8 @@ class Where:
 def where(f: LogFilter) -> Where:
     """The conditions of a filter."""
     w = Where([], {})
-    if f.search is not None:
-        kind, value = f.search.kind, f.search.value
-        if kind == "ip":
-            w.add("ip = {q:String}", q=value)
-        elif kind == "trace_id":
-            w.add("trace_id = {q:String}", q=value)
-        elif kind == "event_key_prefix":
-            w.add("startsWith(event_key, {q:String})", q=value)
-        else:
-            any_column = " OR ".join(
-                f"positionCaseInsensitiveUTF8({c}, {{q:String}}) > 0" for c in TEXT_SEARCH_COLUMNS
-            )
-            w.add(f"({any_column})", q=value)
+    if f.query is not None:
+        w.add(condition(f.query, w.params))
     if f.accounts:
         w.add("account_id IN {accounts:Array(String)}", accounts=list(f.accounts))
     if f.users:
@@ -94,6 +86,100 @@ def where(f: LogFilter) -> Where:
     if f.end is not None:
         w.add("occurred_at < {end:DateTime64(3, 'UTC')}", end=f.end)
     return w
+
+
+_DATETIME = "DateTime64(3, 'UTC')"
+# field -> (column, how it compares): "=" equal, "~" case-insensitive substring.
+_MATCHES: dict[str, tuple[str, str]] = {
+    "account": ("account_id", "="),
+    "trace": ("trace_id", "="),
+    "outcome": ("outcome", "="),
+    "country": ("country", "="),
+    "reason": ("reason", "="),
+    "ua": ("user_agent", "~"),
+    "browser": ("ua_browser", "~"),
+    "os": ("ua_os", "~"),
+}
+
+
+def condition(node: Node, params: dict[str, Any]) -> str:
+    """The SQL condition of a query (``query_api.query_language``); every value it holds
+    is added to ``params`` (as ``qN``) and appears in the SQL only as ``{qN:Type}``."""
+
+    def bind(value: Any, type_: str = "String") -> str:
+        name = f"q{len(params)}"
+        while name in params:
+            name += "_"
+        params[name] = value
+        return f"{{{name}:{type_}}}"
+
+    if isinstance(node, And):
+        return "(" + " AND ".join(condition(item, params) for item in node.items) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(condition(item, params) for item in node.items) + ")"
+    if isinstance(node, Not):
+        return f"NOT {condition(node.item, params)}"
+    if isinstance(node, Bare):
+        return _search(node.search, bind)
+    if isinstance(node, Moment):
+        bounds = []
+        if node.start is not None:
+            bounds.append(f"occurred_at >= {bind(node.start, _DATETIME)}")
+        if node.end is not None:
+            bounds.append(f"occurred_at < {bind(node.end, _DATETIME)}")
+        return "(" + " AND ".join(bounds or ["1"]) + ")"
+    if isinstance(node, Attribute):
+        path = ", ".join(bind(step) for step in node.path)
+        value = bind(node.value)
+        # Text equal to the value, or a number or boolean written as it.
+        return (
+            f"(JSONExtractString(attributes, {path}) = {value} "
+            f"OR JSONExtractRaw(attributes, {path}) = {value})"
+        )
+    return _match(node, bind)
+
+
+def _match(node: Match, bind: Callable[..., str]) -> str:
+    if node.field == "user":
+        if node.value == "anonymous":
+            return "(actor_id = '' AND actor_email = '')"
+        value = bind(node.value)
+        return f"(actor_id = {value} OR actor_email = {value})"
+    if node.field == "type":
+        value = bind(node.value)
+        return f"startsWith(event_key, {value})" if node.prefix else f"event_key = {value}"
+    if node.field == "ip":
+        if not node.network:
+            return f"ip = {bind(node.value)}"
+        network = ipaddress.ip_network(node.value)
+        low, high = bind(str(network[0])), bind(str(network[-1]))
+        # An IPv4 network never matches an IPv6 address, nor the reverse (the store folds
+        # IPv4-mapped IPv6 to IPv4).
+        if network.version == 4:
+            return (
+                f"(isIPv4String(ip) AND toIPv4OrZero(ip) BETWEEN toIPv4({low}) AND toIPv4({high}))"
+            )
+        return f"(isIPv6String(ip) AND toIPv6OrZero(ip) BETWEEN toIPv6({low}) AND toIPv6({high}))"
+    column, compare = _MATCHES[node.field]
+    value = bind(node.value)
+    if compare == "~":
+        return f"positionCaseInsensitiveUTF8({column}, {value}) > 0"
+    return f"{column} = {value}"
+
+
+def _search(search: Search, bind: Callable[..., str]) -> str:
+    """A bare term (``query_language.classify``)."""
+    value = bind(search.value)
+    if search.kind == "ip":
+        return f"ip = {value}"
+    if search.kind == "trace_id":
+        return f"trace_id = {value}"
+    if search.kind == "event_key_prefix":
+        return f"startsWith(event_key, {value})"
+    any_column = " OR ".join(
+        f"positionCaseInsensitiveUTF8({c}, {value}) > 0" for c in TEXT_SEARCH_COLUMNS
+    )
+    return f"({any_column})"
 
 
 def keyset(w: Where, sort: SortName, order: OrderName, values: list[Any]) -> None:

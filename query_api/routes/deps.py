@@ -12,7 +12,7 @@ from connectors.admin.status import StatusBoard
 from connectors.config import DestinationStore
 from connectors.notify.channels import ChannelStore
 from query_api.auth import Viewer
-from query_api.filters import LogFilter, log_filter
+from query_api.filters import LogFilter, filters_without_search, log_filter
 from query_api.repository import LogRepository
 from schemas.settings import Settings
 
@@ -28,8 +28,16 @@ def scoped_filter(principal: Viewer, f: Annotated[LogFilter, Depends(log_filter)
     return f.scoped_to(principal.account)
 
 
+def scoped_filter_without_search(
+    principal: Viewer, f: Annotated[LogFilter, Depends(filters_without_search)]
+) -> LogFilter:
+    """The request's filters but the search within what the caller may see."""
+    return f.scoped_to(principal.account)
+
+
 Repo = Annotated[LogRepository, Depends(get_repository)]
 Filter = Annotated[LogFilter, Depends(scoped_filter)]
+FilterWithoutSearch = Annotated[LogFilter, Depends(scoped_filter_without_search)]
 
 
 @dataclass(frozen=True)

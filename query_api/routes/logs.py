@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -15,7 +14,7 @@ from query_api.cursor import Cursor, InvalidCursorError
 from query_api.filters import BadParameterError
 from query_api.models import EventDetail, Facet, LogPage, Timeline
 from query_api.repository import BUCKETS
-from query_api.routes.deps import Filter, Repo
+from query_api.routes.deps import Filter, FilterWithoutSearch, Repo
 from query_api.sql import OrderName, SortName
 
 router = APIRouter(prefix="/api/v1", tags=["logs"])
@@ -103,7 +102,7 @@ def get_log(
 def facet(
     repo: Repo,
     principal: Viewer,
-    f: Filter,
+    f: FilterWithoutSearch,
     name: Literal["accounts", "users", "types"],
     q: Annotated[
         str | None, Query(max_length=256, description="Substring of value or label.")
@@ -112,5 +111,5 @@ def facet(
 ) -> Facet:
     """Values of one filter dimension with their counts under the other filters ("All" is
     the absence of the filter). Here ``q`` narrows the values, it does not search logs."""
-    own = replace(f.without(name), search=None).scoped_to(principal.account)
+    own = f.without(name).scoped_to(principal.account)
     return repo.facet(name, own, q.strip() if q else None, limit)

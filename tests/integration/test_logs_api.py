@@ -533,7 +533,9 @@ def test_facets(client: TestClient, dataset: list[NormalizedEvent], tokens: dict
         ({"type": ["x"] * 101}, 400, "type"),
         ({"user": "u" * 300}, 400, "user"),
         ({"account": ""}, 400, "account"),
-        ({"q": "x" * 300}, 422, "q"),
+        ({"q": "x" * 1025}, 422, "q"),
+        ({"q": "acount:acme"}, 400, "q"),
+        ({"q": "(login.failed"}, 400, "q"),
     ],
 )
 def test_invalid_parameters_name_the_parameter(

@@ -179,6 +179,29 @@ def test_each_filter_and_clear(page: Page) -> None:
         expect(page.locator(control)).to_have_value("")
 
 
+def test_the_search_box_takes_the_query_language(page: Page) -> None:
+    page.click("#q-help summary")
+    expect(page.locator("#q-help")).to_contain_text("type:oidc.*")
+    bodies = [orjson.loads(raw) for raw in _events()]
+    expected = [
+        b
+        for b in bodies
+        if b["event_key"].startswith("login.") and b.get("account", {}).get("id") != "acc_1"
+    ]
+    page.fill("#f-q", "type:login.* -account:acc_1 ip:81.2.69.0/24")
+    wait_url(page, "q=type")
+    expect(rows(page)).to_have_count(len(expected))
+    assert "Tenant 1" not in page.locator("#rows tr td:nth-child(3)").all_inner_texts()
+
+    page.fill("#f-q", "(login.failed OR ip:81.2.69.300")
+    expect(page.locator("#error")).to_contain_text("q: at position 20: expected an IP address")
+    page.fill("#f-q", "")
+    page.wait_for_function("() => !window.location.search.includes('q=')")
+    loaded(page)
+    expect(page.locator("#error")).to_be_hidden()
+    expect(rows(page)).to_have_count(50)
+
+
 def test_outcome_filter_and_custom_range(page: Page) -> None:
     page.select_option("#f-outcome", "failure")
     wait_url(page, "outcome=failure")
