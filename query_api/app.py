@@ -28,6 +28,7 @@ from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import logs, ops, session, web
 from query_api.routes import notifications as notifications_routes
+from query_api.routes import views as views_routes
 from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog
 from schemas.log_store import StoreLocation, StoreUnavailableError
@@ -152,6 +153,7 @@ def create_app(
     app.include_router(logs.router)
     app.include_router(destinations_routes.router)
     app.include_router(notifications_routes.router)
+    app.include_router(views_routes.router)
     app.include_router(session.router)
     app.include_router(ops.router)
     app.include_router(web.router)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Depends, Query
 
 from query_api.query_language import MAX_LENGTH, Node, QueryError, parse
+from schemas.views import ViewFilter
 
 RANGES: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -167,3 +168,23 @@ def log_filter(
     except QueryError as exc:
         raise BadParameterError("q", str(exc)) from None
     return replace(base, query=query)
+
+
+def view_filter(view: ViewFilter, account: str | None) -> LogFilter:
+    """A saved view's filters for a caller who may only see ``account`` (None: every
+    account), checked as ``log_filter`` and ``scoped_to`` check a request's (the
+    ``BadParameterError`` names ``filter.<parameter>``)."""
+    try:
+        base = filters_without_search(
+            account=view.account,
+            user=view.user,
+            type_=view.type,
+            outcome=view.outcome,
+            from_=view.from_,
+            to=view.to,
+            range_=view.range,
+            tz=view.tz,
+        )
+        return log_filter(base, view.q).scoped_to(account)
+    except BadParameterError as exc:
+        raise BadParameterError(f"filter.{exc.parameter}", exc.message, exc.status) from None

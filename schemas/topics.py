@@ -14,6 +14,7 @@ DESTINATIONS = "authtrail.destinations"  # compacted: destinations (secrets seal
 CONNECTOR_STATUS = "authtrail.connector-status"  # compacted: status per destination
 # compacted: where state changes of destinations are told (secrets sealed), by id
 NOTIFICATION_CHANNELS = "authtrail.notification-channels"
+VIEWS = "authtrail.views"  # compacted: the Logs view's saved views, by id
 
 # Headers of every dead-lettered record (the ingest DLQ and each destination's).
 DLQ_REASON_HEADER = "authtrail-reason"
@@ -39,6 +40,7 @@ class Topics:
     destinations: str
     connector_status: str
     notification_channels: str
+    views: str
     prefix: str = ""
 
     @classmethod
@@ -51,6 +53,7 @@ class Topics:
             destinations=prefix + DESTINATIONS,
             connector_status=prefix + CONNECTOR_STATUS,
             notification_channels=prefix + NOTIFICATION_CHANNELS,
+            views=prefix + VIEWS,
             prefix=prefix,
         )
 
@@ -67,6 +70,7 @@ class Topics:
             self.destinations,
             self.connector_status,
             self.notification_channels,
+            self.views,
         )
 
 
@@ -94,6 +98,7 @@ def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
         TopicSpec(
             topics.notification_channels, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1
         ),
+        TopicSpec(topics.views, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
     )
 
 

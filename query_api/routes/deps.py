@@ -14,6 +14,7 @@ from connectors.notify.channels import ChannelStore
 from query_api.auth import Viewer
 from query_api.filters import LogFilter, filters_without_search, log_filter
 from query_api.repository import LogRepository
+from query_api.saved_views import ViewStore
 from schemas.settings import Settings
 
 
@@ -42,13 +43,15 @@ FilterWithoutSearch = Annotated[LogFilter, Depends(scoped_filter_without_search)
 
 @dataclass(frozen=True)
 class StreamContext:
-    """What the Stream routes work with: the settings, the destinations (kept current from
-    their topic) and the status board (kept current from the status topic)."""
+    """What the routes backed by Kafka work with: the settings, the destinations (kept
+    current from their topic), the status board (from the status topic), the notification
+    channels and the saved views (from theirs)."""
 
     settings: Settings
     destinations: DestinationStore
     board: StatusBoard
     channels: ChannelStore
+    views: ViewStore
 
     @classmethod
     def open(cls, settings: Settings) -> StreamContext:
@@ -57,12 +60,14 @@ class StreamContext:
             DestinationStore(settings).start(),
             StatusBoard(settings).start(),
             ChannelStore(settings).start(),
+            ViewStore(settings).start(),
         )
 
     def stop(self) -> None:
         self.destinations.stop()
         self.board.stop()
         self.channels.stop()
+        self.views.stop()
 
 
 def _stream(request: Request) -> StreamContext:
@@ -103,4 +108,11 @@ BrokerUp = Annotated[None, Depends(require_broker)]
 Store = Annotated[DestinationStore, Depends(get_store)]
 Board = Annotated[StatusBoard, Depends(get_board)]
 Channels = Annotated[ChannelStore, Depends(get_channels)]
+
+
+def get_views(request: Request) -> ViewStore:
+    return _stream(request).views
+
+
+Views = Annotated[ViewStore, Depends(get_views)]
 AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -8,7 +8,7 @@ const FILTER_KEYS = ["q", "account", "user", "type", "outcome", "range", "from",
 const PAGE = 50;
 
 const $ = (id) => document.getElementById(id);
-const state = { cursor: null, loading: false, seq: 0, seen: new Set(), live: null, searchTimer: null };
+const state = { cursor: null, loading: false, seq: 0, seen: new Set(), live: null, searchTimer: null, views: [] };
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -50,7 +50,7 @@ function setParams(changes, { push = true } = {}) {
   const params = currentParams();
   for (const [key, value] of Object.entries(changes)) {
     params.delete(key);
-    if (value) params.set(key, value);
+    for (const one of Array.isArray(value) ? value : [value]) if (one) params.append(key, one);
   }
   const query = params.toString();
   const url = window.location.pathname + (query ? "?" + query : "");
@@ -283,6 +283,81 @@ function syncControls() {
   $("export-ndjson").href = `${API}/logs/export?${exportParams}&format=ndjson`;
 }
 
+// ---- saved views ------------------------------------------------------------------------
+async function loadViews() {
+  try {
+    state.views = await api(`${API}/views`);
+  } catch (error) {
+    if (error.status === 401) showLogin();
+    state.views = [];
+  }
+  const options = [el("option", { value: "", text: state.views.length ? "—" : "None yet" })];
+  for (const view of state.views) {
+    options.push(el("option", { value: view.id, text: view.shared ? `${view.name} (shared)` : view.name }));
+  }
+  $("f-view").replaceChildren(...options);
+  $("f-view").value = "";
+  $("view-delete").hidden = true;
+}
+
+// The view's filter and sort become the URL's, as if chosen one by one.
+function openView(view) {
+  const changes = {};
+  for (const key of FILTER_KEYS) changes[key] = "";
+  const f = view.filter;
+  Object.assign(changes, {
+    q: f.q || "", account: f.account, user: f.user, type: f.type, outcome: f.outcome || "",
+    range: f.range || "", from: f.from || "", to: f.to || "",
+    sort: view.sort === "time" ? "" : view.sort, order: view.order === "desc" ? "" : view.order,
+  });
+  setParams(changes);
+}
+
+// The page's filters as a view's (the API checks them as it checks GET /logs).
+function currentView() {
+  const params = currentParams();
+  const { sort, order } = sortState();
+  const filter = { account: params.getAll("account"), user: params.getAll("user"), type: params.getAll("type"), tz: TZ };
+  for (const key of ["q", "outcome", "range", "from", "to"]) if (params.get(key)) filter[key] = params.get(key);
+  return { filter, sort, order };
+}
+
+function bindViews() {
+  $("f-view").addEventListener("change", () => {
+    const view = state.views.find((v) => v.id === $("f-view").value);
+    $("view-delete").hidden = !view;
+    if (view) openView(view);
+  });
+  $("view-save").addEventListener("click", async () => {
+    const name = $("view-name").value.trim();
+    if (!name) { $("view-name").focus(); return; }
+    try {
+      const body = Object.assign({ name, shared: $("view-shared").checked }, currentView());
+      const saved = await api(`${API}/views`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      $("view-name").value = "";
+      $("save-view").open = false;
+      await loadViews();
+      $("f-view").value = saved.id;
+      $("view-delete").hidden = false;
+      $("error").hidden = true;
+    } catch (error) {
+      $("error").textContent = error.message;
+      $("error").hidden = false;
+    }
+  });
+  $("view-delete").addEventListener("click", async () => {
+    const id = $("f-view").value;
+    if (!id) return;
+    try {
+      await api(`${API}/views/${id}`, { method: "DELETE" });
+      await loadViews();
+    } catch (error) {
+      $("error").textContent = error.message;
+      $("error").hidden = false;
+    }
+  });
+}
+
 function refresh() {
   syncControls();
   state.cursor = null;
@@ -408,7 +483,7 @@ function showApp(who) {
   $("tab-logs").classList.toggle("active", !stream);
   $("tab-stream").classList.toggle("active", stream);
   if (stream) Stream.show(who).catch((error) => { $("stream-error").textContent = error.message; });
-  else refresh();
+  else { refresh(); loadViews(); }
 }
 
 async function start() {
@@ -427,6 +502,7 @@ async function start() {
     }
   });
   bindFilters();
+  bindViews();
   Stream.bind();
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   if (window.location.pathname === "/login" && fragment.get("token")) {

@@ -35,6 +35,7 @@ PATH_VALUES = {
     "event_id": "no-such-event",
     "destination_id": "abcdefghij",
     "channel_id": "abcdefghij",
+    "view_id": "vw_0123456789ab",
     "name": "accounts",
     "platform": "datadog",
 }
@@ -55,6 +56,10 @@ def operations(app: FastAPI) -> list[tuple[str, str]]:
 
 def changes_state(method: str) -> bool:
     return method not in ("GET", "HEAD", "OPTIONS")
+
+
+# Every caller saves and removes views of its own (their rules: tests/integration/test_views.py).
+OWN_STATE = "/api/v1/views"
 
 
 def spans_every_account(path: str) -> bool:
@@ -101,6 +106,10 @@ def test_viewers_and_scoped_tokens_are_refused_where_they_do_not_belong(
             continue
         viewer = call(api_client, method, path, bearer(tokens["viewer"]))
         scoped = call(api_client, method, path, bearer(tokens["scoped"]))
+        if path.startswith(OWN_STATE):
+            for reply in (viewer, scoped):  # the empty body: refused as such, not by role
+                assert reply.status_code in (200, 404, 422), (method, path, reply.text)
+            continue
         if changes_state(method):
             assert viewer.status_code == 403, (method, path, viewer.text)
             assert viewer.json()["errors"][0]["parameter"] in ("role", "account")

@@ -202,6 +202,40 @@ def test_the_search_box_takes_the_query_language(page: Page) -> None:
     expect(rows(page)).to_have_count(50)
 
 
+def test_a_saved_view_restores_its_filters_and_sort(page: Page) -> None:
+    page.fill("#f-q", "type:login.*")
+    wait_url(page, "q=type")
+    page.select_option("#f-account", "acc_2")
+    wait_url(page, "account=acc_2")
+    page.click("button.sort[data-sort='log']")
+    wait_url(page, "sort=log")
+    saved_url = page.url
+    saved_rows = page.locator("#rows tr").evaluate_all("rs => rs.map(r => r.textContent)")
+    page.click("#save-view summary")
+    page.fill("#view-name", "Logins of tenant 2")
+    page.check("#view-shared")
+    page.click("#view-save")
+    expect(page.locator("#f-view option", has_text="Logins of tenant 2 (shared)")).to_have_count(1)
+
+    page.goto(saved_url.split("?")[0])  # a fresh page: no filter, the default sort
+    loaded(page)
+    page.select_option("#f-view", label="Logins of tenant 2 (shared)")
+    wait_url(page, "account=acc_2")
+    defaults = {"order=desc", "sort=time"}  # the same view with or without them
+
+    def state(url: str) -> set[str]:
+        return set(url.split("?")[1].split("&")) - defaults
+
+    assert state(page.url) == state(saved_url)
+    expect(page.locator("#f-q")).to_have_value("type:login.*")
+    restored = page.locator("#rows tr").evaluate_all("rs => rs.map(r => r.textContent)")
+    assert restored == saved_rows
+    page.click("#view-delete")
+    expect(page.locator("#f-view option", has_text="Logins of tenant 2")).to_have_count(0)
+    page.goto(saved_url.split("?")[0])
+    loaded(page)
+
+
 def test_outcome_filter_and_custom_range(page: Page) -> None:
     page.select_option("#f-outcome", "failure")
     wait_url(page, "outcome=failure")
