@@ -26,6 +26,7 @@ from query_api.filters import BadParameterError
 from query_api.limits import ApiLimits, BodySizeLimit, RateLimiter
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
+from query_api.routes import embed as embed_routes
 from query_api.routes import logs, ops, session, web
 from query_api.routes import notifications as notifications_routes
 from query_api.routes import views as views_routes
@@ -56,6 +57,7 @@ def create_app(
     stream: StreamContext | None = None,
     limits: ApiLimits | None = None,
     secure_cookies: bool = False,
+    embed_origins: tuple[str, ...] = (),
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
@@ -63,7 +65,8 @@ def create_app(
     it); ``limits`` sets the request rate and body size (the defaults without it).
     ``secure_cookies`` marks the session cookie ``Secure`` whatever the request's scheme
     (the page is served over HTTPS: ``AUTHTRAIL_PUBLIC_URL`` is https); it is ``Secure``
-    anyway when the request came over HTTPS, directly or from a trusted proxy."""
+    anyway when the request came over HTTPS, directly or from a trusted proxy.
+    ``embed_origins``: who may frame the embeddable viewer (``/embed``)."""
     limits = limits or ApiLimits()
 
     @asynccontextmanager
@@ -84,6 +87,7 @@ def create_app(
     app.state.ingest_status = ingest_status
     app.state.stream = stream
     app.state.secure_cookies = secure_cookies
+    app.state.embed_origins = embed_origins
     app.state.rate_limiter = RateLimiter(limits.rate, limits.burst)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
 
@@ -154,6 +158,7 @@ def create_app(
     app.include_router(destinations_routes.router)
     app.include_router(notifications_routes.router)
     app.include_router(views_routes.router)
+    app.include_router(embed_routes.router)
     app.include_router(session.router)
     app.include_router(ops.router)
     app.include_router(web.router)
@@ -178,4 +183,5 @@ def app_for(
         stream=StreamContext.open(settings),
         limits=ApiLimits.of(settings),
         secure_cookies=settings.api_url.startswith("https://"),
+        embed_origins=settings.embed_origins,
     )

@@ -42,10 +42,11 @@ class Principal:
     role: Role
     account: str | None
     via: str  # "bearer" | "session"
+    read_only: bool = False  # the embeddable viewer's: no views of its own either
 
     @classmethod
     def of(cls, record: TokenRecord, via: str) -> Principal:
-        return cls(record.id, record.name, record.role, record.account, via)
+        return cls(record.id, record.name, record.role, record.account, via, record.read_only)
 
 
 class AuthError(HTTPException):

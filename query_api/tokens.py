@@ -36,10 +36,11 @@ def create_token(
     name: str,
     account: str | None = None,
     expires_at: datetime | None = None,
+    read_only: bool = False,
 ) -> tuple[str, TokenRecord]:
     """Creates and stores a token; returns (plaintext, record). Show the plaintext once.
     Raises ``ValueError`` for an admin token scoped to an account."""
-    plaintext, record = new_token(role, name, account, expires_at)
+    plaintext, record = new_token(role, name, account, expires_at, read_only)
     write_record(settings, record)
     return plaintext, record
 

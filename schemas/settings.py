@@ -7,6 +7,7 @@ ClickHouse URL) are only ever printed through ``redact_url``."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -132,6 +133,12 @@ class Settings(BaseSettings):
         "X-Forwarded-For are believed (the Secure cookie, the per-address sign-in limit). "
         "Empty: none, the peer's own address and scheme count.",
     )
+    embed_allowed_origins: str = Field(
+        "",
+        description="Origins (comma-separated, e.g. https://admin.example.com) whose pages may "
+        "show the embeddable viewer (/embed) in an iframe: its Content-Security-Policy "
+        "frame-ancestors. Empty: no page may.",
+    )
     api_rate_limit: float = Field(
         20.0,
         ge=0,
@@ -178,6 +185,22 @@ class Settings(BaseSettings):
                     f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8, 10.1.2.3)"
                 ) from None
         return ",".join(items)
+
+    @field_validator("embed_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        items = [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        for item in items:
+            if not _ORIGIN.fullmatch(item):
+                raise ValueError(
+                    f"{item[:80]!r} is not an origin: scheme, host and optional port "
+                    "(https://admin.example.com, http://127.0.0.1:8081), nothing else"
+                )
+        return ",".join(items)
+
+    @property
+    def embed_origins(self) -> tuple[str, ...]:
+        return tuple(item for item in self.embed_allowed_origins.split(",") if item)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -232,6 +255,9 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.api_connect_host}:{self.api_port}"
+
+
+_ORIGIN = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 def redact_url(url: str) -> str:

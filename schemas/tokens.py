@@ -33,6 +33,9 @@ class TokenRecord(BaseModel):
     created_at: datetime
     expires_at: datetime | None = Field(None, description="Stops working then (none: never).")
     revoked_at: datetime | None = None
+    read_only: bool = Field(
+        False, description="Reads only, not even views of its own (the embeddable viewer's)."
+    )
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,11 @@ def _digest(secret: str) -> str:
 
 
 def new_token(
-    role: Role, name: str, account: str | None = None, expires_at: datetime | None = None
+    role: Role,
+    name: str,
+    account: str | None = None,
+    expires_at: datetime | None = None,
+    read_only: bool = False,
 ) -> tuple[str, TokenRecord]:
     """A new token: (the plaintext to show once, the record to store). Admin tokens are
     never scoped to an account: they configure the Stream side, which spans every
@@ -70,6 +77,7 @@ def new_token(
         secret_sha256=_digest(secret),
         created_at=utc_now_ms(),
         expires_at=expires_at,
+        read_only=read_only,
     )
     return f"at_{token_id}_{secret}", record
 

@@ -18,6 +18,13 @@ router = APIRouter(prefix="/api/v1", tags=["views"])
 ViewId = Annotated[str, Path(pattern=r"^vw_[0-9a-f]{12}$", description="The view's id.")]
 
 
+def _writable(principal: Principal) -> None:
+    if principal.read_only:
+        raise HTTPException(
+            403, {"parameter": "role", "in": "header", "message": "this token only reads"}
+        )
+
+
 def _find(views: Views, view_id: str, principal: Principal) -> SavedView:
     """The view, if this caller may see it (404 otherwise: an invisible view's existence
     is not told)."""
@@ -40,6 +47,7 @@ def save_view(body: ViewIn, principal: Viewer, _broker: BrokerUp, views: Views) 
     """Saves the filter and sort as a view owned by the caller. The filter is checked as
     ``GET /logs`` checks its parameters (a 400 names ``filter.<parameter>``); a scoped
     caller's view stays inside its account (asking for another is a 403)."""
+    _writable(principal)
     checked = view_filter(body.filter, principal.account)
     account = principal.account or (checked.accounts[0] if len(checked.accounts) == 1 else None)
     return views.save(body, principal, account)
@@ -53,6 +61,7 @@ def get_view(view_id: ViewId, principal: Viewer, views: Views) -> SavedView:
 @router.delete("/views/{view_id}", status_code=204)
 def delete_view(view_id: ViewId, principal: Viewer, _broker: BrokerUp, views: Views) -> Response:
     """Removes a view: its owner, or an admin who sees it (403 for anyone else)."""
+    _writable(principal)
     view = _find(views, view_id, principal)
     if not removable(view, principal):
         raise HTTPException(

@@ -8,7 +8,10 @@ const FILTER_KEYS = ["q", "account", "user", "type", "outcome", "range", "from",
 const PAGE = 50;
 
 const $ = (id) => document.getElementById(id);
-const state = { cursor: null, loading: false, seq: 0, seen: new Set(), live: null, searchTimer: null, views: [] };
+// The embeddable viewer (/embed): the Logs tab alone, its token kept in memory (a cookie
+// would be a third-party one inside another site's frame).
+const EMBED = window.location.pathname === "/embed";
+const state = { cursor: null, loading: false, seq: 0, seen: new Set(), live: null, searchTimer: null, views: [], bearer: "" };
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -20,6 +23,7 @@ class ApiError extends Error {
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "X-Requested-With": "authtrail" }, options.headers || {});
+  if (state.bearer) headers.Authorization = `Bearer ${state.bearer}`;
   const response = await fetch(path, Object.assign({}, options, { headers, credentials: "same-origin" }));
   if (response.status === 204) return null;
   const body = await response.json().catch(() => null);
@@ -457,6 +461,11 @@ function closeDetails() { $("details").hidden = true; }
 // ---- session ----------------------------------------------------------------------------
 function showLogin(message) {
   setLive(false);
+  if (EMBED) {  // no sign-in inside a frame: the viewer ended (expired or revoked)
+    $("app").hidden = true;
+    $("embed-ended").hidden = false;
+    return;
+  }
   $("app").hidden = true;
   $("who").hidden = true;
   $("login").hidden = false;
@@ -486,6 +495,36 @@ function showApp(who) {
   else { refresh(); loadViews(); }
 }
 
+async function startEmbedded(fragment) {
+  const params = currentParams();
+  state.bearer = params.get("token") || fragment.get("token") || "";
+  const viewId = params.get("view");
+  params.delete("token");
+  params.delete("view");
+  history.replaceState(null, "", "/embed" + (params.toString() ? "?" + params : ""));  // the token leaves the address bar
+  document.body.classList.add("embedded");
+  let who;
+  try {
+    who = await api(`${API}/session`);
+  } catch (error) {
+    return showLogin();
+  }
+  $("app").hidden = false;
+  $("logs-tab").hidden = false;
+  $("stream-tab").hidden = true;
+  const heading = document.querySelector("#app h1");
+  heading.textContent = who.account || "Logs";
+  try {  // the account's name, as its events carry it
+    const facet = await api(`${API}/facets/accounts?limit=1&tz=${encodeURIComponent(TZ)}`);
+    const named = facet.values.find((v) => v.value === who.account);
+    if (named && named.label) heading.textContent = named.label;
+  } catch (error) { /* the id stays */ }
+  if (viewId) {
+    try { return openView(await api(`${API}/views/${viewId}`)); } catch (error) { /* the plain view */ }
+  }
+  refresh();
+}
+
 async function start() {
   $("details-close").addEventListener("click", closeDetails);
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeDetails(); });
@@ -505,6 +544,7 @@ async function start() {
   bindViews();
   Stream.bind();
   const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (EMBED) return startEmbedded(fragment);
   if (window.location.pathname === "/login" && fragment.get("token")) {
     const token = fragment.get("token");
     history.replaceState(null, "", "/");  // the token leaves the address bar at once

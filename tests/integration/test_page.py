@@ -5,20 +5,27 @@ tests/artifacts/."""
 from __future__ import annotations
 
 import csv
+import http.server
 import io
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.conftest import Authtrail, run_cli, shared_broker_env
+from tests import leaks
+from tests.integration.conftest import Authtrail, free_port, run_cli, shared_broker_env
 
 CHROMIUM = Path("/usr/bin/chromium")
+# A customer's admin portal that may embed the viewer, and one that may not (other origins).
+ALLOWED_PORTAL = free_port()
+OTHER_PORTAL = free_port()
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -61,6 +68,7 @@ def _events() -> list[bytes]:
 def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authtrail]:
     data_dir = tmp_path_factory.mktemp("page") / "var"
     env = shared_broker_env(data_dir, kafka_bootstrap, "p")
+    env["AUTHTRAIL_EMBED_ALLOWED_ORIGINS"] = f"http://127.0.0.1:{ALLOWED_PORTAL}"
     with Authtrail(data_dir, env) as instance:
         instance.start()
         assert "80 accepted" in instance.produce(_events()).stdout
@@ -360,3 +368,85 @@ def test_an_account_scoped_token_sees_no_stream_tab(browser: Browser, running: A
     expect(tab.locator("#logs-tab")).to_be_visible()
     expect(tab.locator("#stream-tab")).to_be_hidden()
     context.close()
+
+
+class _Portal(http.server.BaseHTTPRequestHandler):
+    """A page of another origin with the viewer in an iframe."""
+
+    frame_src = ""
+
+    def do_GET(self) -> None:
+        body = (
+            "<!doctype html><title>Portal</title><h1>Customer portal</h1>"
+            f'<iframe id="viewer" src="{self.frame_src}" width="1300" height="800"></iframe>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def _portal(port: int, frame_src: str) -> http.server.ThreadingHTTPServer:
+    handler = type("Portal", (_Portal,), {"frame_src": frame_src})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_the_embedded_viewer_shows_one_account_to_allowed_origins_only(
+    browser: Browser, running: Authtrail
+) -> None:
+    made = httpx.post(
+        f"{running.api}/api/v1/viewer-tokens",
+        json={"account": "acc_1", "ttl": 600},
+        headers={"Authorization": f"Bearer {running.token}"},
+    )
+    assert made.status_code == 201, made.text
+    leaks.register(made.json()["token"])
+    src = running.api + made.json()["embed_path"]
+    headers = httpx.get(f"{running.api}/embed").headers
+    assert (
+        f"frame-ancestors http://127.0.0.1:{ALLOWED_PORTAL}" in headers["content-security-policy"]
+    )
+    assert "x-frame-options" not in headers
+    expected = [
+        b for b in map(orjson.loads, _events()) if b.get("account", {}).get("id") == "acc_1"
+    ]
+    allowed, other = _portal(ALLOWED_PORTAL, src), _portal(OTHER_PORTAL, src)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{ALLOWED_PORTAL}/")
+        viewer = tab.frame_locator("#viewer")
+        expect(viewer.locator("#app h1")).to_have_text("Tenant 1")
+        expect(viewer.locator("#rows tr")).to_have_count(len(expected))
+        accounts = viewer.locator("#rows tr td:nth-child(3)").all_inner_texts()
+        assert set(accounts) == {"Tenant 1"}
+        for hidden in ("#tab-stream", "#f-account", "#export-csv", "#save-view", "#sign-out"):
+            expect(viewer.locator(hidden)).to_be_hidden()
+        frame = tab.frame(url=lambda url: url.startswith(running.api))
+        assert frame is not None and "token" not in frame.url  # it left the address bar
+        # Searching stays inside the account.
+        viewer.locator("#f-q").fill("account:acc_2")
+        expect(viewer.locator("#rows tr")).to_have_count(0)
+
+        refused = context.new_page()
+        blocked: list[str] = []
+        refused.on("console", lambda m: blocked.append(m.text))
+        refused.goto(f"http://127.0.0.1:{OTHER_PORTAL}/")
+        refused.wait_for_function(
+            "() => document.getElementById('viewer') !== null", timeout=10_000
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("frame-ancestors" in m for m in blocked):
+            refused.wait_for_timeout(200)
+        assert any("frame-ancestors" in m for m in blocked), blocked
+        assert refused.frame_locator("#viewer").locator("#app").count() == 0
+    finally:
+        context.close()
+        allowed.shutdown()
+        other.shutdown()

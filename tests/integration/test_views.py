@@ -3,10 +3,14 @@ account scope, checked filters, removal."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from query_api.tokens import TokenLog, create_token
+from schemas.settings import Settings
+from tests import leaks
 from tests.integration.conftest import bearer
 
 
@@ -93,3 +97,66 @@ def test_a_view_is_checked_as_the_logs_parameters_are(
         ), body
     assert api_client.get("/api/v1/views/nope", headers=bearer(tokens["viewer"])).status_code == 422
     assert api_client.get("/api/v1/views").status_code == 401
+
+
+def test_viewer_tokens_read_one_account_only_and_end(
+    api_client: TestClient, tokens: dict[str, str], api_settings: Settings, token_log: TokenLog
+) -> None:
+    admin = tokens["admin"]
+    shared = save(api_client, admin, name="acc_1 failures", filter={"account": ["acc_1"]},
+                  shared=True).json()  # fmt: skip
+    private = save(api_client, admin, name="mine", filter={"account": ["acc_1"]}).json()
+    made = api_client.post(
+        "/api/v1/viewer-tokens",
+        json={"account": "acc_1", "ttl": 600, "view": shared["id"]},
+        headers=bearer(admin),
+    )
+    assert made.status_code == 201, made.text
+    body = made.json()
+    leaks.register(body["token"])
+    assert body["embed_path"].startswith("/embed?token=at_") and shared["id"] in body["embed_path"]
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert timedelta(seconds=590) < expires - datetime.now(UTC) <= timedelta(seconds=600)
+    viewer = body["token"]
+    who = api_client.get("/api/v1/session", headers=bearer(viewer)).json()
+    assert who["account"] == "acc_1" and who["role"] == "viewer"
+    other = api_client.get("/api/v1/logs", params={"account": "acc_2"}, headers=bearer(viewer))
+    assert other.status_code == 403
+    assert (
+        api_client.get(f"/api/v1/views/{shared['id']}", headers=bearer(viewer)).status_code == 200
+    )
+    refused = save(api_client, viewer, name="x")
+    assert refused.status_code == 403 and "only reads" in refused.text
+    assert api_client.get("/api/v1/destinations", headers=bearer(viewer)).status_code == 403
+
+    for payload, status, parameter in (
+        ({"account": "acc_1", "ttl": 86_401}, 422, "ttl"),
+        ({"account": "acc_1", "view": private["id"]}, 400, "view"),  # not shared
+        ({"account": "acc_2", "view": shared["id"]}, 400, "view"),  # another account's
+        ({"ttl": 60}, 422, "account"),
+    ):
+        reply = api_client.post("/api/v1/viewer-tokens", json=payload, headers=bearer(admin))
+        assert reply.status_code == status, (payload, reply.text)
+        assert reply.json()["errors"][0]["parameter"] == parameter
+    as_viewer = api_client.post(
+        "/api/v1/viewer-tokens", json={"account": "acc_1"}, headers=bearer(tokens["viewer"])
+    )
+    assert as_viewer.status_code == 403
+
+    # Expiry ends it.
+    ended, _ = create_token(
+        api_settings, "viewer", "ended viewer", "acc_1",
+        datetime.now(UTC) - timedelta(seconds=1), read_only=True,
+    )  # fmt: skip
+    leaks.register(ended)
+    assert token_log.catch_up()
+    assert api_client.get("/api/v1/logs", headers=bearer(ended)).status_code == 401
+
+
+def test_the_embed_page_is_not_framable_unless_origins_are_allowed(
+    api_client: TestClient,
+) -> None:
+    page = api_client.get("/embed")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
