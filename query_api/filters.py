@@ -117,13 +117,18 @@ def resolve_window(
     return (start.astimezone(UTC) if start else None, end.astimezone(UTC) if end else None)
 
 
-QUERY_DESCRIPTION = """The search, in the query language (the README's "Query language"):
-`field:value` terms (account, user, ip (address or CIDR), type (`type:oidc.*` for a
-prefix), outcome, trace, ua, country, browser, os, reason, attributes.<path>, time
-(`time:>=2026-11-01`, `time:[2026-11-01 TO 2026-11-02]`)), quoted values, AND (or
-juxtaposition), OR, NOT or `-`, parentheses; a bare word is searched as an IP address, a
-trace id, an event key prefix or text anywhere. A query that does not parse is a 400
-naming the position and what was expected there."""
+QUERY_DESCRIPTION = """The search, in the query language (the README's "Query language").
+
+Terms: `account:ID`, `user:ID|EMAIL|anonymous`, `ip:ADDRESS|CIDR`, `type:KEY|PREFIX.*`,
+`outcome:success|failure`, `trace:ID`, `ua:TEXT`, `browser:TEXT`, `os:TEXT`, `country:CC`,
+`reason:TEXT`, `attributes.PATH:VALUE`, `time:DATE`, `time:>=T` (also `>`, `<=`, `<`),
+`time:[A TO B]` (ends included), `time:{A TO B}` (excluded; `*`: open); a bare word or
+`"quoted text"` is searched as an IP address, a trace id, an event key prefix or text
+anywhere. A DATE is a whole day in `tz`; a date-time needs its offset.
+
+Grammar: `query := or; or := and ("OR" and)*; and := unary (["AND"] unary)*;
+unary := ("NOT" | "-") unary | "(" or ")" | term; term := FIELD ":" value | word | "text"`.
+A query that does not parse is a 400 naming `q`, the position and what was expected."""
 
 
 def filters_without_search(
