@@ -27,6 +27,7 @@ from pipeline.normalize import Normalizer
 from pipeline.store import EventWriter, Row
 from schemas.events import NormalizedEvent
 from schemas.log_store import StoreLocation
+from tests.integration.test_logs_api import search_predicate
 
 # The events span the 20 days from BASE (a midnight, UTC); the dates queried are the events'
 # own, so nothing depends on the day the suite runs.
@@ -287,31 +288,7 @@ def leaves(draw: st.DrawFn, events: list[NormalizedEvent]) -> Q:
             + ["firefox", "GLOBEX", "okhttp"]
         )
     )
-    return Q(word, bare(word))
-
-
-def bare(word: str) -> Predicate:
-    try:
-        address = str(ipaddress.ip_address(word))
-        return lambda x: x.ip == address
-    except ValueError:
-        pass
-    if re.fullmatch(r"[0-9a-f]{16,32}", word):
-        return lambda x: x.trace_id == word
-    if word.endswith("."):
-        return lambda x: x.event_key.startswith(word)
-    needle = word.lower()
-    columns = (
-        "event_key",
-        "description",
-        "user_agent",
-        "trace_id",
-        "ip",
-        "actor_email",
-        "actor_id",
-        "actor_display",
-    )
-    return lambda x: any(needle in getattr(x, c).lower() for c in columns)
+    return Q(word, search_predicate(word))  # the rules from before the language
 
 
 def queries(events: list[NormalizedEvent]) -> st.SearchStrategy[Q]:
