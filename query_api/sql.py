@@ -118,7 +118,7 @@ def condition(node: Node, params: dict[str, Any]) -> str:
     if isinstance(node, Or):
         return "(" + " OR ".join(condition(item, params) for item in node.items) + ")"
     if isinstance(node, Not):
-        return f"NOT {condition(node.item, params)}"
+        return f"NOT ({condition(node.item, params)})"
     if isinstance(node, Bare):
         return _search(node.search, bind)
     if isinstance(node, Moment):
