@@ -22,11 +22,14 @@ from fastapi.responses import JSONResponse
 from infra.kafka.compacted import ConfigTopicError
 from infra.secrets import load_keyring
 from query_api.auth import SessionSigner
+from query_api.event_writer import EventWriter
 from query_api.filters import BadParameterError
+from query_api.idempotency import IdempotencyLedger
 from query_api.limits import ApiLimits, BodySizeLimit, RateLimiter
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import embed as embed_routes
+from query_api.routes import events as events_routes
 from query_api.routes import logs, ops, session, web
 from query_api.routes import notifications as notifications_routes
 from query_api.routes import views as views_routes
@@ -58,6 +61,7 @@ def create_app(
     limits: ApiLimits | None = None,
     secure_cookies: bool = False,
     embed_origins: tuple[str, ...] = (),
+    event_writer: EventWriter | None = None,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
@@ -66,12 +70,15 @@ def create_app(
     ``secure_cookies`` marks the session cookie ``Secure`` whatever the request's scheme
     (the page is served over HTTPS: ``AUTHTRAIL_PUBLIC_URL`` is https); it is ``Secure``
     anyway when the request came over HTTPS, directly or from a trusted proxy.
-    ``embed_origins``: who may frame the embeddable viewer (``/embed``)."""
+    ``embed_origins``: who may frame the embeddable viewer (``/embed``).
+    ``event_writer`` enables ingest over HTTP (``POST /api/v1/events``; 503 without it)."""
     limits = limits or ApiLimits()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if event_writer is not None:
+            event_writer.close()
         repository.close()
 
     app = FastAPI(
@@ -89,6 +96,9 @@ def create_app(
     app.state.secure_cookies = secure_cookies
     app.state.embed_origins = embed_origins
     app.state.rate_limiter = RateLimiter(limits.rate, limits.burst)
+    app.state.max_body_bytes = limits.max_body_bytes
+    app.state.event_writer = event_writer
+    app.state.idempotency = IdempotencyLedger(repository.location, repository.borrowed)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -155,6 +165,7 @@ def create_app(
         return unavailable("broker", "the Kafka broker is unavailable: try again shortly")
 
     app.include_router(logs.router)
+    app.include_router(events_routes.router)
     app.include_router(destinations_routes.router)
     app.include_router(notifications_routes.router)
     app.include_router(views_routes.router)
@@ -184,4 +195,5 @@ def app_for(
         limits=ApiLimits.of(settings),
         secure_cookies=settings.api_url.startswith("https://"),
         embed_origins=settings.embed_origins,
+        event_writer=EventWriter(settings),
     )

@@ -25,7 +25,7 @@ from fastapi import Depends, HTTPException, Request
 from query_api.limits import RateLimiter
 from query_api.tokens import TokenLog
 from schemas.keys import SESSION_COOKIES, KeyRing
-from schemas.tokens import Role, TokenRecord
+from schemas.tokens import READERS, Role, TokenRecord
 
 SESSION_COOKIE = "authtrail_session"
 SESSION_TTL_S = 12 * 3600
@@ -164,11 +164,22 @@ def current_principal(request: Request) -> Principal:
 
 
 def require_viewer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """A caller that may read events: a producer token writes only (403)."""
+    if principal.role not in READERS:
+        raise AuthError(403, "a producer token writes events; it cannot read", "role")
+    return principal
+
+
+def require_producer(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """A caller that may write events (``POST /api/v1/events``): a producer token only, so
+    a leaked reading token cannot forge the trail (403 otherwise)."""
+    if principal.role != "producer":
+        raise AuthError(403, "writing events needs a producer token", "role")
     return principal
 
 
 def require_every_account(
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: Annotated[Principal, Depends(require_viewer)],
 ) -> Principal:
     """For routes whose answer spans every account (destinations, their status and dead
     letters): an account-scoped token is refused (403)."""
@@ -184,5 +195,6 @@ def require_admin(principal: Annotated[Principal, Depends(require_every_account)
 
 
 Viewer = Annotated[Principal, Depends(require_viewer)]
+EventProducer = Annotated[Principal, Depends(require_producer)]
 EveryAccountViewer = Annotated[Principal, Depends(require_every_account)]
 Admin = Annotated[Principal, Depends(require_admin)]

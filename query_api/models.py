@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field, PlainSerializer
 
 from schemas.destinations import DestinationState
 from schemas.events import rfc3339_ms
+from schemas.tokens import Role
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -95,10 +96,26 @@ class Facet(BaseModel):
     values: list[FacetValue]
 
 
+class IngestResult(BaseModel):
+    index: int = Field(description="The event's position in the request (0-based).")
+    event_id: str | None = Field(
+        description="The id it carries or the contract derives from its content; null for "
+        "an element that is not a JSON object (the normalizer dead-letters it)."
+    )
+
+
+class IngestAnswer(BaseModel):
+    """``POST /api/v1/events``: every event is in the raw topic (acknowledged by the
+    brokers); whether each is valid is the normalizer's to say, as for Kafka producers."""
+
+    accepted: int
+    results: list[IngestResult]
+
+
 class SessionInfo(BaseModel):
     token_id: str
     name: str
-    role: Literal["admin", "viewer"]
+    role: Role
     account: str | None
 
 

@@ -164,6 +164,11 @@ class LogRepository:
                         del self._lent[id(client)]
                         self._pool.notify_all()
 
+    def borrowed(self) -> contextlib.AbstractContextManager[Client]:
+        """A client of the store for the calling thread until the block ends (for the
+        API's own small tables beside the events)."""
+        return self._borrowed()
+
     def close(self, timeout_s: float | None = 30.0) -> None:
         """Closes every client: the idle ones now, and waits (up to ``timeout_s``) for the
         calls in flight to finish and close theirs; one still running after that closes

@@ -33,6 +33,7 @@ from schemas.settings import Settings, redact_url
 EVENTS_TABLE = "auth_events"
 EVENTS_LOCAL_TABLE = "auth_events_local"  # the rows' table on each node of a cluster
 MIGRATIONS_TABLE = "schema_migrations"
+INGEST_REQUESTS_TABLE = "ingest_requests"  # POST /api/v1/events answers by Idempotency-Key
 DEFAULT_DATABASE = "authtrail"
 
 # Column order of the events table, shared by writer and readers.
@@ -133,6 +134,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "min_compress_block_size = 8192, max_compress_block_size = 16384",
         ),
     ),
+    Migration(
+        3,
+        "ingest_requests: answers of POST /api/v1/events by Idempotency-Key, for 24 h",
+        # Kept in the store rather than in a topic: a lookup by (token, key) is a primary
+        # key read here, and no API process has to hold a day of answers in memory.
+        (
+            """
+            CREATE TABLE IF NOT EXISTS {requests}
+            (
+                token_id        String,
+                key             String,
+                request_sha256  String,
+                answer          String CODEC(ZSTD(1)),
+                created_at      DateTime64(3, 'UTC')
+            )
+            ENGINE = {requests_engine}
+            ORDER BY (token_id, key)
+            TTL toDateTime(created_at) + INTERVAL 1 DAY
+            """,
+        ),
+    ),
 )
 
 
@@ -198,6 +220,10 @@ class StoreLocation:
             "events": self.storage_table + self.on_cluster,
             "front": self.events_table + self.on_cluster,
             "replacing_engine": self.engine(self.storage_name, "ReplacingMergeTree"),
+            "requests": f"{self.database}.{INGEST_REQUESTS_TABLE}{self.on_cluster}",
+            "requests_engine": self.engine(
+                INGEST_REQUESTS_TABLE, "ReplacingMergeTree", sharded=False
+            ),
         }
 
     @property

@@ -18,7 +18,10 @@ from pydantic import BaseModel, Field
 
 from schemas.events import utc_now_ms
 
-Role = Literal["admin", "viewer"]
+Role = Literal["admin", "viewer", "producer"]
+# What each role may do: read events (viewer, admin), configure (admin), write events
+# over HTTP (producer, which cannot read).
+READERS: frozenset[str] = frozenset({"admin", "viewer"})
 _TOKEN_RE = re.compile(r"^at_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -28,7 +31,9 @@ class TokenRecord(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9]{12}$")
     name: str = Field(max_length=200)
     role: Role
-    account: str | None = Field(None, description="Only this account's events are visible.")
+    account: str | None = Field(
+        None, description="Only this account's events are visible (a producer: writable)."
+    )
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_at: datetime
     expires_at: datetime | None = Field(None, description="Stops working then (none: never).")

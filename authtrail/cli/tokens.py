@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import click
 
 from authtrail.cli.base import fail, load_settings, main, setup_logging
+from schemas.tokens import Role
 
 _DURATION_UNITS = {"d": 86_400, "h": 3_600, "m": 60}
 
@@ -25,8 +27,18 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--role", type=click.Choice(["admin", "viewer"]), required=True)
-@click.option("--account", default=None, help="Only this account's events are visible.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "viewer", "producer"]),
+    required=True,
+    help="admin: everything; viewer: reads events; producer: writes events "
+    "(POST /api/v1/events) and reads nothing.",
+)
+@click.option(
+    "--account",
+    default=None,
+    help="A viewer sees only this account's events; a producer writes only this account's.",
+)
 @click.option("--name", default=None, help="What the token is for.")
 @click.option(
     "--expires-in",
@@ -49,7 +61,7 @@ def token_create(role: str, account: str | None, name: str | None, expires_in: s
     try:
         plaintext, record = create_token(
             settings,
-            "admin" if role == "admin" else "viewer",
+            cast(Role, role),
             name or f"{role} token",
             account,
             expires_at,

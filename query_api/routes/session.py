@@ -16,6 +16,7 @@ from query_api.auth import (
     authenticate,
 )
 from query_api.models import SessionInfo
+from schemas.tokens import READERS
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 
@@ -42,6 +43,8 @@ def sign_in(
         if exc.status_code != 401:
             raise
         raise AuthError(401, "invalid, unknown, expired or revoked token", "token") from None
+    if record.role not in READERS:
+        raise AuthError(403, "a producer token writes events; it cannot sign in", "token")
     signer: SessionSigner = request.app.state.signer
     response.set_cookie(
         SESSION_COOKIE,

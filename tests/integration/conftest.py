@@ -35,7 +35,7 @@ from query_api.limits import ApiLimits
 from query_api.repository import LogRepository
 from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog, create_token, revoke_token
-from schemas.log_store import StoreLocation
+from schemas.log_store import MIGRATIONS, StoreLocation
 from schemas.settings import Settings
 from tests import leaks
 from tests.integration.aws import Aws
@@ -286,7 +286,7 @@ def store(
         database = f"authtrail_test_{uuid.uuid4().hex[:8]}"
         url = urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
         location = StoreLocation.parse(url, SERVER_CLUSTER)
-    assert migrate(connect(location), location, RETENTION_DAYS) == [1, 2]
+    assert migrate(connect(location), location, RETENTION_DAYS) == [m.version for m in MIGRATIONS]
     assert migrate(connect(location), location, RETENTION_DAYS) == []  # idempotent
     yield location
     if not location.embedded:
@@ -304,8 +304,9 @@ def token_log(api_settings: Settings) -> Iterator[TokenLog]:
 
 @pytest.fixture(scope="session")
 def tokens(api_settings: Settings, token_log: TokenLog) -> dict[str, str]:
-    """Plaintext tokens by kind: admin, viewer, scoped (acc_1 only), revoked."""
+    """Plaintext tokens by kind: admin, viewer, scoped (acc_1 only), producer, revoked."""
     made = {
+        "producer": create_token(api_settings, "producer", "test producer")[0],
         "admin": create_token(api_settings, "admin", "test admin")[0],
         "viewer": create_token(api_settings, "viewer", "test viewer")[0],
         "scoped": create_token(api_settings, "viewer", "acc_1 viewer", "acc_1")[0],

@@ -62,6 +62,10 @@ def changes_state(method: str) -> bool:
 OWN_STATE = "/api/v1/views"
 
 
+# Writing events: producer tokens alone, which read nothing (tests/integration/test_http_ingest.py).
+PRODUCER_ONLY = "/api/v1/events"
+
+
 def spans_every_account(path: str) -> bool:
     return path.startswith(("/api/v1/destinations", "/api/v1/notification-channels"))
 
@@ -106,6 +110,14 @@ def test_viewers_and_scoped_tokens_are_refused_where_they_do_not_belong(
             continue
         viewer = call(api_client, method, path, bearer(tokens["viewer"]))
         scoped = call(api_client, method, path, bearer(tokens["scoped"]))
+        producer = call(api_client, method, path, bearer(tokens["producer"]))
+        if path == PRODUCER_ONLY:
+            for reply in (viewer, scoped):
+                assert reply.status_code == 403, (method, path, reply.text)
+                assert reply.json()["errors"][0]["parameter"] == "role"
+            continue
+        assert producer.status_code == 403, (method, path, producer.text)
+        assert producer.json()["errors"][0]["parameter"] == "role"
         if path.startswith(OWN_STATE):
             for reply in (viewer, scoped):  # the empty body: refused as such, not by role
                 assert reply.status_code in (200, 404, 422), (method, path, reply.text)
@@ -154,7 +166,11 @@ def test_csrf_every_state_change_with_the_cookie_needs_the_header(
             assert reply.status_code == 403, (method, path, reply.text)
             assert reply.json()["errors"][0]["parameter"] == "x-requested-with"
             # With the header the request is judged on its merits (404, 422, ...).
-            assert call(api_client, method, path, CSRF).status_code != 403, (method, path)
+            judged = call(api_client, method, path, CSRF)
+            if path == PRODUCER_ONLY:  # an admin's session does not write events
+                assert judged.json()["errors"][0]["parameter"] == "role"
+            else:
+                assert judged.status_code != 403, (method, path)
         # No CORS: a page on another origin cannot read a reply.
         preflight = api_client.options(
             "/api/v1/logs",

@@ -9,6 +9,7 @@ import httpx
 import orjson
 
 from schemas import topics
+from tests import leaks
 from tests.expected import SEED_EVENTS
 from tests.integration.conftest import Authtrail, consume_all, event, run_cli
 
@@ -132,4 +133,27 @@ def test_the_same_event_twice_appears_once(authtrail: Authtrail) -> None:
     assert len(items) == 3
     ids = [i["event_id"] for i in items]
     assert ids.count(orjson.loads(twice)["event_id"]) == 1
+
+    # Over HTTP as well: the event without an id, sent again, is the same stored event;
+    # the id the answer gives is the one the store keeps.
+    created = run_cli(authtrail.env, "token", "create", "--role", "producer")
+    assert created.returncode == 0, created.stderr
+    producer = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    leaks.register(created.stdout.strip())
+    fresh = orjson.loads(event("login.failed", account=ACME, actor=ANA))
+    del fresh["event_id"]
+    for _ in range(2):
+        reply = httpx.post(
+            f"{authtrail.api}/api/v1/events",
+            content=b"\n".join([without_id, orjson.dumps(fresh)]),
+            headers={**producer, "Content-Type": "application/x-ndjson"},
+            timeout=30,
+        )
+        assert reply.status_code == 202, reply.text
+    answered = [r["event_id"] for r in reply.json()["results"]]
+    assert answered[0] in ids
+    items = authtrail.wait_for_rows(4)
+    time.sleep(1.5)
+    items = authtrail.wait_for_rows(4)
+    assert sorted(i["event_id"] for i in items) == sorted([*ids, answered[1]])
     assert authtrail.stop() == 0

@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse.client import connect, migrate
 from schemas import topics
-from schemas.log_store import StoreLocation
+from schemas.log_store import MIGRATIONS, StoreLocation
 from tests.integration.conftest import RETENTION_DAYS, Authtrail, consume_all, event
 
 
@@ -47,7 +47,7 @@ def test_migrate_gives_the_ttl_a_changed_retention_once(store: StoreLocation) ->
     location = StoreLocation(store.url, f"retention_{uuid.uuid4().hex[:8]}", store.cluster)
     client = connect(location)
     try:
-        assert migrate(client, location, 90) == [1, 2]
+        assert migrate(client, location, 90) == [m.version for m in MIGRATIONS]
         assert ttl_of(client, location) == "TTL toDateTime(occurred_at) + toIntervalDay(90)"
 
         shortened = CommandLog(client)
