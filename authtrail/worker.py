@@ -21,6 +21,7 @@ from connectors.runtime.supervisor import ConnectorRuntime
 from infra.clickhouse.client import open_migrated
 from pipeline.chain import ingest_chain
 from pipeline.metrics import IngestCollector, ingest_counters
+from pipeline.retention import RetentionKeeper, read_account_days
 from query_api.app import app_for
 from query_api.server import ApiService
 from schemas.settings import Settings
@@ -66,6 +67,21 @@ class ConnectorService(Service):
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 90)
 
 
+class StoreKeeperService(Service):
+    """A keeper of the log store (``start()``, ``stop()``) running beside ingest: the
+    accounts' retention, the erasures."""
+
+    def __init__(self, keeper: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._keeper = keeper
+
+    async def on_start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._keeper.start)
+
+    async def on_stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._keeper.stop)
+
+
 class HeartbeatService(Service):
     """Beats ``heartbeat`` from the worker's event loop every second: the ingest
     process's liveness probe (``authtrail.health``)."""
@@ -104,10 +120,13 @@ def run_worker(
     SIGINT/SIGTERM. Returns the process exit code."""
     # Migrated before the worker starts: creating the table from the agent raced with the
     # first batch.
-    location = open_migrated(settings)[0]
-    chain = ingest_chain(settings, location)
+    account_days = read_account_days(settings)
+    location = open_migrated(settings, account_days)[0]
+    # Refused at ingest: what no account keeps (the longest retention; a shorter one of an
+    # account deletes its old events at the TTL's next pass).
+    chain = ingest_chain(settings, location, max([settings.retention_days, *account_days.values()]))
     app, processor, normalizer = chain.app, chain.processor, chain.normalizer
-    services: list[Service] = []
+    services: list[Service] = [StoreKeeperService(RetentionKeeper(settings, location))]
     registry = CollectorRegistry()
     registry.register(IngestCollector(processor.stats, normalizer.stats))
     runtime = ConnectorRuntime(settings) if with_connectors else None

@@ -39,11 +39,16 @@ class IngestChain:
     normalizer: BatchNormalizer
 
 
-def ingest_chain(settings: Settings, location: StoreLocation) -> IngestChain:
+def ingest_chain(
+    settings: Settings, location: StoreLocation, retention_days: int | None = None
+) -> IngestChain:
     """The ingest path for ``settings`` into the (migrated) log store at ``location``.
-    The retention refused at ingest is the one the migration gave the table's TTL."""
+    Events older than ``retention_days`` (default: ``AUTHTRAIL_RETENTION_DAYS``, what the
+    migration gave the table's TTL) are refused at ingest."""
     normalizer = batch_normalizer(
-        settings.max_event_bytes, settings.ingest_normalizer_processes, settings.retention_days
+        settings.max_event_bytes,
+        settings.ingest_normalizer_processes,
+        retention_days or settings.retention_days,
     )
     processor = BatchProcessor(
         normalizer,

@@ -32,6 +32,7 @@ from query_api.routes import embed as embed_routes
 from query_api.routes import events as events_routes
 from query_api.routes import logs, ops, session, web
 from query_api.routes import notifications as notifications_routes
+from query_api.routes import retention as retention_routes
 from query_api.routes import views as views_routes
 from query_api.routes.deps import StreamContext
 from query_api.tokens import TokenLog
@@ -169,6 +170,7 @@ def create_app(
     app.include_router(destinations_routes.router)
     app.include_router(notifications_routes.router)
     app.include_router(views_routes.router)
+    app.include_router(retention_routes.router)
     app.include_router(embed_routes.router)
     app.include_router(session.router)
     app.include_router(ops.router)

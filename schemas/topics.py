@@ -15,6 +15,8 @@ CONNECTOR_STATUS = "authtrail.connector-status"  # compacted: status per destina
 # compacted: where state changes of destinations are told (secrets sealed), by id
 NOTIFICATION_CHANNELS = "authtrail.notification-channels"
 VIEWS = "authtrail.views"  # compacted: the Logs view's saved views, by id
+ACCOUNT_RETENTION = "authtrail.account-retention"  # compacted: accounts' own retention
+ERASURES = "authtrail.erasures"  # compacted: erasures of people, by erasure id
 
 # Headers of every dead-lettered record (the ingest DLQ and each destination's).
 DLQ_REASON_HEADER = "authtrail-reason"
@@ -41,6 +43,8 @@ class Topics:
     connector_status: str
     notification_channels: str
     views: str
+    account_retention: str
+    erasures: str
     prefix: str = ""
 
     @classmethod
@@ -54,6 +58,8 @@ class Topics:
             connector_status=prefix + CONNECTOR_STATUS,
             notification_channels=prefix + NOTIFICATION_CHANNELS,
             views=prefix + VIEWS,
+            account_retention=prefix + ACCOUNT_RETENTION,
+            erasures=prefix + ERASURES,
             prefix=prefix,
         )
 
@@ -71,6 +77,8 @@ class Topics:
             self.connector_status,
             self.notification_channels,
             self.views,
+            self.account_retention,
+            self.erasures,
         )
 
 
@@ -99,6 +107,9 @@ def topic_specs(topics: Topics) -> tuple[TopicSpec, ...]:
             topics.notification_channels, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1
         ),
         TopicSpec(topics.views, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
+        TopicSpec(topics.account_retention, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
+        # Erasures hold keyed hashes of the people erased, never their identifiers.
+        TopicSpec(topics.erasures, {"cleanup.policy": "compact", "retention.ms": "-1"}, 1),
     )
 
 

@@ -6,6 +6,7 @@ from authtrail.cli import (  # noqa: F401  (each module registers its commands o
     kafka,
     notifications,
     processes,
+    retention,
     secrets,
     store,
     tokens,

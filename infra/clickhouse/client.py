@@ -7,6 +7,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from schemas.log_store import (
     bookkeeping,
     location_of,
 )
+from schemas.retention import ttl_expression
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,14 @@ def connect(location: StoreLocation) -> Client:
         ) from None
 
 
-def migrate(client: Client, location: StoreLocation, retention_days: int) -> list[int]:
-    """Brings the schema to the newest version and the TTL to ``retention_days``.
+def migrate(
+    client: Client,
+    location: StoreLocation,
+    retention_days: int,
+    account_days: Mapping[str, int] | None = None,
+) -> list[int]:
+    """Brings the schema to the newest version and the TTL to ``retention_days``, with
+    ``account_days`` the accounts' own (see ``apply_retention``; None: none).
     Idempotent; returns the versions applied now."""
     db = location.database
     for statement in bookkeeping(location):
@@ -107,31 +115,58 @@ def migrate(client: Client, location: StoreLocation, retention_days: int) -> lis
     front = location.front_statement()
     if front is not None:
         client.command(front)
-    _apply_retention(client, location, retention_days)
+    apply_retention(client, location, retention_days, account_days or {})
     return applied
 
 
-def open_migrated(settings: Settings) -> tuple[StoreLocation, list[int]]:
-    """The log store ``settings`` name, its schema brought up to date; returns it with
-    the versions applied now. Raises ``StoreUnavailableError`` when it cannot be opened."""
+def open_migrated(
+    settings: Settings, account_days: Mapping[str, int] | None = None
+) -> tuple[StoreLocation, list[int]]:
+    """The log store ``settings`` name, its schema brought up to date (the TTL with the
+    accounts' own retention ``account_days``); returns it with the versions applied now.
+    Raises ``StoreUnavailableError`` when it cannot be opened."""
     location = location_of(settings)
     client = connect(location)
     try:
-        return location, migrate(client, location, settings.retention_days)
+        return location, migrate(client, location, settings.retention_days, account_days)
     finally:
         client.close()
 
 
-def _apply_retention(client: Client, location: StoreLocation, retention_days: int) -> None:
-    ddl = str(client.command(f"SHOW CREATE TABLE {location.storage_table}"))
-    if f"toIntervalDay({retention_days})" in ddl:
-        return
+def current_ttl(client: Client, location: StoreLocation) -> str:
+    """The events table's TTL expression as the server writes it."""
+    engine: Any = client.query(
+        "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+        parameters={"d": location.database, "t": location.storage_name},
+    ).result_rows
+    text = str(engine[0][0]) if engine else ""
+    start = text.find(" TTL ")
+    if start < 0:
+        return ""
+    end = text.find(" SETTINGS ", start)
+    return text[start + 5 : end if end >= 0 else None].strip()
+
+
+def apply_retention(
+    client: Client, location: StoreLocation, default_days: int, account_days: Mapping[str, int]
+) -> bool:
+    """Gives the events table the TTL of ``default_days`` and the accounts' own days,
+    unless it has it already; returns whether it changed. The rows already stored get the
+    new TTL at once (``materialize_ttl_after_modify``): a shortened retention deletes what
+    is past it, a lengthened one keeps what a merge would otherwise have deleted."""
+    wanted = ttl_expression(default_days, account_days)
+    if current_ttl(client, location) == wanted:
+        return False
     client.command(
-        f"ALTER TABLE {location.storage_table}{location.on_cluster} MODIFY TTL "
-        f"toDateTime(occurred_at) + toIntervalDay({int(retention_days)})",
-        settings={"materialize_ttl_after_modify": 0},
+        f"ALTER TABLE {location.storage_table}{location.on_cluster} MODIFY TTL {wanted}",
+        settings={"materialize_ttl_after_modify": 1, "mutations_sync": 1},
     )
-    log.info("log store retention set to %d days", retention_days)
+    log.info(
+        "log store retention: %d days, %d account(s) with their own",
+        default_days,
+        len(account_days),
+    )
+    return True
 
 
 def schema_version(client: Client, location: StoreLocation) -> int:

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from connectors.admin.status import StatusBoard
 from connectors.config import DestinationStore
 from connectors.notify.channels import ChannelStore
+from pipeline.retention import RetentionLog
 from query_api.auth import Viewer
 from query_api.filters import LogFilter, filters_without_search, log_filter
 from query_api.repository import LogRepository
@@ -52,6 +53,7 @@ class StreamContext:
     board: StatusBoard
     channels: ChannelStore
     views: ViewStore
+    retention: RetentionLog
 
     @classmethod
     def open(cls, settings: Settings) -> StreamContext:
@@ -61,6 +63,7 @@ class StreamContext:
             StatusBoard(settings).start(),
             ChannelStore(settings).start(),
             ViewStore(settings).start(),
+            RetentionLog(settings).start(),
         )
 
     def stop(self) -> None:
@@ -68,6 +71,7 @@ class StreamContext:
         self.board.stop()
         self.channels.stop()
         self.views.stop()
+        self.retention.stop()
 
 
 def _stream(request: Request) -> StreamContext:
@@ -114,5 +118,10 @@ def get_views(request: Request) -> ViewStore:
     return _stream(request).views
 
 
+def get_retention(request: Request) -> RetentionLog:
+    return _stream(request).retention
+
+
 Views = Annotated[ViewStore, Depends(get_views)]
+Retention = Annotated[RetentionLog, Depends(get_retention)]
 AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,119 @@
+"""How long each account's events are kept: ``/api/v1/retention`` (every account, admin)
+and ``/api/v1/accounts/{account}/retention``. A change is written to the retention topic
+and applied by the ingest worker to the log store's TTL, the rows already stored included;
+``PUT`` answers once the store has it (``applied``), or ``202`` if it did not within
+``APPLY_WAIT_S``."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from infra.clickhouse.client import current_ttl
+from query_api.auth import Admin, Viewer
+from query_api.routes.deps import AppSettings, BrokerUp, Repo, Retention
+from schemas.retention import AccountRetention, RetentionIn, ttl_expression
+
+router = APIRouter(prefix="/api/v1", tags=["retention"])
+AccountPath = Annotated[str, Path(min_length=1, max_length=256, description="The account id.")]
+APPLY_WAIT_S = 30.0
+
+
+class AccountRetentionView(BaseModel):
+    account: str
+    days: int = Field(description="Days its events are kept.")
+    own: bool = Field(description="Set for this account; false: the installation's default.")
+    set_by: str | None = None
+    set_at: datetime | None = None
+    applied: bool | None = Field(
+        None, description="PUT/DELETE only: whether the log store's TTL has it yet."
+    )
+
+
+class RetentionOverview(BaseModel):
+    default_days: int = Field(description="AUTHTRAIL_RETENTION_DAYS: accounts without their own.")
+    accounts: list[AccountRetention]
+
+
+def _view(account: str, record: AccountRetention | None, default_days: int) -> AccountRetentionView:
+    if record is None:
+        return AccountRetentionView(account=account, days=default_days, own=False)
+    return AccountRetentionView(
+        account=account, days=record.days, own=True, set_by=record.set_by, set_at=record.set_at
+    )
+
+
+def _applied(repo: Repo, retention: Retention, default_days: int) -> bool:
+    """Waits until the store's TTL is the one the topic asks for (the worker applies it)."""
+    deadline = time.monotonic() + APPLY_WAIT_S
+    while True:
+        wanted = ttl_expression(default_days, retention.account_days())
+        with repo.borrowed() as client:
+            if current_ttl(client, repo.location) == wanted:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+@router.get("/retention", response_model=RetentionOverview)
+def overview(_admin: Admin, retention: Retention, settings: AppSettings) -> RetentionOverview:
+    """The default and every account that has its own retention."""
+    return RetentionOverview(default_days=settings.retention_days, accounts=retention.records())
+
+
+@router.get("/accounts/{account}/retention", response_model=AccountRetentionView)
+def get_retention(
+    account: AccountPath, principal: Viewer, retention: Retention, settings: AppSettings
+) -> AccountRetentionView:
+    """How long ``account``'s events are kept (a scoped token: its own account only)."""
+    if principal.account is not None and principal.account != account:
+        raise HTTPException(
+            403, {"parameter": "account", "in": "path", "message": "this token sees one account"}
+        )
+    return _view(account, retention.get(account), settings.retention_days)
+
+
+@router.put(
+    "/accounts/{account}/retention",
+    response_model=AccountRetentionView,
+    responses={202: {"description": "Recorded; the log store did not have it yet."}},
+)
+async def set_retention(
+    account: AccountPath,
+    body: RetentionIn,
+    admin: Admin,
+    _broker: BrokerUp,
+    retention: Retention,
+    settings: AppSettings,
+    repo: Repo,
+    response: Response,
+) -> AccountRetentionView:
+    """Keeps ``account``'s events ``days`` days: applied to the events already stored
+    (those past it are deleted) and to those to come."""
+    record = await run_in_threadpool(retention.set, account, body.days, admin.name)
+    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days)
+    response.status_code = 200 if applied else 202
+    return _view(account, record, settings.retention_days).model_copy(update={"applied": applied})
+
+
+@router.delete("/accounts/{account}/retention", response_model=AccountRetentionView)
+async def unset_retention(
+    account: AccountPath,
+    _admin: Admin,
+    _broker: BrokerUp,
+    retention: Retention,
+    settings: AppSettings,
+    repo: Repo,
+    response: Response,
+) -> AccountRetentionView:
+    """Returns ``account`` to the default retention."""
+    await run_in_threadpool(retention.unset, account)
+    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days)
+    response.status_code = 200 if applied else 202
+    return _view(account, None, settings.retention_days).model_copy(update={"applied": applied})
