@@ -20,6 +20,7 @@ from authtrail.produce import RawProducer
 from connectors.runtime.supervisor import ConnectorRuntime
 from infra.clickhouse.client import open_migrated
 from pipeline.chain import ingest_chain
+from pipeline.erasure import ErasureApplier, ErasureLog
 from pipeline.metrics import IngestCollector, ingest_counters
 from pipeline.retention import RetentionKeeper, read_account_days
 from query_api.app import app_for
@@ -124,9 +125,18 @@ def run_worker(
     location = open_migrated(settings, account_days)[0]
     # Refused at ingest: what no account keeps (the longest retention; a shorter one of an
     # account deletes its old events at the TTL's next pass).
-    chain = ingest_chain(settings, location, max([settings.retention_days, *account_days.values()]))
+    erasures = ErasureLog(settings).start()
+    chain = ingest_chain(
+        settings,
+        location,
+        max([settings.retention_days, *account_days.values()]),
+        erasures=erasures.erasure_set,
+    )
     app, processor, normalizer = chain.app, chain.processor, chain.normalizer
-    services: list[Service] = [StoreKeeperService(RetentionKeeper(settings, location))]
+    services: list[Service] = [
+        StoreKeeperService(RetentionKeeper(settings, location)),
+        StoreKeeperService(ErasureApplier(settings, location)),
+    ]
     registry = CollectorRegistry()
     registry.register(IngestCollector(processor.stats, normalizer.stats))
     runtime = ConnectorRuntime(settings) if with_connectors else None
@@ -176,5 +186,6 @@ def run_worker(
         code = 0
     finally:
         processor.close()
+        erasures.stop()
     sys.stdout.flush()
     return code

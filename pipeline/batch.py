@@ -22,6 +22,7 @@ Kafka):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -32,11 +33,13 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from infra.backoff import Backoff
+from pipeline.erasure import erased_row
 from pipeline.normalize import Rejection
 from pipeline.normalizers import BatchNormalizer
 from pipeline.outputs import DeliveryError, Headers, OutputProducer, OutRecord
 from pipeline.store import EventWriter, Row, TransientStoreError
 from schemas import topics as topic_names
+from schemas.erasure import ErasureSet
 from schemas.events import rfc3339_ms
 from schemas.topics import Topics
 
@@ -84,6 +87,7 @@ class IngestStats:
     stored: int = 0
     dead_lettered: int = 0
     duplicates_skipped: int = 0
+    erased_at_ingest: int = 0  # late events of an erased person, erased before storing
     batches: int = 0
     retries: int = 0
     last_batch_at: float | None = None
@@ -135,8 +139,10 @@ class BatchProcessor:
         producer_factory: Callable[[], OutputProducer],
         topics: Topics,
         stats: IngestStats | None = None,
+        erasures: Callable[[], ErasureSet] | None = None,
     ) -> None:
         self._normalizer = normalizer
+        self._erasures = erasures
         self._topics = topics
         self.stats = stats or IngestStats()
         self._recent = RecentIds()
@@ -155,7 +161,14 @@ class BatchProcessor:
         dead: list[OutRecord] = []
         seen_in_batch: set[str] = set()
         recent = self._recent
+        erasures = self._erasures() if self._erasures is not None else None
         for record, result in zip(records, results, strict=True):
+            if erasures and not isinstance(result, Rejection):
+                # A late event of an erased person: stored and forwarded erased already.
+                erased = erased_row(result, erasures)
+                if erased is not None:
+                    result, record = erased, dataclasses.replace(record, key=None)
+                    self.stats.erased_at_ingest += 1
             if isinstance(result, Rejection):
                 dead.append(_dlq_record(self._topics, record, result.reason, result.field))
             elif result.event_id in recent or result.event_id in seen_in_batch:

@@ -16,6 +16,7 @@ factories): ``ingest_chain`` wires the steps and nothing else.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faust
@@ -26,6 +27,7 @@ from pipeline.batch import BatchProcessor
 from pipeline.normalizers import BatchNormalizer, batch_normalizer
 from pipeline.outputs import OutputProducer
 from pipeline.store import EventWriter
+from schemas.erasure import ErasureSet
 from schemas.log_store import StoreLocation
 from schemas.settings import Settings
 
@@ -40,11 +42,15 @@ class IngestChain:
 
 
 def ingest_chain(
-    settings: Settings, location: StoreLocation, retention_days: int | None = None
+    settings: Settings,
+    location: StoreLocation,
+    retention_days: int | None = None,
+    erasures: Callable[[], ErasureSet] | None = None,
 ) -> IngestChain:
     """The ingest path for ``settings`` into the (migrated) log store at ``location``.
     Events older than ``retention_days`` (default: ``AUTHTRAIL_RETENTION_DAYS``, what the
-    migration gave the table's TTL) are refused at ingest."""
+    migration gave the table's TTL) are refused at ingest; ``erasures`` gives the
+    erasures in force, whose people's late events are erased before they are stored."""
     normalizer = batch_normalizer(
         settings.max_event_bytes,
         settings.ingest_normalizer_processes,
@@ -57,5 +63,6 @@ def ingest_chain(
             settings.kafka_client_config(), f"authtrail-ingest-{os.getpid()}"
         ),
         topics=settings.topics,
+        erasures=erasures,
     )
     return IngestChain(create_app(settings, processor), processor, normalizer)

@@ -3,7 +3,8 @@
 
 authtrail_ingest_received_total, authtrail_ingest_stored_total,
 authtrail_ingest_dead_lettered_total, authtrail_ingest_older_than_retention_total,
-authtrail_ingest_duplicates_skipped_total, authtrail_ingest_retries_total,
+authtrail_ingest_duplicates_skipped_total, authtrail_ingest_erased_at_ingest_total,
+authtrail_ingest_retries_total,
 authtrail_ingest_batches_total, authtrail_ingest_last_batch_timestamp_seconds
 """
 
@@ -49,6 +50,11 @@ class IngestCollector(Collector):
                 "Events refused (dead-lettered) as older than the log store's retention.",
             ),
             ("duplicates_skipped", s.duplicates_skipped, "Redelivered events skipped."),
+            (
+                "erased_at_ingest",
+                s.erased_at_ingest,
+                "Late events of an erased person, erased before they were stored.",
+            ),
             ("retries", s.retries, "Batches retried after a store or Kafka failure."),
             ("batches", s.batches, "Batches processed."),
         ):

@@ -29,6 +29,7 @@ from query_api.limits import ApiLimits, BodySizeLimit, RateLimiter
 from query_api.repository import LogRepository
 from query_api.routes import destinations as destinations_routes
 from query_api.routes import embed as embed_routes
+from query_api.routes import erasures as erasures_routes
 from query_api.routes import events as events_routes
 from query_api.routes import logs, ops, session, web
 from query_api.routes import notifications as notifications_routes
@@ -171,6 +172,7 @@ def create_app(
     app.include_router(notifications_routes.router)
     app.include_router(views_routes.router)
     app.include_router(retention_routes.router)
+    app.include_router(erasures_routes.router)
     app.include_router(embed_routes.router)
     app.include_router(session.router)
     app.include_router(ops.router)

@@ -32,6 +32,7 @@ PLACEHOLDERS = frozenset({"change-me-to-48-random-bytes-base64", "change-me", "c
 # The labels of the derived keys: changing one invalidates everything it protects.
 DESTINATION_SECRETS = "destination-secrets"
 SESSION_COOKIES = "session-cookies"
+ERASURE_PSEUDONYMS = "erasure-pseudonyms"  # keyed hashes and pseudonyms of erased people
 
 
 class WeakSecretKeyError(ValueError):

@@ -155,6 +155,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "lightweight updates (erasure)",
+        # An erasure rewrites a person's rows with UPDATE: patch parts that reads apply at
+        # once, instead of a mutation rewriting whole parts before anything changes.
+        (
+            "ALTER TABLE {events} MODIFY SETTING "
+            "enable_block_number_column = 1, enable_block_offset_column = 1",
+        ),
+    ),
 )
 
 

@@ -3,6 +3,7 @@
 from authtrail.cli import (  # noqa: F401  (each module registers its commands on main)
     connectors,
     destinations,
+    erase,
     kafka,
     notifications,
     processes,

@@ -154,6 +154,7 @@ class ArchiveWorker(DestinationWorker):
     def _add(self, batch: list[Message], sink: Sink[Any]) -> None:
         matches = self.destination.filter.matches
         read = event_reader(sink)
+        erasures = self._erasures() if self._erasures is not None else None
         now = time.monotonic()
         for message in batch:
             partition = message.partition() or 0
@@ -161,6 +162,8 @@ class ArchiveWorker(DestinationWorker):
                 continue  # fetched before it was revoked: its new owner reads it
             offset = message.offset() or 0
             value = message.value() or b""
+            if erasures:
+                value = erasures.erased_value(value)
             try:
                 head = read(value)
             except ValueError as exc:

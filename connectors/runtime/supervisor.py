@@ -24,7 +24,9 @@ from connectors.sinks import writes_files
 from infra.kafka.clients import admin_client
 from infra.kafka.lag import group_lag
 from infra.kafka.topic_admin import probe_consumer
+from pipeline.erasure import ErasureLog
 from schemas.destinations import Destination
+from schemas.erasure import ErasureSet
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class ConnectorRuntime:
         self._stopping = threading.Event()
         self._changed = threading.Event()
         self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
+        self._erasures = ErasureLog(settings)
         self._beat = beat
         self.notifier: Notifier | None = None  # while ``run`` runs
         self._status_producer = Producer(
@@ -63,6 +66,7 @@ class ConnectorRuntime:
         """Until ``stop()``: reconciles workers on every change, restarts crashed ones,
         publishes status."""
         self._store.start()
+        self._erasures.start()
         notifier = self.notifier = Notifier(self._settings, self._store)
         notifier.start()
         last_status = 0.0
@@ -82,6 +86,7 @@ class ConnectorRuntime:
             self._publish_status()
             notifier.join(10)
             self._store.stop()
+            self._erasures.stop()
             if self._lag_probe is not None:
                 self._lag_probe.close()
 
@@ -162,7 +167,7 @@ class ConnectorRuntime:
                     log.info("destination %s: worker stopped (%s)", destination_id, reason)
             for destination_id, destination in wanted.items():
                 if destination_id not in self._workers:
-                    worker = _worker_for(self._settings, destination)
+                    worker = _worker_for(self._settings, destination, self._erasures.erasure_set)
                     worker.start()
                     self._workers[destination_id] = worker
                     self._started_at[destination_id] = time.monotonic()
@@ -195,11 +200,15 @@ class ConnectorRuntime:
             log.warning("connector status not published within 5 s")
 
 
-def _worker_for(settings: Settings, destination: Destination) -> DestinationWorker:
+def _worker_for(
+    settings: Settings,
+    destination: Destination,
+    erasures: Callable[[], ErasureSet] | None = None,
+) -> DestinationWorker:
     """An ``ArchiveWorker`` for a platform written in files, else a ``DestinationWorker``
     (which shows a destination it cannot build a sink for as failing)."""
     try:
         files = writes_files(destination.platform)
     except ValueError:
         files = False
-    return (ArchiveWorker if files else DestinationWorker)(settings, destination)
+    return (ArchiveWorker if files else DestinationWorker)(settings, destination, erasures)

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from connectors.sinks.base import Reply, Sink
 from infra.kafka.clients import kafka_consumer
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination, WorkerState
+from schemas.erasure import ErasureSet
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,17 @@ class DestinationWorker(threading.Thread):
     """See the module docstring. ``stop()`` ends it after the batch in hand (a batch
     waiting to be retried is abandoned uncommitted: it is delivered again later)."""
 
-    def __init__(self, settings: Settings, destination: Destination) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        destination: Destination,
+        erasures: Callable[[], ErasureSet] | None = None,
+    ) -> None:
         super().__init__(name=f"connector-{destination.id}", daemon=True)
         self.destination = destination
+        # The erasures in force: an erased person's event still in the topic (a backlog,
+        # a replay) leaves erased.
+        self._erasures = erasures
         self._settings = settings
         self._linger = settings.connector_linger_seconds
         self._auth_recheck = settings.connector_auth_recheck_seconds
@@ -289,8 +298,11 @@ class DestinationWorker(threading.Thread):
         prepared = _Prepared(batch, ticket)
         matches = self.destination.filter.matches
         read = event_reader(sink)
+        erasures = self._erasures() if self._erasures is not None else None
         for message in batch:
             value = message.value() or b""
+            if erasures:
+                value = erasures.erased_value(value)
             try:
                 head = read(value)
             except ValueError as exc:

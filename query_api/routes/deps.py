@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from connectors.admin.status import StatusBoard
 from connectors.config import DestinationStore
 from connectors.notify.channels import ChannelStore
+from pipeline.erasure import ErasureLog
 from pipeline.retention import RetentionLog
 from query_api.auth import Viewer
 from query_api.filters import LogFilter, filters_without_search, log_filter
@@ -54,6 +55,7 @@ class StreamContext:
     channels: ChannelStore
     views: ViewStore
     retention: RetentionLog
+    erasures: ErasureLog
 
     @classmethod
     def open(cls, settings: Settings) -> StreamContext:
@@ -64,6 +66,7 @@ class StreamContext:
             ChannelStore(settings).start(),
             ViewStore(settings).start(),
             RetentionLog(settings).start(),
+            ErasureLog(settings).start(),
         )
 
     def stop(self) -> None:
@@ -72,6 +75,7 @@ class StreamContext:
         self.channels.stop()
         self.views.stop()
         self.retention.stop()
+        self.erasures.stop()
 
 
 def _stream(request: Request) -> StreamContext:
@@ -124,4 +128,11 @@ def get_retention(request: Request) -> RetentionLog:
 
 Views = Annotated[ViewStore, Depends(get_views)]
 Retention = Annotated[RetentionLog, Depends(get_retention)]
+
+
+def get_erasures(request: Request) -> ErasureLog:
+    return _stream(request).erasures
+
+
+Erasures = Annotated[ErasureLog, Depends(get_erasures)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
