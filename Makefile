@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # rustup's cargo, for the install's native build, whether or not the shell's PATH has it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
+.PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest bench-http-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
@@ -17,6 +17,7 @@ help:
 	@echo "make faults - the fault-injection suite at full size (100,000 events per fault; make test runs it reduced)"
 	@echo "make bench  - ingest, query and stream against peers and limits: one table, chart, JSON (BENCH_SCALE=0.1 for a quick run)"
 	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
+	@echo "make bench-http-ingest - POST /api/v1/events of one API process beside authtrail produce (BENCH_SCALE=...)"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
 	@echo "make bench-stream - connector speed and memory per platform, 1M-event backlog (BENCH_EVENTS=...)"
 	@echo "make bench-store - disk per stored event, for sizing (BENCH_SCALE=...)"
@@ -85,6 +86,9 @@ bench: setup
 
 bench-ingest: setup
 	$(BIN)/python -m bench.ingest_bench
+
+bench-http-ingest: setup
+	$(BIN)/python -m bench.http_ingest_bench
 
 bench-query: $(STAMP)
 	$(BIN)/python -m bench.query_bench --events $${BENCH_EVENTS:-10000000}

@@ -29,6 +29,11 @@ def event_key(value: bytes) -> bytes | None:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
+    return key_of(obj)
+
+
+def key_of(obj: object) -> bytes | None:
+    """``event_key`` of an event already decoded."""
     if not isinstance(obj, dict):
         return None
     for container, field in (("account", "id"), ("actor", "id")):

@@ -3,10 +3,11 @@
     .venv/bin/python -m bench            # full size (9-11 minutes here)
     BENCH_SCALE=0.1 .venv/bin/python -m bench   # a quick run
 
-Runs ingest (``bench.ingest_bench``), query (``bench.query_bench``, at 1M and 10M events)
-and stream (``bench.stream_bench``) one after another (never in parallel: they would
-measure each other), then writes ``bench/results/latest.json`` (name -> value, unit,
-peer, ratio), ``latest.md`` (the table) and ``latest.png`` (the chart).
+Runs ingest (``bench.ingest_bench``), HTTP ingest (``bench.http_ingest_bench``), query
+(``bench.query_bench``, at 1M and 10M events) and stream (``bench.stream_bench``) one
+after another (never in parallel: they would measure each other), then writes
+``bench/results/latest.json`` (name -> value, unit, peer, ratio), ``latest.md`` (the
+table) and ``latest.png`` (the chart).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ matplotlib.use("Agg")  # no display: render to a file
 
 import matplotlib.pyplot as plt
 
-from bench import ingest_bench, query_bench, stream_bench
+from bench import http_ingest_bench, ingest_bench, query_bench, stream_bench
 from bench.figures import RESULTS, Figure, machine, scale, scaled, table
 
 
@@ -76,6 +77,7 @@ def main() -> None:
     started = time.monotonic()
     figures: list[Figure] = []
     figures += ingest_bench.run(scaled(1_000_000), max(10.0, scaled(30)))
+    figures += http_ingest_bench.run(scaled(200_000))
     figures += query_bench.figures([scaled(1_000_000), scaled(10_000_000)])
     figures += stream_bench.figures(scaled(1_000_000), scaled(2_000))
     minutes = (time.monotonic() - started) / 60

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from authtrail.produce import event_key
+from authtrail.produce import key_of
 from pipeline.fast_decode import Refused, valid_event_id
 from pipeline.normalize import derive_event_id
 
@@ -95,7 +95,7 @@ def _event_id(obj: Any) -> str | None:
 
 
 def _incoming(index: int, value: bytes, obj: Any) -> IncomingEvent:
-    return IncomingEvent(index, value, event_key(value), _event_id(obj), _account_of(obj))
+    return IncomingEvent(index, value, key_of(obj), _event_id(obj), _account_of(obj))
 
 
 def _json_error(exc: orjson.JSONDecodeError, line_offset: int = 0) -> str:

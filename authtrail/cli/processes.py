@@ -33,6 +33,8 @@ def api() -> None:
     import uvicorn
 
     from infra.clickhouse.client import open_migrated
+    from infra.kafka.compacted import ConfigTopicError
+    from pipeline.retention import read_account_days
     from query_api.app import app_for
     from query_api.server import server_config
     from schemas.log_store import StoreUnavailableError
@@ -40,8 +42,9 @@ def api() -> None:
     settings = load_settings()
     setup_logging(settings)
     try:
-        location = open_migrated(settings)[0]
-    except StoreUnavailableError as exc:
+        # The accounts' own retention: the migration must not reset the TTL to the default.
+        location = open_migrated(settings, read_account_days(settings))[0]
+    except (StoreUnavailableError, ConfigTopicError) as exc:
         fail(str(exc))
     click.echo(f"Query API on {settings.api_url}")
     app = app_for(settings, location)

@@ -32,14 +32,17 @@ def store_migrate() -> None:
     """Bring the log store's schema up to date, then exit (a deploy step: run it once
     before the workers on a cluster; they would otherwise each try)."""
     from infra.clickhouse.client import open_migrated
+    from infra.kafka.compacted import ConfigTopicError
+    from pipeline.retention import read_account_days
     from schemas.log_store import StoreUnavailableError, location_of
 
     settings = load_settings()
     setup_logging(settings)
     try:
         location = location_of(settings)
-        applied = open_migrated(settings)[1]
-    except StoreUnavailableError as exc:
+        # The TTL carries the accounts' own retention (from its topic: the broker must answer).
+        applied = open_migrated(settings, read_account_days(settings))[1]
+    except (StoreUnavailableError, ConfigTopicError) as exc:
         fail(str(exc))
     except Exception as exc:  # a server error: say which, never the URL's password
         message = str(exc).replace(location.url, location.safe_url)

@@ -47,6 +47,12 @@ def stream(request: Request) -> Response:
     return _shell(request)
 
 
+@router.get("/privacy")
+def privacy(request: Request) -> Response:
+    """The Privacy tab (admins): accounts' retention and erasures."""
+    return _shell(request)
+
+
 def mount_static(app: FastAPI, directory: Path) -> None:
     app.state.static_dir = directory
     app.mount("/static", StaticFiles(directory=directory), name="static")

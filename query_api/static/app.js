@@ -486,12 +486,16 @@ function showApp(who) {
   $("who-name").textContent = `${who.name} · ${who.role}${who.account ? " · " + who.account : ""}`;
   // The Stream side spans every account: an account-scoped token sees the Logs only.
   $("tab-stream").hidden = Boolean(who.account);
-  const stream = window.location.pathname === "/stream" && !who.account;
-  $("logs-tab").hidden = stream;
-  $("stream-tab").hidden = !stream;
-  $("tab-logs").classList.toggle("active", !stream);
-  $("tab-stream").classList.toggle("active", stream);
-  if (stream) Stream.show(who).catch((error) => { $("stream-error").textContent = error.message; });
+  $("tab-privacy").hidden = who.role !== "admin";
+  const path = window.location.pathname;
+  const tab = path === "/stream" && !who.account ? "stream"
+    : path === "/privacy" && who.role === "admin" ? "privacy" : "logs";
+  for (const name of ["logs", "stream", "privacy"]) {
+    $(`${name}-tab`).hidden = name !== tab;
+    $(`tab-${name}`).classList.toggle("active", name === tab);
+  }
+  if (tab === "stream") Stream.show(who).catch((error) => { $("stream-error").textContent = error.message; });
+  else if (tab === "privacy") Privacy.show().catch((error) => { $("erasure-reply").textContent = error.message; });
   else { refresh(); loadViews(); }
 }
 
@@ -512,6 +516,7 @@ async function startEmbedded(fragment) {
   $("app").hidden = false;
   $("logs-tab").hidden = false;
   $("stream-tab").hidden = true;
+  $("privacy-tab").hidden = true;
   const heading = document.querySelector("#app h1");
   heading.textContent = who.account || "Logs";
   try {  // the account's name, as its events carry it
@@ -543,6 +548,7 @@ async function start() {
   bindFilters();
   bindViews();
   Stream.bind();
+  Privacy.bind();
   const fragment = new URLSearchParams(window.location.hash.slice(1));
   if (EMBED) return startEmbedded(fragment);
   if (window.location.pathname === "/login" && fragment.get("token")) {

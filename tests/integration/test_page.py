@@ -450,3 +450,53 @@ def test_the_embedded_viewer_shows_one_account_to_allowed_origins_only(
         context.close()
         allowed.shutdown()
         other.shutdown()
+
+
+def test_privacy_tab_sets_retention_and_erases_a_person_leaving_nothing_on_the_page(
+    page: Page, running: Authtrail
+) -> None:
+    # Last in the module: it adds (and erases) events the other tests do not count.
+    person = {"id": "usr_privacy", "email": "priv.person@example.net"}
+    ip, agent = "192.0.2.231", "PrivBrowser/3.3 (priv-device)"
+    lines = [
+        orjson.dumps(
+            {
+                "event_key": "login.completed",
+                "occurred_at": int(time.time() * 1000) - i * 1000,
+                "account": {"id": "acc_priv", "name": "Privacy Co"},
+                "actor": person,
+                "ip": ip,
+                "user_agent": agent,
+            }
+        )
+        for i in range(3)
+    ]
+    assert "3 accepted" in running.produce(lines).stdout
+    running.wait_for_rows(83)
+
+    page.locator("#tab-privacy").click()
+    expect(page.locator("#privacy-tab")).to_be_visible()
+    page.wait_for_function("() => window.location.pathname === '/privacy'")
+    page.fill("#retention-account", "acc_unused")
+    page.fill("#retention-days", "400")
+    page.click("#retention-set")
+    expect(page.locator("#retention-body tr[data-account='acc_unused']")).to_contain_text("400")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.fill("#erasure-user", person["email"])
+    page.click("#erasure-run")
+    expect(page.locator("#erasures-body tr")).to_have_count(1)
+    expect(page.locator("#erasures-body tr")).to_contain_text("Applied")
+    expect(page.locator("#erasures-body tr")).to_contain_text("3")
+    assert page.input_value("#erasure-user") == ""
+
+    page.goto(f"{running.api}/?account=acc_priv")
+    expect(rows(page)).to_have_count(3)
+    rows(page).first.click()
+    expect(page.locator("#details")).to_be_visible()
+    text = page.locator("body").inner_text()
+    for clear in (person["id"], person["email"], ip, agent):
+        assert clear not in text, clear
+    for clear in (person["email"], ip, "PrivBrowser"):
+        page.goto(f"{running.api}/?q={clear}")
+        expect(page.locator("#empty")).to_be_visible()
