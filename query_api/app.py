@@ -64,6 +64,7 @@ def create_app(
     secure_cookies: bool = False,
     embed_origins: tuple[str, ...] = (),
     event_writer: EventWriter | None = None,
+    apply_wait_s: float = 60.0,
 ) -> FastAPI:
     """The query API and the web page over ``repository``; callers authenticate with
     ``tokens``. ``ingest_status`` (when the API runs inside the ingest worker) adds the
@@ -73,7 +74,9 @@ def create_app(
     (the page is served over HTTPS: ``AUTHTRAIL_PUBLIC_URL`` is https); it is ``Secure``
     anyway when the request came over HTTPS, directly or from a trusted proxy.
     ``embed_origins``: who may frame the embeddable viewer (``/embed``).
-    ``event_writer`` enables ingest over HTTP (``POST /api/v1/events``; 503 without it)."""
+    ``event_writer`` enables ingest over HTTP (``POST /api/v1/events``; 503 without it).
+    ``apply_wait_s``: how long a retention change or an erasure waits for the ingest worker
+    to apply it before answering 202."""
     limits = limits or ApiLimits()
 
     @asynccontextmanager
@@ -100,6 +103,7 @@ def create_app(
     app.state.rate_limiter = RateLimiter(limits.rate, limits.burst)
     app.state.max_body_bytes = limits.max_body_bytes
     app.state.event_writer = event_writer
+    app.state.apply_wait_s = apply_wait_s
     app.state.idempotency = IdempotencyLedger(repository.location, repository.borrowed)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
 

@@ -1,8 +1,8 @@
 """How long each account's events are kept: ``/api/v1/retention`` (every account, admin)
 and ``/api/v1/accounts/{account}/retention``. A change is written to the retention topic
 and applied by the ingest worker to the log store's TTL, the rows already stored included;
-``PUT`` answers once the store has it (``applied``), or ``202`` if it did not within
-``APPLY_WAIT_S``."""
+``PUT`` answers once the store has it (``applied``), or ``202`` if it did not within the
+app's ``apply_wait_s``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,6 @@ from schemas.retention import AccountRetention, RetentionIn, ttl_expression
 
 router = APIRouter(prefix="/api/v1", tags=["retention"])
 AccountPath = Annotated[str, Path(min_length=1, max_length=256, description="The account id.")]
-APPLY_WAIT_S = 30.0
 
 
 class AccountRetentionView(BaseModel):
@@ -48,9 +47,9 @@ def _view(account: str, record: AccountRetention | None, default_days: int) -> A
     )
 
 
-def _applied(repo: Repo, retention: Retention, default_days: int) -> bool:
+def _applied(repo: Repo, retention: Retention, default_days: int, wait_s: float) -> bool:
     """Waits until the store's TTL is the one the topic asks for (the worker applies it)."""
-    deadline = time.monotonic() + APPLY_WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         wanted = ttl_expression(default_days, retention.account_days())
         with repo.borrowed() as client:
@@ -59,6 +58,22 @@ def _applied(repo: Repo, retention: Retention, default_days: int) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
+
+
+async def _answer(
+    account: str,
+    record: AccountRetention | None,
+    repo: Repo,
+    retention: Retention,
+    settings: AppSettings,
+    request: Request,
+    response: Response,
+) -> AccountRetentionView:
+    """The account's retention once the store has it (200), or as recorded (202)."""
+    wait_s: float = request.app.state.apply_wait_s
+    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days, wait_s)
+    response.status_code = 200 if applied else 202
+    return _view(account, record, settings.retention_days).model_copy(update={"applied": applied})
 
 
 @router.get("/retention", response_model=RetentionOverview)
@@ -92,14 +107,13 @@ async def set_retention(
     retention: Retention,
     settings: AppSettings,
     repo: Repo,
+    request: Request,
     response: Response,
 ) -> AccountRetentionView:
     """Keeps ``account``'s events ``days`` days: applied to the events already stored
     (those past it are deleted) and to those to come."""
     record = await run_in_threadpool(retention.set, account, body.days, admin.name)
-    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days)
-    response.status_code = 200 if applied else 202
-    return _view(account, record, settings.retention_days).model_copy(update={"applied": applied})
+    return await _answer(account, record, repo, retention, settings, request, response)
 
 
 @router.delete("/accounts/{account}/retention", response_model=AccountRetentionView)
@@ -110,10 +124,9 @@ async def unset_retention(
     retention: Retention,
     settings: AppSettings,
     repo: Repo,
+    request: Request,
     response: Response,
 ) -> AccountRetentionView:
     """Returns ``account`` to the default retention."""
     await run_in_threadpool(retention.unset, account)
-    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days)
-    response.status_code = 200 if applied else 202
-    return _view(account, None, settings.retention_days).model_copy(update={"applied": applied})
+    return await _answer(account, None, repo, retention, settings, request, response)

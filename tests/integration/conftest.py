@@ -332,6 +332,7 @@ def api_app(store: StoreLocation, token_log: TokenLog, api_settings: Settings) -
         SessionSigner(load_keyring(api_settings)),
         stream=stream,
         limits=ApiLimits(rate=0),
+        apply_wait_s=0.0,  # no ingest worker here applies retention or erasures: look once
     )
     stream.stop()
     repository.close()

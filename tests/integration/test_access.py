@@ -38,6 +38,8 @@ PATH_VALUES = {
     "view_id": "vw_0123456789ab",
     "name": "accounts",
     "platform": "datadog",
+    "account": "acc_1",
+    "erasure_id": "er_0123456789abcdef",
 }
 SESSION = "/api/v1/session"
 CSRF = {"X-Requested-With": "authtrail"}
@@ -67,7 +69,14 @@ PRODUCER_ONLY = "/api/v1/events"
 
 
 def spans_every_account(path: str) -> bool:
-    return path.startswith(("/api/v1/destinations", "/api/v1/notification-channels"))
+    return path.startswith(
+        (
+            "/api/v1/destinations",
+            "/api/v1/notification-channels",
+            "/api/v1/retention",
+            "/api/v1/erasures",
+        )
+    )
 
 
 def call(api_client: TestClient, method: str, path: str, headers: dict[str, str]) -> Any:
