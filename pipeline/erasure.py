@@ -69,6 +69,11 @@ _ROW_COLUMNS = (
 )
 _WRITTEN = ("actor_id", "actor_email", "actor_display", "ip", "user_agent", "attributes", "raw")
 _UPDATE_CHUNK = 2_000
+# ``Pseudonyms.mac`` in the store's SQL: identifiers with an '@' are compared without case.
+_MAC = (
+    "lower(hex(HMAC('SHA256', if(position({column}, '@') > 0, lower({column}), {column}), "
+    "unhex({{k:String}}))))"
+)
 
 
 def pseudonyms_of(settings: Settings) -> Pseudonyms:
@@ -166,9 +171,8 @@ def _people(
     scope = " AND account_id = {a:String}" if record.account is not None else ""
     rows = client.query(
         f"SELECT DISTINCT actor_id, actor_email FROM {location.events_table} "
-        "WHERE (actor_id != '' AND lower(hex(HMAC('SHA256', actor_id, unhex({k:String})))) "
-        "IN {m:Array(String)}) OR (actor_email != '' AND "
-        "lower(hex(HMAC('SHA256', lower(actor_email), unhex({k:String})))) IN {m:Array(String)})"
+        f"WHERE (actor_id != '' AND {_MAC.format(column='actor_id')} IN {{m:Array(String)}}) "
+        f"OR (actor_email != '' AND {_MAC.format(column='actor_email')} IN {{m:Array(String)}})"
         + scope,
         parameters={"k": pseudonyms.key_hex, "m": record.subject_macs, "a": record.account or ""},
     ).result_rows
