@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.clickhouse.client import connect
-from schemas.log_store import StoreLocation, StoreUnavailableError, ddl
+from schemas.log_store import MIGRATIONS, StoreLocation, StoreUnavailableError, ddl
 from tests import leaks
 from tests.integration.conftest import base_env, run_cli
 
@@ -77,6 +77,8 @@ def test_store_ddl_prints_the_statements_without_the_password(tmp_path: Path) ->
     printed = run_cli(env, "store", "ddl")
     assert printed.returncode == 0, printed.stderr
     lines = printed.stdout.splitlines()
-    assert len(lines) == 5 and all(line.endswith(";") for line in lines)
+    # The database, the migrations table, each migration's statements, the Distributed table.
+    statements = sum(len(m.statements) for m in MIGRATIONS)
+    assert len(lines) == 2 + statements + 1 and all(line.endswith(";") for line in lines)
     assert "Distributed('prod_cluster'" in lines[-1]
     assert PASSWORD not in printed.stdout + printed.stderr
