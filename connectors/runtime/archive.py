@@ -128,6 +128,8 @@ class ArchiveWorker(DestinationWorker):
                 self._resume(consumer)
             except InterruptedError:
                 break
+            if self._stuck_rejoining():
+                consumer = self._fresh_consumer(consumer)
 
     # -- reading ------------------------------------------------------------------------------
     def _read_recorded_ends(self, consumer: Consumer) -> None:

@@ -54,6 +54,13 @@ REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
 KEEPALIVE_AFTER_S = 5.0  # a send slower than this is waiting on retries
+# A consumer that lost its partitions (its session timed out: a broker restart, a long
+# pause) and has none back this long later is stuck rejoining: librdkafka was seen to keep
+# its JoinGroup queued for good after a broker restart ("GroupCoordinator: Timed out 0
+# in-flight, 0 retry-queued, 1 out-queue"), consuming nothing while lag grew. A new
+# consumer rejoins. One that never had partitions (more replicas than partitions) is left
+# alone; one that lost them to a new replica rejoins once, which costs one rebalance.
+REJOIN_AFTER_S = 60.0
 SHUTDOWN_GRACE_S = 30.0  # how long a stop waits for the batches in flight, together
 
 
@@ -120,6 +127,9 @@ class DestinationWorker(threading.Thread):
         self._stats = DeliveryStats()
         self._paused = False
         self._ledger = CommitLedger()
+        # Since when the consumer has held no partition after it held some (None: it holds
+        # some, or never had any: see ``REJOIN_AFTER_S``).
+        self._unassigned_since: float | None = None
         # Shared by the batches in flight: a Retry-After holds them all.
         self._gate = RequestGate(self._max_in_flight)
 
@@ -186,6 +196,11 @@ class DestinationWorker(threading.Thread):
                     )
                 while in_flight and in_flight[0][1].done():
                     self._finish(consumer, *in_flight.popleft())
+                if self._stuck_rejoining():
+                    self._abandon(future for _, future in in_flight)
+                    in_flight.clear()
+                    consumer = self._fresh_consumer(consumer)
+                    continue
                 if in_flight:
                     # A batch retrying with no traffic behind it is never awaited:
                     # the status shows its failure all the same.
@@ -198,10 +213,7 @@ class DestinationWorker(threading.Thread):
                 # A fresh consumer re-reads from the committed offsets: nothing of the
                 # refused batches is skipped (seeking back is not reliable on partitions
                 # paused meanwhile).
-                consumer.close()
-                self._ledger.forget_all()
-                consumer = self._consumer = self._open_consumer()
-                self._paused = False
+                consumer = self._fresh_consumer(consumer)
             except InterruptedError:
                 break
         # Stopping: batches that complete in time count; one interrupted while it waited
@@ -258,6 +270,7 @@ class DestinationWorker(threading.Thread):
             },
         )
         self.status.partitions = []
+        self._unassigned_since = None  # a new member: it has not lost anything yet
         consumer.subscribe(
             [self._settings.topics.normalized],
             on_assign=self._on_assign,
@@ -447,18 +460,46 @@ class DestinationWorker(threading.Thread):
             # again from the last commit (duplicates, never loss).
             log.info("destination %s: commit refused (%s)", self.destination.id, error)
 
+    def _stuck_rejoining(self) -> bool:
+        """Whether the consumer lost its partitions ``REJOIN_AFTER_S`` ago and got none
+        back since (logged when so: a new consumer follows)."""
+        since = self._unassigned_since
+        stuck = since is not None and time.monotonic() - since > REJOIN_AFTER_S
+        if stuck:
+            log.warning(
+                "destination %s: no partition for %.0f s since it lost its own: rejoining "
+                "the group with a new consumer",
+                self.destination.id,
+                REJOIN_AFTER_S,
+            )
+        return stuck
+
+    def _fresh_consumer(self, consumer: Consumer) -> Consumer:
+        """Closes ``consumer`` (committing nothing) and opens a new member of the group,
+        which reads on from the committed offsets."""
+        consumer.close()
+        self._ledger.forget_all()
+        self._paused = False
+        self._consumer = self._open_consumer()
+        return self._consumer
+
     # Cooperative rebalancing hands partitions over incrementally.
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.status.partitions = sorted(
             {*self.status.partitions, *(tp.partition for tp in partitions)}
         )
+        if self.status.partitions:
+            self._unassigned_since = None
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches in flight on these partitions no longer count here: their new owner reads
         # them again from the last commit.
         self._ledger.forget((tp.topic, tp.partition) for tp in partitions)
         gone = {tp.partition for tp in partitions}
+        had = bool(self.status.partitions)
         self.status.partitions = [p for p in self.status.partitions if p not in gone]
+        if had and not self.status.partitions:
+            self._unassigned_since = time.monotonic()
 
     def _nap(self, seconds: float) -> None:
         self._stopping.wait(seconds)
