@@ -22,7 +22,7 @@ from infra.clickhouse.client import open_migrated
 from pipeline.chain import ingest_chain
 from pipeline.erasure import ErasureApplier, ErasureLog
 from pipeline.metrics import IngestCollector, ingest_counters
-from pipeline.retention import RetentionKeeper, read_account_days
+from pipeline.retention import RetentionKeeper
 from query_api.app import app_for
 from query_api.server import ApiService
 from schemas.settings import Settings
@@ -121,8 +121,9 @@ def run_worker(
     SIGINT/SIGTERM. Returns the process exit code."""
     # Migrated before the worker starts: creating the table from the agent raced with the
     # first batch.
-    account_days = read_account_days(settings)
-    location = open_migrated(settings, account_days)[0]
+    retention = RetentionKeeper(settings).follow()
+    account_days = retention.log.account_days()
+    location = retention.location = open_migrated(settings, account_days)[0]
     # Refused at ingest: what no account keeps (the longest retention; a shorter one of an
     # account deletes its old events at the TTL's next pass).
     erasures = ErasureLog(settings).start()
@@ -134,7 +135,7 @@ def run_worker(
     )
     app, processor, normalizer = chain.app, chain.processor, chain.normalizer
     services: list[Service] = [
-        StoreKeeperService(RetentionKeeper(settings, location)),
+        StoreKeeperService(retention),
         StoreKeeperService(ErasureApplier(settings, location)),
     ]
     registry = CollectorRegistry()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -104,15 +104,25 @@ class ErasureLog(ViewedTopic[ErasureRecord]):
     def __init__(self, settings: Settings, pseudonyms: Pseudonyms | None = None) -> None:
         self._settings = settings
         self.pseudonyms = pseudonyms or pseudonyms_of(settings)
+        self._set = ErasureSet(self.pseudonyms, ())
         self._view: CompactedView[ErasureRecord] = CompactedView(
-            settings.kafka_client_config(), settings.topics.erasures, _decode
+            settings.kafka_client_config(),
+            settings.topics.erasures,
+            _decode,
+            on_change=lambda *_: self._rebuild(),
         )
+
+    def _rebuild(self) -> None:
+        # Once per change of the topic, not per batch: ingest and every connector ask for
+        # the set on each batch they handle.
+        self._set = ErasureSet(self.pseudonyms, self._view.items().values())
 
     def records(self) -> list[ErasureRecord]:
         return sorted(self._view.items().values(), key=lambda r: r.requested_at, reverse=True)
 
     def erasure_set(self) -> ErasureSet:
-        return ErasureSet(self.pseudonyms, self._view.items().values())
+        """The erasures in force (as of the last record read)."""
+        return self._set
 
     def request(self, user: str, account: str | None, by: str) -> tuple[ErasureRecord, bool]:
         """Asks for the erasure of ``user`` (an id or e-mail) in ``account`` (None: every
@@ -460,8 +470,3 @@ def _produce_audit_event(settings: Settings, record: ErasureRecord) -> None:
     )
     if producer.flush(30) or errors:
         raise RuntimeError(f"recording the erasure as an event failed: {errors or 'timed out'}")
-
-
-def current_erasures(settings: Settings) -> Iterable[ErasureRecord]:
-    with ErasureLog(settings) as view:
-        return view.records()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -34,10 +35,18 @@ def _decode(key: str, value: bytes) -> AccountRetention | None:
 class RetentionLog(ViewedTopic[AccountRetention]):
     """The accounts' own retention, kept current from the topic."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_change: Callable[[str, AccountRetention | None, AccountRetention | None], None]
+        | None = None,
+    ) -> None:
         self._settings = settings
         self._view: CompactedView[AccountRetention] = CompactedView(
-            settings.kafka_client_config(), settings.topics.account_retention, _decode
+            settings.kafka_client_config(),
+            settings.topics.account_retention,
+            _decode,
+            on_change=on_change,
         )
 
     def records(self) -> list[AccountRetention]:
@@ -78,22 +87,26 @@ def read_account_days(settings: Settings) -> dict[str, int]:
 class RetentionKeeper:
     """Follows the retention topic and gives the log store at ``location`` its TTL after
     every change, from a thread of its own with a client of its own. Changes that arrive
-    while one is applied are applied together next."""
+    while one is applied are applied together next.
 
-    def __init__(self, settings: Settings, location: StoreLocation) -> None:
-        self._settings, self._location = settings, location
+    ``follow()`` reads the topic (``log.account_days()`` then serves the migration at a
+    worker's start); ``start()``, once ``location`` is set, applies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.location: StoreLocation | None = None
         self._changed = threading.Event()
         self._stop = threading.Event()
-        self._view: CompactedView[AccountRetention] = CompactedView(
-            settings.kafka_client_config(),
-            settings.topics.account_retention,
-            _decode,
-            on_change=lambda *_: self._changed.set(),
-        )
+        self.log = RetentionLog(settings, on_change=lambda *_: self._changed.set())
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
+    def follow(self) -> RetentionKeeper:
+        self.log.start()
+        return self
+
     def start(self) -> RetentionKeeper:
-        self._view.start()
+        if self.location is None:
+            raise RuntimeError("RetentionKeeper.start() needs its location")
         self._changed.set()  # bring the TTL to the topic once, whatever it was
         self._thread.start()
         return self
@@ -105,10 +118,13 @@ class RetentionKeeper:
                 if not self._changed.wait(0.5):
                     continue
                 self._changed.clear()
-                days = {r.account: r.days for r in self._view.items().values()}
+                location = self.location
+                assert location is not None
                 try:
-                    client = client or connect(self._location)
-                    apply_retention(client, self._location, self._settings.retention_days, days)
+                    client = client or connect(location)
+                    apply_retention(
+                        client, location, self._settings.retention_days, self.log.account_days()
+                    )
                 except Exception as exc:  # the store is down: try again shortly
                     log.error("applying the accounts' retention failed: %s", exc)
                     self._changed.set()
@@ -120,4 +136,4 @@ class RetentionKeeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
-        self._view.stop()
+        self.log.stop()

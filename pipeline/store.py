@@ -22,7 +22,7 @@ from clickhouse_connect.driver.exceptions import (
 )
 
 from schemas.events import NormalizedEvent
-from schemas.log_store import StoreLocation
+from schemas.log_store import StoreLocation, sql_string
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +134,6 @@ class EventWriter:
             fmt="JSONEachRow",
             settings=self._settings,
         )
-
-
-_SQL_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'"})
-
-
-def sql_string(value: str) -> str:
-    """``value`` as a ClickHouse string literal (backslash and quote escaped). Event ids
-    are validated to letters, digits and ``._:@/+=-`` anyway, so they hold no braces
-    either (which clickhouse-connect would read as a ``{name:Type}`` parameter)."""
-    return "'" + value.translate(_SQL_STRING_ESCAPES) + "'"
 
 
 def _blames_data(exc: Exception) -> bool:

@@ -168,6 +168,17 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+_SQL_STRING_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'"})
+
+
+def sql_string(value: str) -> str:
+    """``value`` as a ClickHouse string literal (backslash and quote escaped), for the
+    text of statements that cannot take bound parameters (a TTL) and the writer's dedupe
+    query. Mind braces: clickhouse-connect reads ``{name:Type}`` as a parameter in a
+    statement sent with parameters."""
+    return "'" + value.translate(_SQL_STRING_ESCAPES) + "'"
+
+
 class StoreUnavailableError(RuntimeError):
     """The log store cannot be opened; the message says why and what to do."""
 

@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from schemas.events import MAX_ID
+from schemas.log_store import sql_string
 
 MIN_DAYS, MAX_DAYS = 1, 36_500
 AccountId = Annotated[
@@ -41,10 +42,6 @@ class AccountRetention(BaseModel):
     set_at: datetime
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def ttl_expression(default_days: int, accounts: Mapping[str, int]) -> str:
     """The events table's TTL: ``occurred_at`` plus the account's days (the default for
     accounts without their own). Account ids are written as escaped string literals in a
@@ -53,7 +50,7 @@ def ttl_expression(default_days: int, accounts: Mapping[str, int]) -> str:
     if not accounts:
         return f"{moment} + toIntervalDay({int(default_days)})"
     ids = sorted(accounts)
-    keys = ", ".join(_literal(a) for a in ids)
+    keys = ", ".join(sql_string(a) for a in ids)
     days = ", ".join(str(int(accounts[a])) for a in ids)
     return (
         f"{moment} + toIntervalDay(transform(account_id, [{keys}], "

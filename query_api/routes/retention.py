@@ -7,15 +7,18 @@ app's ``apply_wait_s``."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from infra.clickhouse.client import current_ttl
+from pipeline.retention import RetentionLog
 from query_api.auth import Admin, Viewer
+from query_api.repository import LogRepository
 from query_api.routes.deps import AppSettings, BrokerUp, Repo, Retention
 from schemas.retention import AccountRetention, RetentionIn, ttl_expression
 
@@ -47,33 +50,44 @@ def _view(account: str, record: AccountRetention | None, default_days: int) -> A
     )
 
 
-def _applied(repo: Repo, retention: Retention, default_days: int, wait_s: float) -> bool:
-    """Waits until the store's TTL is the one the topic asks for (the worker applies it)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        wanted = ttl_expression(default_days, retention.account_days())
-        with repo.borrowed() as client:
-            if current_ttl(client, repo.location) == wanted:
-                return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+@dataclass(frozen=True)
+class RetentionChange:
+    """What a change of retention needs to answer: the topic's view, the store to watch
+    for the TTL, the default, and how long to wait for the ingest worker."""
+
+    retention: RetentionLog
+    repo: LogRepository
+    default_days: int
+    wait_s: float
+
+    def _applied(self) -> bool:
+        """Waits until the store's TTL is the one the topic asks for."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            wanted = ttl_expression(self.default_days, self.retention.account_days())
+            with self.repo.borrowed() as client:
+                if current_ttl(client, self.repo.location) == wanted:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    async def answer(
+        self, account: str, record: AccountRetention | None, response: Response
+    ) -> AccountRetentionView:
+        """The account's retention once the store has it (200), or as recorded (202)."""
+        applied = await run_in_threadpool(self._applied)
+        response.status_code = 200 if applied else 202
+        return _view(account, record, self.default_days).model_copy(update={"applied": applied})
 
 
-async def _answer(
-    account: str,
-    record: AccountRetention | None,
-    repo: Repo,
-    retention: Retention,
-    settings: AppSettings,
-    request: Request,
-    response: Response,
-) -> AccountRetentionView:
-    """The account's retention once the store has it (200), or as recorded (202)."""
-    wait_s: float = request.app.state.apply_wait_s
-    applied = await run_in_threadpool(_applied, repo, retention, settings.retention_days, wait_s)
-    response.status_code = 200 if applied else 202
-    return _view(account, record, settings.retention_days).model_copy(update={"applied": applied})
+def retention_change(
+    retention: Retention, repo: Repo, settings: AppSettings, request: Request
+) -> RetentionChange:
+    return RetentionChange(retention, repo, settings.retention_days, request.app.state.apply_wait_s)
+
+
+Change = Annotated[RetentionChange, Depends(retention_change)]
 
 
 @router.get("/retention", response_model=RetentionOverview)
@@ -104,16 +118,13 @@ async def set_retention(
     body: RetentionIn,
     admin: Admin,
     _broker: BrokerUp,
-    retention: Retention,
-    settings: AppSettings,
-    repo: Repo,
-    request: Request,
+    change: Change,
     response: Response,
 ) -> AccountRetentionView:
     """Keeps ``account``'s events ``days`` days: applied to the events already stored
     (those past it are deleted) and to those to come."""
-    record = await run_in_threadpool(retention.set, account, body.days, admin.name)
-    return await _answer(account, record, repo, retention, settings, request, response)
+    record = await run_in_threadpool(change.retention.set, account, body.days, admin.name)
+    return await change.answer(account, record, response)
 
 
 @router.delete("/accounts/{account}/retention", response_model=AccountRetentionView)
@@ -121,12 +132,9 @@ async def unset_retention(
     account: AccountPath,
     _admin: Admin,
     _broker: BrokerUp,
-    retention: Retention,
-    settings: AppSettings,
-    repo: Repo,
-    request: Request,
+    change: Change,
     response: Response,
 ) -> AccountRetentionView:
     """Returns ``account`` to the default retention."""
-    await run_in_threadpool(retention.unset, account)
-    return await _answer(account, None, repo, retention, settings, request, response)
+    await run_in_threadpool(change.retention.unset, account)
+    return await change.answer(account, None, response)

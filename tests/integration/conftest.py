@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 import pytest
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -291,6 +292,19 @@ def store(
     yield location
     if not location.embedded:
         client = connect(location)
+        client.command(f"DROP DATABASE IF EXISTS {location.database}{location.on_cluster} SYNC")
+        client.close()
+
+
+@pytest.fixture
+def own_database(store: StoreLocation) -> Iterator[tuple[StoreLocation, Client]]:
+    """A database of its own in the session's store (for tests that change the table
+    itself: its TTL, its rows by UPDATE), not migrated, and a client of it; dropped after."""
+    location = StoreLocation(store.url, f"own_{uuid.uuid4().hex[:8]}", store.cluster)
+    client = connect(location)
+    try:
+        yield location, client
+    finally:
         client.command(f"DROP DATABASE IF EXISTS {location.database}{location.on_cluster} SYNC")
         client.close()
 

@@ -5,12 +5,12 @@ API and applied by the running ingest worker."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from clickhouse_connect.driver.client import Client
 
-from infra.clickhouse.client import apply_retention, connect, current_ttl, migrate
+from infra.clickhouse.client import apply_retention, current_ttl, migrate
 from schemas.log_store import StoreLocation
 from schemas.retention import ttl_expression
 from tests.integration.conftest import Authtrail, event, run_cli
@@ -23,56 +23,47 @@ def test_ttl_expression_is_stable_and_escapes_account_ids() -> None:
     assert "['a\\'\\\\x', 'b']" in one and "[365, 30]" in one and "toUInt16(90)" in one
 
 
-def test_an_accounts_retention_deletes_its_older_rows_and_no_others(store: StoreLocation) -> None:
-    location = StoreLocation(store.url, f"accret_{uuid.uuid4().hex[:8]}", store.cluster)
-    client = connect(location)
-    try:
-        migrate(client, location, 90)
-        now = datetime.now(UTC)
-        rows = [
-            ["short-old", "acc_short", now - timedelta(days=10)],
-            ["short-new", "acc_short", now - timedelta(days=1)],
-            ["other-old", "acc_other", now - timedelta(days=10)],
-            ["quote-old", "acc_'q", now - timedelta(days=10)],
-        ]
-        columns = ["event_id", "account_id", "occurred_at", "received_at", "event_key"]
-        client.insert(
-            location.events_table,
-            [[e, a, t, t, "login.completed"] for e, a, t in rows],
-            column_names=columns,
-        )
-        days = {"acc_short": 5, "acc_long": 365, "acc_'q": 5}
-        assert apply_retention(client, location, 90, days)
-        assert current_ttl(client, location) == ttl_expression(90, days)
-        assert not apply_retention(client, location, 90, days)  # unchanged: no ALTER
-        client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")  # a forced merge
-        left = {
-            r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows
-        }
-        assert left == {"short-new", "other-old"}
-        # A longer retention keeps what the default would not (ClickHouse drops rows past
-        # their TTL at insert already).
-        long_ago = now - timedelta(days=200)
-        client.insert(
-            location.events_table,
-            [["long-old", "acc_long", long_ago, long_ago, "login.completed"]],
-            column_names=columns,
-        )
-        client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")
-        left = {
-            r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows
-        }
-        assert left == {"short-new", "other-old", "long-old"}
-        # Back to the default alone: long-old is past it.
-        assert apply_retention(client, location, 90, {})
-        client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")
-        left = {
-            r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows
-        }
-        assert left == {"short-new", "other-old"}
-    finally:
-        client.command(f"DROP DATABASE IF EXISTS {location.database}{location.on_cluster} SYNC")
-        client.close()
+def test_an_accounts_retention_deletes_its_older_rows_and_no_others(
+    own_database: tuple[StoreLocation, Client],
+) -> None:
+    location, client = own_database
+    migrate(client, location, 90)
+    now = datetime.now(UTC)
+    rows = [
+        ["short-old", "acc_short", now - timedelta(days=10)],
+        ["short-new", "acc_short", now - timedelta(days=1)],
+        ["other-old", "acc_other", now - timedelta(days=10)],
+        ["quote-old", "acc_'q", now - timedelta(days=10)],
+    ]
+    columns = ["event_id", "account_id", "occurred_at", "received_at", "event_key"]
+    client.insert(
+        location.events_table,
+        [[e, a, t, t, "login.completed"] for e, a, t in rows],
+        column_names=columns,
+    )
+    days = {"acc_short": 5, "acc_long": 365, "acc_'q": 5}
+    assert apply_retention(client, location, 90, days)
+    assert current_ttl(client, location) == ttl_expression(90, days)
+    assert not apply_retention(client, location, 90, days)  # unchanged: no ALTER
+    client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")  # a forced merge
+    left = {r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows}
+    assert left == {"short-new", "other-old"}
+    # A longer retention keeps what the default would not (ClickHouse drops rows past
+    # their TTL at insert already).
+    long_ago = now - timedelta(days=200)
+    client.insert(
+        location.events_table,
+        [["long-old", "acc_long", long_ago, long_ago, "login.completed"]],
+        column_names=columns,
+    )
+    client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")
+    left = {r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows}
+    assert left == {"short-new", "other-old", "long-old"}
+    # Back to the default alone: long-old is past it.
+    assert apply_retention(client, location, 90, {})
+    client.command(f"OPTIMIZE TABLE {location.storage_table} FINAL")
+    left = {r[0] for r in client.query(f"SELECT event_id FROM {location.events_table}").result_rows}
+    assert left == {"short-new", "other-old"}
 
 
 def aged(days: float, account: str) -> bytes:

@@ -6,17 +6,17 @@ erasure is an audit event of its own and asking twice is one erasure."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.clickhouse.client import connect, migrate
+from infra.clickhouse.client import migrate
 from pipeline.erasure import erase_in_store
 from schemas.erasure import ERASED_EVENT_KEY, PSEUDONYM_PREFIX, ErasureRecord, Pseudonyms
 from schemas.log_store import StoreLocation
@@ -181,48 +181,45 @@ def wait_for(authtrail: Authtrail, read: Any, count: int, timeout: float = 60) -
         time.sleep(0.5)
 
 
-def test_the_store_finds_the_person_by_the_same_hashes_as_python(store: StoreLocation) -> None:
+def test_the_store_finds_the_person_by_the_same_hashes_as_python(
+    own_database: tuple[StoreLocation, Client],
+) -> None:
     """The store computes the keyed hashes itself (the erasure holds no identifier): its
     HMAC must be ``Pseudonyms.mac``, case rules included, or a person would be missed."""
-    location = StoreLocation(store.url, f"erase_{uuid.uuid4().hex[:8]}", store.cluster)
-    client = connect(location)
-    try:
-        migrate(client, location, 90)
-        now = datetime.now(UTC)
-        rows = [
-            ["e1", "Auth0|Ann@X.io", "", "acc_1"],  # an id with '@': compared without case
-            ["e2", "", "ann@x.io", "acc_2"],
-            ["e3", "usr_Other", "other@x.io", "acc_1"],
-        ]
-        client.insert(
-            location.events_table,
-            [[e, i, m, a, now, now, "login.completed", "{}"] for e, i, m, a in rows],
-            column_names=[
-                "event_id",
-                "actor_id",
-                "actor_email",
-                "account_id",
-                "occurred_at",
-                "received_at",
-                "event_key",
-                "raw",
-            ],
-        )
-        keys = Pseudonyms(b"s" * 32)
-        asked = ErasureRecord(
-            id="er_0123456789abcdef",
-            subject="erased:x",
-            subject_macs=[keys.mac("auth0|ann@x.io"), keys.mac("ANN@X.IO")],
-            requested_by="t",
-            requested_at=now,
-        )
-        count, ids, emails = erase_in_store(client, location, asked, keys)
-        assert (count, ids, emails) == (2, {"Auth0|Ann@X.io"}, {"ann@x.io"})
-        left = client.query(
-            f"SELECT event_id, actor_id, actor_email FROM {location.events_table} ORDER BY event_id"
-        ).result_rows
-        assert left[2] == ("e3", "usr_Other", "other@x.io")
-        assert all(v.startswith(PSEUDONYM_PREFIX) for row in left[:2] for v in row[1:] if v)
-    finally:
-        client.command(f"DROP DATABASE IF EXISTS {location.database} SYNC")
-        client.close()
+    location, client = own_database
+    migrate(client, location, 90)
+    now = datetime.now(UTC)
+    rows = [
+        ["e1", "Auth0|Ann@X.io", "", "acc_1"],  # an id with '@': compared without case
+        ["e2", "", "ann@x.io", "acc_2"],
+        ["e3", "usr_Other", "other@x.io", "acc_1"],
+    ]
+    client.insert(
+        location.events_table,
+        [[e, i, m, a, now, now, "login.completed", "{}"] for e, i, m, a in rows],
+        column_names=[
+            "event_id",
+            "actor_id",
+            "actor_email",
+            "account_id",
+            "occurred_at",
+            "received_at",
+            "event_key",
+            "raw",
+        ],
+    )
+    keys = Pseudonyms(b"s" * 32)
+    asked = ErasureRecord(
+        id="er_0123456789abcdef",
+        subject="erased:x",
+        subject_macs=[keys.mac("auth0|ann@x.io"), keys.mac("ANN@X.IO")],
+        requested_by="t",
+        requested_at=now,
+    )
+    count, ids, emails = erase_in_store(client, location, asked, keys)
+    assert (count, ids, emails) == (2, {"Auth0|Ann@X.io"}, {"ann@x.io"})
+    left = client.query(
+        f"SELECT event_id, actor_id, actor_email FROM {location.events_table} ORDER BY event_id"
+    ).result_rows
+    assert left[2] == ("e3", "usr_Other", "other@x.io")
+    assert all(v.startswith(PSEUDONYM_PREFIX) for row in left[:2] for v in row[1:] if v)

@@ -6,7 +6,7 @@ import chdb
 import orjson
 import pytest
 
-from pipeline.store import sql_string
+from schemas.log_store import sql_string
 
 
 @pytest.mark.parametrize(
