@@ -1,0 +1,337 @@
+"""Ingest as a user meets it: ``authtrail up`` (what ``make run`` runs, without the demo)
+running, events produced into it while it runs, timed until the last one is queryable.
+
+    .venv/bin/python -m bench.ingest_up [--events 1000000] [--latency-seconds 300]
+
+Two figures, each on a fresh ``authtrail up`` (its own data directory and topics):
+
+* *throughput*: N demo events written to a JSON-lines file first (not timed), then
+  ``authtrail produce FILE``; the clock runs from the start of the produce to the first
+  time the API's timeline (``/api/v1/logs/timeline``, every bucket summed) counts N. After
+  that, the resident memory of every process ``authtrail up`` runs (the broker excluded).
+* *latency*: a steady 5,000 events/s for the whole window, counted from the first second
+  (no warm-up excluded); one event in 25 is a probe with its own event key. A poller asks
+  the API every 100 ms for the probes stored since the last answer (a window far wider
+  than 100 ms of probes, so none is missed; a probe never seen is reported), and records
+  seen - produced. The poller is a user of the API: what it costs ``authtrail up`` is
+  in the figure, as a dashboard's refresh would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from confluent_kafka import Producer
+
+from authtrail.demo import DemoTraffic
+from bench.figures import Figure, broker, free_port, scaled, write_results
+from schemas.topics import Topics
+
+PYTHON = sys.executable
+AUTHTRAIL = [str(Path(PYTHON).with_name("authtrail"))]
+PROBE_KEY = "bench.probe"
+TOKEN = re.compile(rb"login#token=(\S+)")
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def rss_mb(pids: list[int], exclude: str = "java") -> float:
+    """The summed resident memory of ``pids``, without those whose command is ``exclude``
+    (the Kafka broker, when ``authtrail up`` started it)."""
+    total = 0
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == exclude:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+@dataclass
+class Up:
+    """A running ``authtrail up`` and an API client with its first admin token."""
+
+    process: subprocess.Popen[bytes]
+    api: httpx.Client
+    env: dict[str, str]
+    topic_raw: str
+
+    def queryable(self) -> int:
+        """Events the API counts (the timeline of all time, summed)."""
+        reply = self.api.get(
+            "/api/v1/logs/timeline",
+            params={"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+        )
+        reply.raise_for_status()
+        return sum(b["success"] + b["failure"] for b in reply.json()["buckets"])
+
+    def rss_mb(self) -> float:
+        return rss_mb(process_tree(self.process.pid))
+
+
+@contextmanager
+def authtrail_up(data: Path, bootstrap: str) -> Iterator[Up]:
+    """``authtrail up`` on the bench's broker, its own data directory and topics; yields
+    once the API answers with the admin token ``up`` printed."""
+    prefix = f"up{uuid.uuid4().hex[:6]}."
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHTRAIL_")}
+    env.update(
+        {
+            "AUTHTRAIL_DATA_DIR": str(data / prefix.rstrip(".")),
+            "AUTHTRAIL_KAFKA_BOOTSTRAP": bootstrap,
+            "AUTHTRAIL_TOPIC_PREFIX": prefix,
+            "AUTHTRAIL_API_PORT": str(port),
+            "AUTHTRAIL_METRICS_PORT": "0",
+            "AUTHTRAIL_LOG_LEVEL": "WARNING",
+        }
+    )
+    process = subprocess.Popen([*AUTHTRAIL, "up"], env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    token = None
+    try:
+        for line in process.stdout:
+            found = TOKEN.search(line)
+            if found:
+                token = found.group(1).decode()
+                break
+        if token is None:
+            raise RuntimeError(f"authtrail up exited ({process.wait()}) without a token")
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # drain it
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if api.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("authtrail up never became ready")
+            time.sleep(0.5)
+        yield Up(process, api, env, Topics.with_prefix(prefix).raw)
+    finally:
+        process.terminate()
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def throughput(data: Path, bootstrap: str, events: int) -> dict[str, float]:
+    """N events produced into a running ``authtrail up``; first produce to last
+    queryable, and the memory of ``up`` afterwards."""
+    source = data / "events.jsonl"
+    traffic = DemoTraffic(seed=17).events()
+    with source.open("wb") as out:
+        for _ in range(events):
+            out.write(next(traffic) + b"\n")
+    with authtrail_up(data, bootstrap) as up:
+        rss_before = up.rss_mb()
+        started = time.monotonic()
+        produce = subprocess.Popen([*AUTHTRAIL, "produce", str(source)], env=up.env)
+        count, produced_at = 0, None
+        while count < events:
+            time.sleep(0.25)
+            if produced_at is None and produce.poll() is not None:
+                produced_at = time.monotonic() - started
+                if produce.returncode != 0:
+                    raise RuntimeError(f"authtrail produce exited {produce.returncode}")
+            count = up.queryable()
+        elapsed = time.monotonic() - started
+        produce.wait()
+        time.sleep(2)  # what the system holds once the work is done, not mid-batch
+        rss = up.rss_mb()
+    return {
+        "events_per_s": events / elapsed,
+        "seconds": elapsed,
+        "produce_s": produced_at or elapsed,
+        "rss_mb": rss,
+        "rss_started_mb": rss_before,
+    }
+
+
+def probe_value(value: bytes) -> bytes:
+    event = orjson.loads(value)
+    event["event_key"] = PROBE_KEY
+    event.pop("outcome", None)
+    return orjson.dumps(event)
+
+
+class ProbeWatcher(threading.Thread):
+    """Asks the API every ``every_s`` for the probes not seen yet: oldest first, from the
+    oldest unseen probe's produce time (less 2 s of slack), following the cursor to the
+    last page, so a late probe is never hidden behind newer ones."""
+
+    def __init__(self, up: Up, every_s: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self._up, self._every = up, every_s
+        self.produced: dict[str, float] = {}  # event id -> wall clock when produced
+        self.seen: dict[str, float] = {}  # event id -> wall clock when first seen
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            asked = time.time()
+            with self.lock:
+                unseen = [at for i, at in self.produced.items() if i not in self.seen]
+            if unseen:
+                self._poll(datetime.fromtimestamp(min(unseen) - 2, UTC))
+            self.stop.wait(max(0.0, self._every - (time.time() - asked)))
+
+    def _poll(self, since: datetime) -> None:
+        params: dict[str, str | int] = {
+            "type": PROBE_KEY,
+            "from": since.isoformat(),
+            "order": "asc",
+            "limit": 500,
+        }
+        while True:
+            reply = self._up.api.get("/api/v1/logs", params=params)
+            now = time.time()
+            reply.raise_for_status()
+            page = reply.json()
+            with self.lock:
+                for row in page["items"]:
+                    self.seen.setdefault(row["event_id"], now)
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
+
+def latency(data: Path, bootstrap: str, rate: int, seconds: float) -> dict[str, float]:
+    """Produce -> queryable at a steady ``rate`` for ``seconds``, all of it counted."""
+    with authtrail_up(data, bootstrap) as up:
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        traffic = DemoTraffic(seed=19).events()
+        watcher = ProbeWatcher(up)
+        watcher.start()
+        tick, n = 0.01, 0
+        start = time.monotonic()
+        deadline = start + seconds
+        per_tick = max(1, round(rate * tick))
+        while time.monotonic() < deadline:
+            for _ in range(per_tick):
+                value = next(traffic)
+                if n % 25 == 0:
+                    value = probe_value(value)
+                    with watcher.lock:
+                        watcher.produced[orjson.loads(value)["event_id"]] = time.time()
+                producer.produce(up.topic_raw, value)
+                n += 1
+            producer.poll(0)
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+        producer.flush(30)
+        time.sleep(10)  # the last probes become queryable
+        watcher.stop.set()
+        watcher.join()
+    produced, seen = watcher.produced, watcher.seen
+    latencies = sorted(seen[event_id] - at for event_id, at in produced.items() if event_id in seen)
+    missing = len(produced) - len(latencies)
+    return {
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "max_ms": latencies[-1] * 1000,
+        "probes": len(latencies),
+        "missing": missing,
+        "events": n,
+    }
+
+
+def run(events: int, latency_seconds: float) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="authtrail-up-bench-") as tmp:
+        data = Path(tmp)
+        with broker(data) as bootstrap:
+            print(f"ingest (authtrail up): producing {events:,} events into it ...", flush=True)
+            up = throughput(data, bootstrap, events)
+            print(f"  {up}", flush=True)
+            print(f"  latency at 5,000/s for {latency_seconds:.0f} s ...", flush=True)
+            lat = latency(data, bootstrap, 5000, latency_seconds)
+            print(f"  {lat}", flush=True)
+    return [
+        Figure(
+            "ingest.up.events_per_s",
+            up["events_per_s"],
+            "events/s",
+            f"authtrail up, {events:,} events produced into it while it runs, "
+            "first produce -> last queryable",
+            target="≥ 25,000/s",
+            met=up["events_per_s"] >= 25_000,
+        ),
+        Figure(
+            "ingest.up.rss_mb",
+            up["rss_mb"],
+            "MB",
+            f"authtrail up, all its processes but the broker, after {events:,} events",
+            target="< 800 MB",
+            met=up["rss_mb"] < 800,
+        ),
+        Figure(
+            "ingest.up.latency_p50_ms",
+            lat["p50_ms"],
+            "ms",
+            f"authtrail up, produce -> queryable at 5,000 events/s, {latency_seconds:.0f} s "
+            f"all counted ({lat['probes']:,} probes, {lat['missing']} never seen)",
+        ),
+        Figure(
+            "ingest.up.latency_p99_ms",
+            lat["p99_ms"],
+            "ms",
+            f"as above, p99 (max {lat['max_ms']:,.0f} ms)",
+            target="< 1,000 ms, no probe missing",
+            met=lat["p99_ms"] < 1000 and lat["missing"] == 0,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=scaled(1_000_000))
+    parser.add_argument("--latency-seconds", type=float, default=max(30.0, scaled(300)))
+    args = parser.parse_args()
+    write_results("ingest_up", run(args.events, args.latency_seconds))
+
+
+if __name__ == "__main__":
+    main()
