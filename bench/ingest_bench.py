@@ -6,7 +6,8 @@ validation, normalization, enrichment, dedupe, the store insert and the normaliz
 Against a genuine broker on this machine (started here unless AUTHTRAIL_KAFKA_BOOTSTRAP
 is set), on the same N demo events pre-loaded in the raw topic, it measures
 * the ceiling: a bare confluent-kafka consumer reading the topic;
-* the peer: ClickHouse's own Kafka-to-table pipeline (``bench.ingest_peer``);
+* the peer: a librdkafka loop feeding a ClickHouse materialized view that validates
+  and derives the events table's columns (``bench.ingest_peer``);
 * authtrail: the real worker (``bench.ingest_worker``) from the first row queryable to
   the N-th;
 * latency: produce -> queryable at a steady 5,000 events/s, from probe events.
