@@ -160,6 +160,12 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
+        # No leader election topic: nothing here runs on_leader, and its one partition,
+        # always empty, is in every fetch. While the raw partitions all hold buffered
+        # records aiokafka's fetch asks for that partition alone, the broker holds it for
+        # faust's fetch_max_wait of 1.5 s, and the raw partitions wait behind it: stalls
+        # of 1.5 s whenever the worker is behind (at start, after a burst).
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         broker_max_poll_records=settings.ingest_batch_size,

@@ -60,3 +60,28 @@ def test_the_faust_methods_the_batch_consumer_relies_on_are_unchanged(qualname: 
         f"{WRITTEN_AGAINST}) overrides or relies on: read the upstream change, bring the "
         "override in line with it, then record the new fingerprint here"
     )
+
+
+def test_the_leader_election_topic_stays_out_of_the_ingest_fetches() -> None:
+    """Its one partition, always empty, would be in every fetch: whenever the raw
+    partitions all hold buffered records, aiokafka fetches it alone and the broker holds
+    that fetch for faust's 1.5 s fetch_max_wait, stalling ingest (pipeline.app). faust
+    adds the topic unless ``topic_disable_leader`` is set, in ``LeaderAssignor.on_start``,
+    whose source is held here too."""
+    from typing import cast
+
+    from faust.assignor.leader_assignor import LeaderAssignor
+
+    from pipeline.app import create_app
+    from pipeline.batch import BatchProcessor
+    from schemas.settings import Settings
+
+    source = "LeaderAssignor.on_start\n" + textwrap.dedent(
+        inspect.getsource(LeaderAssignor.on_start)
+    )
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == "d088fa0114a19d2b", (
+        "faust changed how the leader topic is enabled: check topic_disable_leader still "
+        "keeps it out of the ingest consumer's subscription"
+    )
+    app = create_app(Settings(), cast(BatchProcessor, object()))
+    assert app.conf.topic_disable_leader is True
