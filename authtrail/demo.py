@@ -86,17 +86,39 @@ class DemoTraffic:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         users_per_account: int | None = None,
+        accounts: int | None = None,
     ) -> None:
         """``users_per_account``: each account's users (each with an email and an address
         of their own); by default 6 to 10, a demo's size. Benchmarks of anything that
         depends on how many distinct users and addresses there are (the PII rules) ask
-        for tens of thousands, as an identity platform's customers have."""
+        for tens of thousands, as an identity platform's customers have.
+
+        ``accounts``: how many accounts (None: the demo's five). More accounts are
+        numbered (``acc_0007``, "Account 7", ``account7.example``) and busy as a
+        platform's customers are: account ``i`` (from 1) is picked with weight ``1/i``,
+        a few large ones and a long tail. The default stream is unchanged by this."""
         self.rng = random.Random(seed)
         self.clock = clock
+        named = (
+            ACCOUNTS
+            if accounts is None
+            else tuple(
+                (f"acc_{i:04d}", f"Account {i}", f"account{i}.example")
+                for i in range(1, accounts + 1)
+            )
+        )
         self.accounts = [
             (acc_id, name, self._members(acc_id, domain, users_per_account))
-            for acc_id, name, domain in ACCOUNTS
+            for acc_id, name, domain in named
         ]
+        # Cumulative weights of the accounts (None: picked uniformly, as the demo always was).
+        self._weights: list[float] | None = None
+        if accounts is not None:
+            total = 0.0
+            self._weights = []
+            for i in range(1, accounts + 1):
+                total += 1 / i
+                self._weights.append(total)
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -200,7 +222,10 @@ class DemoTraffic:
 
     def next_batch(self) -> list[bytes]:
         rng = self.rng
-        acc_id, acc_name, members = rng.choice(self.accounts)
+        if self._weights is None:
+            acc_id, acc_name, members = rng.choice(self.accounts)
+        else:
+            (acc_id, acc_name, members) = rng.choices(self.accounts, cum_weights=self._weights)[0]
         account = (acc_id, acc_name)
         user = members[rng.randrange(len(members) - 2)]  # one of the users (_members)
         roll = rng.random()

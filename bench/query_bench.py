@@ -1,11 +1,39 @@
-"""Query speed of the Logs view on the embedded store (chDB), through the real repository.
+"""Query speed of the Logs view on the embedded store (chDB), through the real repository,
+on data shaped as users have it and while ingest runs.
 
     .venv/bin/python -m bench.query_bench --events 10000000 [--runs 20] [--data DIR]
 
-Loads N synthetic events straight into the events table (INSERT ... SELECT in ClickHouse,
-so loading is not what is measured), then times every query the Logs view makes: p50/p95
-over --runs runs, each run with a different value where the query takes one. Prints a
-markdown table and writes bench/results/query-<N>.json.
+**The data.** ``authtrail.demo.DemoTraffic`` (seed 29) with 200 accounts (account ``i``
+picked with weight ``1/i``: a few large customers, a long tail) of 250 users each (50,000
+users with their own e-mails and addresses, plus each account's agent and service, and
+anonymous actors), its real user agents, countries, attributes, failure ratios and OIDC
+flows sharing a trace id; 10% of events in the flat shape. Its clock steps evenly through
+the last 30 days. Every event goes through the real normalizer (``pipeline.normalizers.
+normalize_all``: validation, user-agent parsing, geo lookup, the raw event kept) into a
+``pipeline.store.Row``.
+
+Normalizing costs ~20 µs of Python per event, so at most ``POOL`` (1M) distinct events are
+normalized; beyond that the pool is written again, copy ``k`` of ``N / POOL`` with a fresh
+event id (uuid4) and, when it has one, a fresh trace id (both replaced in the raw event
+too), its ``occurred_at``/``received_at`` shifted by ``k * 30 days / N`` (so copies
+interleave and the spread over 30 days stays even); everything else (accounts, users,
+addresses, user agents, attributes, the raw event's own time) is the pool event's. At 10M
+every user thus has ten times the pool's events, with the same distributions, and every
+row has a distinct ``event_id``.
+
+**The load.** Rows are written by the real ``pipeline.store.EventWriter`` (its dedupe
+query, then ``INSERT ... FORMAT JSONEachRow``) in batches of ``Settings().ingest_batch_size``
+(5,000): the parts are what ingestion leaves, merged only as far as the background merges
+got. There is no ``OPTIMIZE ... FINAL``. ``--data DIR`` keeps the store: a later run with
+the same directory counts the rows there and loads only what is missing.
+
+**The measurement.** While queries are timed, a thread ingests 2,000 events/s: every
+250 ms it normalizes 500 fresh demo events (``occurred_at`` now) and writes them with an
+``EventWriter`` of its own (a client of its own) into the same table. Each query runs
+``--runs`` (20) times, each run with a different value where the query takes one (an
+account, a user, an IP, a search term drawn from the stored rows), and every run counts:
+no warm-up run is left out. Prints a markdown table (p50, p95, the 100 ms target, met or
+not) and writes ``bench/results/query-<N>.json``.
 """
 
 from __future__ import annotations
@@ -15,94 +43,174 @@ import json
 import random
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from authtrail.demo import DemoTraffic
 from bench.figures import Figure
 from infra.clickhouse.client import connect, migrate
+from pipeline.enrich import Enricher
+from pipeline.normalize import Normalizer
+from pipeline.normalizers import normalize_all
+from pipeline.store import EventWriter, Row
 from query_api.cursor import Cursor
 from query_api.filters import LogFilter
 from query_api.query_language import parse
 from query_api.repository import LogRepository
+from query_api.sql import SortName
 from schemas.catalogue import CATALOGUE
 from schemas.log_store import StoreLocation
+from schemas.settings import Settings
 
 RESULTS = Path(__file__).with_name("results")
 TARGET_MS = 100.0
-ACCOUNTS = 500
-USERS = 50_000
+ACCOUNTS = 200
+USERS_PER_ACCOUNT = 250
+SPAN = timedelta(days=30)
+POOL = 1_000_000  # distinct events normalized; more are copies of them (module docstring)
+SEED = 29
+INGEST_RATE = 2_000  # events/s written during the measurement
+INGEST_TICK_S = 0.25
 
 
-def load(repo: LogRepository, events: int) -> None:
-    """Synthetic events over the last 30 days: 500 accounts (skewed), 50k users, 10%
-    anonymous, 5% agents, the catalogue's keys, 100k IPs, half with a trace id."""
+def traffic(seed: int, clock: Callable[[], float]) -> Iterator[bytes]:
+    return DemoTraffic(
+        seed=seed, clock=clock, users_per_account=USERS_PER_ACCOUNT, accounts=ACCOUNTS
+    ).events()
+
+
+def normalized(events: Iterator[bytes], count: int, normalizer: Normalizer) -> list[Row]:
+    """``count`` demo events through the real normalizer (received 80 ms after they
+    occurred, as the broker would stamp them)."""
+    values = []
+    for raw in (next(events) for _ in range(count)):
+        values.append((raw, None))
+    rows: list[Row] = []
+    for result in normalize_all(normalizer, values):
+        if isinstance(result, Row):
+            rows.append(result)
+    return rows
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def copy_of(row: Row, shift: timedelta) -> Row:
+    """``row`` as another event: a fresh event id and trace id (in the raw event too),
+    its times shifted by ``shift``."""
+    event = orjson.loads(row.json)
+    new_id = str(uuid.uuid4())
+    raw: str = event["raw"].replace(row.event_id, new_id)
+    if event["trace_id"]:
+        new_trace = uuid.uuid4().hex
+        raw = raw.replace(event["trace_id"], new_trace)
+        event["trace_id"] = new_trace
+    occurred = row.occurred_at + shift
+    event["event_id"] = new_id
+    event["raw"] = raw
+    event["occurred_at"] = _stamp(occurred)
+    received = datetime.fromisoformat(event["received_at"].replace("Z", "+00:00"))
+    event["received_at"] = _stamp(received + shift)
+    return Row(new_id, occurred, row.key, orjson.dumps(event))
+
+
+def load(repo: LogRepository, events: int, seed: int = SEED) -> None:
+    """``events`` demo events over the last 30 days, normalized and written as ingest
+    writes them (module docstring)."""
+    pool_size = min(events, POOL)
+    copies = -(-events // pool_size)
+    end = datetime.now(UTC)
+    step_s = SPAN.total_seconds() / pool_size
+    tick = [(end - SPAN).timestamp()]
+
+    def clock() -> float:  # steps evenly through the 30 days, one step per event
+        tick[0] += step_s
+        return tick[0]
+
+    normalizer = Normalizer(Enricher())
+    started = time.perf_counter()
+    pool = normalized(traffic(seed, clock), pool_size, normalizer)
+    print(
+        f"  normalized {len(pool):,} distinct events in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    batch_size = Settings().ingest_batch_size
     client = connect(repo.location)
-    keys = list(CATALOGUE.values())
-    key_list = "[" + ",".join(f"'{e.key}'" for e in keys) + "]"
-    text_list = "[" + ",".join(f"'{e.description}'" for e in keys) + "]"
-    outcome_list = "[" + ",".join(f"'{e.outcome}'" for e in keys) + "]"
-    uas = [
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/131.0.0.0 Safari/537.36",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-        "okhttp/4.12.0",
-        "python-requests/2.32.3",
-        "curl/8.10.1",
-        "Go-http-client/2.0",
-    ]
-    ua_list = "[" + ",".join(f"'{u}'" for u in uas) + "]"
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    span_ms = 30 * 86400 * 1000
-    batch = 2_000_000
-    for offset in range(0, events, batch):
-        n = min(batch, events - offset)
-        client.command(
-            f"""
-            INSERT INTO {repo.table}
-            SELECT
-                toString(generateUUIDv4()) AS event_id,
-                {key_list}[k] AS event_key,
-                {text_list}[k] AS description,
-                {outcome_list}[k] AS outcome,
-                fromUnixTimestamp64Milli(toInt64({now_ms} - (rand(1) % {span_ms}))) AS occurred_at,
-                occurred_at AS received_at,
-                if(a = 0, '', concat('acc_', toString(a))) AS account_id,
-                if(a = 0, '', concat('Account ', toString(a))) AS account_name,
-                multiIf(kind < 10, '', kind < 15, concat('agent-', toString(u % 100)),
-                        concat('usr_', toString(u))) AS actor_id,
-                if(kind >= 15, concat('user', toString(u), '@acc', toString(a), '.example'), '')
-                    AS actor_email,
-                multiIf(kind < 10, 'anonymous', kind < 15, 'agent', 'user') AS actor_type,
-                if(actor_email != '', actor_email, if(actor_id != '', actor_id, 'anonymous'))
-                    AS actor_display,
-                IPv4NumToString(toUInt32(1660000000 + (rand(2) % 100000))) AS ip,
-                'IE' AS country,
-                {ua_list}[1 + rand(3) % {len(uas)}] AS user_agent,
-                'Chrome 131' AS ua_browser, 'Mac OS X 10.15.7' AS ua_os, 'Mac' AS ua_device,
-                if(rand(4) % 2 = 0, lower(hex(randomString(16))), '') AS trace_id,
-                '' AS reason,
-                '{{"client_id":"app-1"}}' AS attributes,
-                '{{}}' AS raw,
-                1 AS schema_version
-            FROM (
-                SELECT number,
-                       1 + (rand(5) % {len(keys)}) AS k,
-                       toUInt32(floor(pow(rand(6) / 4294967295.0, 2) * {ACCOUNTS})) AS a,
-                       rand(7) % 100 AS kind,
-                       rand(8) % {USERS} AS u
-                FROM numbers({n})
-            )
-        """,
-            settings={"max_partitions_per_insert_block": 1000},
-        )
-        print(f"  loaded {offset + n:,} / {events:,}", flush=True)
-    client.command(f"OPTIMIZE TABLE {repo.table} FINAL")
+    writer = EventWriter(client, repo.location)
+    written = 0
+    try:
+        for k in range(copies):
+            shift = timedelta(seconds=k * SPAN.total_seconds() / events)
+            for offset in range(0, len(pool), batch_size):
+                if written >= events:
+                    break
+                chunk = pool[offset : offset + min(batch_size, events - written)]
+                rows = chunk if k == 0 else [copy_of(r, shift) for r in chunk]
+                refused = writer.write(rows)
+                assert not refused, refused[:1]
+                written += len(rows)
+                if written % 500_000 < batch_size:
+                    print(f"  written {written:,} / {events:,}", flush=True)
+    finally:
+        client.close()
+
+
+class Ingest:
+    """A thread writing ``rate`` fresh demo events/s (now) through an ``EventWriter`` of
+    its own, in a batch every ``INGEST_TICK_S``, as the ingest worker does."""
+
+    def __init__(self, location: StoreLocation, rate: int = INGEST_RATE) -> None:
+        self.location = location
+        self.rate = rate
+        self.written = 0
+        self.seconds = 0.0
+        self.late_ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-ingest", daemon=True)
+
+    def __enter__(self) -> Ingest:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        events = traffic(int(time.time()), time.time)
+        normalizer = Normalizer(Enricher())
+        client = connect(self.location)
+        writer = EventWriter(client, self.location)
+        per_tick = int(self.rate * INGEST_TICK_S)
+        started = time.monotonic()
+        due = started
+        try:
+            while not self._stop.is_set():
+                rows = normalized(events, per_tick, normalizer)
+                writer.write(rows)
+                self.written += len(rows)
+                due += INGEST_TICK_S
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+                else:
+                    self.late_ticks += 1
+        finally:
+            self.seconds = time.monotonic() - started
+            client.close()
+
+    @property
+    def achieved(self) -> float:
+        return self.written / self.seconds if self.seconds else 0.0
 
 
 @dataclass
@@ -121,7 +229,7 @@ class Measure:
 
 
 def timed(runs: int, fn: Callable[[int], Any]) -> list[float]:
-    fn(0)  # warm caches, as a dashboard in use has them
+    """Every run counts (no warm-up left out)."""
     out = []
     for i in range(runs):
         start = time.perf_counter()
@@ -150,6 +258,14 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
     keys = list(CATALOGUE)
     rng = random.Random(1)
     deep = cursor_of_page(repo, 20)
+    deep_log = cursor_of_page(repo, 20, "log")
+    # Facet search terms as a user types them: a piece of a user's e-mail, of an account's
+    # name or id, of an event type or its text.
+    user_terms = [u.split("@")[0].split(".")[0][:3] + "." for u in users]
+    account_terms = [
+        rng.choice(["Account 1", "acc_00", "Account 2", "0042", "Account 7"]) for _ in users
+    ]
+    type_terms = [rng.choice(["login", "oidc", "token", "fail", "mfa", "scim"]) for _ in users]
     F = LogFilter
     cases: dict[str, Callable[[int], Any]] = {
         "default view (latest 50)": lambda i: repo.page(F(), limit=50),
@@ -199,13 +315,26 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
             )
         ),
         "deep page (20th, by cursor)": lambda i: repo.page(F(), limit=50, cursor=deep),
+        "deep page sort by log (20th)": lambda i: repo.page(
+            F(), sort="log", limit=50, cursor=deep_log
+        ),
         "timeline 7d": lambda i: repo.timeline(F(start=now - timedelta(days=7))),
         "timeline account 30d": lambda i: repo.timeline(
             F(accounts=(accounts[i],), start=now - timedelta(days=30))
         ),
-        "facet accounts": lambda i: repo.facet("accounts", F(), None, 100),
-        "facet users (q)": lambda i: repo.facet("users", F(), "user1", 100),
-        "facet types": lambda i: repo.facet("types", F(), None, 100),
+        # The facets as the page asks for them: all time or a range, the other filters.
+        "facet accounts": lambda i: repo.facet("accounts", F(), None, 200),
+        "facet accounts (q)": lambda i: repo.facet("accounts", F(), account_terms[i], 200),
+        "facet users": lambda i: repo.facet("users", F(), None, 200),
+        "facet users (q)": lambda i: repo.facet("users", F(), user_terms[i], 200),
+        "facet users of an account 7d": lambda i: repo.facet(
+            "users", F(accounts=(accounts[i],), start=now - timedelta(days=7)), None, 200
+        ),
+        "facet types": lambda i: repo.facet("types", F(), None, 200),
+        "facet types (q)": lambda i: repo.facet("types", F(), type_terms[i], 200),
+        "facet types 24h failures": lambda i: repo.facet(
+            "types", F(outcome="failure", start=now - timedelta(hours=24 + i)), None, 200
+        ),
     }
     measures = [Measure(name, timed(runs, fn)) for name, fn in cases.items()]
     export = {}
@@ -221,49 +350,36 @@ def run(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float]
     return measures, export
 
 
-def cursor_of_page(repo: LogRepository, depth: int) -> Cursor:
-    """The cursor that fetches page ``depth`` of the default view."""
+def cursor_of_page(repo: LogRepository, depth: int, sort: SortName = "time") -> Cursor:
+    """The cursor that fetches page ``depth`` of the default view (in ``sort``)."""
     cursor: Cursor | None = None
     for _ in range(depth - 1):
-        page = repo.page(LogFilter(), limit=50, cursor=cursor)
+        page = repo.page(LogFilter(), sort=sort, limit=50, cursor=cursor)
         assert page.next_cursor
-        cursor = Cursor.decode(page.next_cursor, "time", "desc")
+        cursor = Cursor.decode(page.next_cursor, sort, "desc")
     assert cursor is not None
     return cursor
 
 
-# Every single-filter query and search of the Logs view: the ones the p95 target covers.
-TARGETED = (
-    "default view (latest 50)",
-    "account",
-    "user (email)",
-    "user anonymous",
-    "log type",
-    "outcome failure",
-    "range 1h",
-    "range 24h",
-    "range 7d",
-    "today",
-    "sort by log",
-    "search trace id",
-    "search IP",
-    "search event key",
-    "search user-agent text",
-    "q field (account:…)",
-    "q prefix (type:….*)",
-    "q CIDR (ip:…/24)",
-    "q OR of two accounts",
-    "q NOT (-type:… -outcome:success)",
-    "q quoted UA",
-    "q time range (one day)",
-)
 # Quoted user-agent pieces (with spaces and parentheses) for the query language's ua:"…".
 UA_PIECES = ("Mozilla/5.0 (iPhone", "(KHTML, like Gecko) Chrome", "rv:132.0) Gecko", "okhttp/4")
 
 
+def measured(repo: LogRepository, runs: int) -> tuple[list[Measure], dict[str, float], Ingest]:
+    """``run`` while ``Ingest`` writes into the same table."""
+    with Ingest(repo.location) as ingest:
+        measures, export = run(repo, runs)
+    print(
+        f"  concurrent ingest: {ingest.written:,} events in {ingest.seconds:.0f} s "
+        f"({ingest.achieved:,.0f}/s, {ingest.late_ticks} late ticks)",
+        flush=True,
+    )
+    return measures, export, ingest
+
+
 def figures(sizes: list[int], runs: int = 20) -> list[Figure]:
-    """p95 (and p50) of every query at each size, each in a fresh store; export rows/s at
-    the first size (its target is for 1 million rows)."""
+    """p95 (and p50) of every query at each size, each in a fresh store, every one against
+    the 100 ms target; export rows/s at the first size (its target is for 1 million rows)."""
     out: list[Figure] = []
     for index, events in enumerate(sizes):
         with tempfile.TemporaryDirectory(prefix="authtrail-query-bench-") as tmp:
@@ -272,19 +388,19 @@ def figures(sizes: list[int], runs: int = 20) -> list[Figure]:
             repo = LogRepository(location)
             print(f"query: loading {events:,} events ...", flush=True)
             load(repo, events)
-            measures, export = run(repo, runs)
+            measures, export, ingest = measured(repo, runs)
             repo.close()
         label = f"{events / 1e6:g}M"
         for m in measures:
-            targeted = events >= 10_000_000 and m.name in TARGETED
             out.append(
                 Figure(
                     f"query.{label}.{m.name}",
                     m.p95,
                     "ms",
-                    f"p95 of {runs} (p50 {m.p50:.1f} ms), {events:,} events",
-                    target=f"p95 < {TARGET_MS:.0f} ms" if targeted else "",
-                    met=m.p95 < TARGET_MS if targeted else None,
+                    f"p95 of {runs} (p50 {m.p50:.1f} ms), {events:,} events, "
+                    f"ingest {ingest.achieved:,.0f}/s meanwhile",
+                    target=f"p95 < {TARGET_MS:.0f} ms",
+                    met=m.p95 < TARGET_MS,
                 )
             )
         if index == 0:
@@ -317,13 +433,13 @@ def main() -> None:
     if have < args.events:
         print(f"loading {args.events - have:,} events into {data} ...", flush=True)
         started = time.perf_counter()
-        load(repo, args.events - have)
+        load(repo, args.events - have, seed=SEED + have)
         print(f"  {time.perf_counter() - started:.0f} s", flush=True)
     total = repo.count(LogFilter())
-    measures, export = run(repo, args.runs)
+    measures, export, ingest = measured(repo, args.runs)
     lines = [
-        f"Query speed, {total:,} events, embedded chDB, {args.runs} runs each "
-        f"(target p95 < {TARGET_MS:.0f} ms)",
+        f"Query speed, {total:,} events, embedded chDB, {args.runs} runs each, all counted, "
+        f"while ingesting {ingest.achieved:,.0f} events/s (target p95 < {TARGET_MS:.0f} ms)",
         "",
         "| query | p50 ms | p95 ms | target | ok |",
         "|---|---:|---:|---:|:-:|",
@@ -336,14 +452,20 @@ def main() -> None:
         lines.append(f"| export {fmt} (rows/s, first 1M) | {rate:,.0f} | | 100,000 | {ok} |")
     print("\n".join(lines))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"query-{total}.json"
+    out = RESULTS / f"query-{args.events}.json"
     out.write_text(
         json.dumps(
             {
                 "events": total,
                 "runs": args.runs,
+                "concurrent_ingest_events_per_s": round(ingest.achieved),
                 "queries": {
-                    m.name: {"p50_ms": round(m.p50, 2), "p95_ms": round(m.p95, 2)} for m in measures
+                    m.name: {
+                        "p50_ms": round(m.p50, 2),
+                        "p95_ms": round(m.p95, 2),
+                        "met": m.p95 < TARGET_MS,
+                    }
+                    for m in measures
                 },
                 "export_rows_per_s": {k: round(v) for k, v in export.items()},
             },
@@ -352,6 +474,8 @@ def main() -> None:
         + "\n"
     )
     print(f"\nwritten {out}")
+    repo.close()
+    client.close()
 
 
 if __name__ == "__main__":
