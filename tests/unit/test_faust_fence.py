@@ -85,3 +85,40 @@ def test_the_leader_election_topic_stays_out_of_the_ingest_fetches() -> None:
     )
     app = create_app(Settings(), cast(BatchProcessor, object()))
     assert app.conf.topic_disable_leader is True
+
+
+def test_the_ingest_consumer_asks_the_broker_for_a_short_fetch_wait() -> None:
+    """faust hard-codes fetch_max_wait_ms=1500 where it creates the aiokafka consumer;
+    ``pipeline.consumer.ShortFetchWaitThread`` lowers it on the consumer faust created,
+    which aiokafka reads when the consumer starts. Both sources are held here."""
+    import asyncio
+    from typing import cast
+
+    from aiokafka import AIOKafkaConsumer
+
+    from pipeline.app import create_app
+    from pipeline.batch import BatchProcessor
+    from pipeline.consumer import FETCH_MAX_WAIT_MS
+    from schemas.settings import Settings
+
+    held = {
+        "AIOKafkaConsumerThread._create_worker_consumer": (
+            faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer,
+            "6fd51414105ef1e5",
+        ),
+        "AIOKafkaConsumer.start": (AIOKafkaConsumer.start, "38eda995a3b1c298"),
+    }
+    for name, (method, expected) in held.items():
+        source = f"{method.__qualname__}\n" + textwrap.dedent(inspect.getsource(method))
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == expected, name
+
+    async def created() -> int:
+        app = create_app(Settings(), cast(BatchProcessor, object()))
+        thread = cast(faust_aiokafka.Consumer, app.consumer)._thread
+        consumer = thread._create_worker_consumer(app.transport)
+        try:
+            return int(consumer._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(created()) == FETCH_MAX_WAIT_MS == 100
