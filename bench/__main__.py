@@ -3,7 +3,8 @@
     .venv/bin/python -m bench            # full size (9-11 minutes here)
     BENCH_SCALE=0.1 .venv/bin/python -m bench   # a quick run
 
-Runs ingest (``bench.ingest_bench``), HTTP ingest (``bench.http_ingest_bench``), query
+Runs ingest as a user meets it (``bench.ingest_up``), ingest from a backlog
+(``bench.ingest_bench``), HTTP ingest (``bench.http_ingest_bench``), query
 (``bench.query_bench``, at 1M and 10M events) and stream (``bench.stream_bench``) one
 after another (never in parallel: they would measure each other), then writes
 ``bench/results/latest.json`` (name -> value, unit, peer, ratio), ``latest.md`` (the
@@ -22,7 +23,7 @@ matplotlib.use("Agg")  # no display: render to a file
 
 import matplotlib.pyplot as plt
 
-from bench import http_ingest_bench, ingest_bench, query_bench, stream_bench
+from bench import http_ingest_bench, ingest_bench, ingest_up, query_bench, stream_bench
 from bench.figures import RESULTS, Figure, machine, scale, scaled, table
 
 
@@ -76,7 +77,8 @@ def main() -> None:
         return
     started = time.monotonic()
     figures: list[Figure] = []
-    figures += ingest_bench.run(scaled(1_000_000), max(10.0, scaled(30)))
+    figures += ingest_up.run(scaled(1_000_000), max(30.0, scaled(300)))
+    figures += ingest_bench.run(scaled(1_000_000))
     figures += http_ingest_bench.run(scaled(200_000))
     figures += query_bench.figures([scaled(1_000_000), scaled(10_000_000)])
     figures += stream_bench.figures(scaled(1_000_000), scaled(2_000))

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,11 @@ def scale() -> float:
 
 def scaled(size: float) -> int:
     return max(1, int(size * scale()))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``values`` (inclusive method: within their range)."""
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def free_port() -> int:

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from authtrail.demo import DemoTraffic
-from bench.figures import Figure, broker, free_port, scaled, write_results
-from bench.ingest_bench import new_settings, percentile, worker_env
+from bench.figures import Figure, broker, free_port, percentile, scaled, write_results
+from bench.ingest_bench import new_settings, worker_env
 from query_api.tokens import create_token
 from schemas.settings import Settings
 

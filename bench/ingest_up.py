@@ -10,11 +10,12 @@ Two figures, each on a fresh ``authtrail up`` (its own data directory and topics
   time the API's timeline (``/api/v1/logs/timeline``, every bucket summed) counts N. After
   that, the resident memory of every process ``authtrail up`` runs (the broker excluded).
 * *latency*: a steady 5,000 events/s for the whole window, counted from the first second
-  (no warm-up excluded); one event in 25 is a probe with its own event key. A poller asks
-  the API every 100 ms for the probes stored since the last answer (a window far wider
-  than 100 ms of probes, so none is missed; a probe never seen is reported), and records
-  seen - produced. The poller is a user of the API: what it costs ``authtrail up`` is
-  in the figure, as a dashboard's refresh would be.
+  (no warm-up excluded, no ``os.sync()`` before); one event in 25 is a probe with its own
+  event key. A poller asks the API every 100 ms for the probes not seen yet, oldest
+  first from the oldest unseen one, following the cursor to the last page (so a late
+  probe is never hidden behind newer ones, and a probe never seen is reported), and
+  records seen - produced. The poller is a user of the API: what it costs ``authtrail up``
+  is in the figure, as a dashboard's refresh would be.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import orjson
 from confluent_kafka import Producer
 
 from authtrail.demo import DemoTraffic
-from bench.figures import Figure, broker, free_port, scaled, write_results
+from bench.figures import Figure, broker, free_port, percentile, scaled, write_results
 from schemas.topics import Topics
 
 PYTHON = sys.executable
@@ -270,8 +271,8 @@ def latency(data: Path, bootstrap: str, rate: int, seconds: float) -> dict[str, 
     latencies = sorted(seen[event_id] - at for event_id, at in produced.items() if event_id in seen)
     missing = len(produced) - len(latencies)
     return {
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": latencies[-1] * 1000,
         "probes": len(latencies),
         "missing": missing,
