@@ -85,6 +85,77 @@ def rss_mb(pids: list[int], exclude: str = "java") -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # Numbered pool threads (ThreadPoolExecutor, chDB's pools) as one.
+        name = re.sub(r"[-_ ]?\d+$", "", name) or name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine (every core), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def java_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "java"]
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+class CpuSplit:
+    """Where the CPU went between ``start()`` and ``stop()``: per process of ``up`` (the
+    worker's threads by name), the broker, and the rest of the machine."""
+
+    def __init__(self, up: Up) -> None:
+        self._up = up
+
+    def _sample(self) -> dict[str, float]:
+        out: dict[str, float] = {"machine": machine_cpu_seconds()}
+        for pid in process_tree(self._up.process.pid):
+            prefix = (
+                "worker" if pid == self._up.process.pid else f"child {_comm(Path(f'/proc/{pid}'))}"
+            )
+            for thread, seconds in cpu_seconds(pid).items():
+                key = f"{prefix}: {thread}" if prefix == "worker" else prefix
+                out[key] = out.get(key, 0.0) + seconds
+        for pid in java_pids():
+            out["broker (java)"] = out.get("broker (java)", 0.0) + sum(cpu_seconds(pid).values())
+        return out
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self, events: int, others: dict[str, float]) -> dict[str, float]:
+        """Microseconds of CPU per event, by consumer of it (largest first); ``others``:
+        CPU seconds of processes already gone (the producer)."""
+        after = self._sample()
+        spent = {k: v - self._before.get(k, 0.0) for k, v in after.items()} | others
+        known = sum(v for k, v in spent.items() if k != "machine")
+        spent["everything else on the machine"] = spent.pop("machine") - known
+        return {
+            k: round(v / events * 1e6, 1)
+            for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+            if v / events * 1e6 >= 0.5
+        }
+
+
 @dataclass
 class Up:
     """A running ``authtrail up`` and an API client with its first admin token."""
@@ -191,19 +262,25 @@ def throughput(data: Path, bootstrap: str, events: int) -> dict[str, Any]:
             out.write(next(traffic) + b"\n")
     with authtrail_up(data, bootstrap) as up:
         rss_before = up.rss_mb()
+        split = CpuSplit(up)
+        split.start()
         started = time.monotonic()
         produce = subprocess.Popen([*AUTHTRAIL, "produce", str(source)], env=up.env)
-        count, produced_at, peak = 0, None, rss_before
+        count, produced_at, peak, produce_cpu = 0, None, rss_before, 0.0
         while count < events:
             time.sleep(0.25)
             peak = max(peak, up.rss_mb())
-            if produced_at is None and produce.poll() is not None:
-                produced_at = time.monotonic() - started
-                if produce.returncode != 0:
-                    raise RuntimeError(f"authtrail produce exited {produce.returncode}")
+            if produced_at is None:
+                # wait4, not poll(): the rusage of the produce process is in the split.
+                pid, status, usage = os.wait4(produce.pid, os.WNOHANG)
+                if pid:
+                    produced_at = time.monotonic() - started
+                    produce_cpu = usage.ru_utime + usage.ru_stime
+                    if os.waitstatus_to_exitcode(status) != 0:
+                        raise RuntimeError(f"authtrail produce exited {status}")
             count = up.queryable()
         elapsed = time.monotonic() - started
-        produce.wait()
+        cpu = split.stop(events, {"authtrail produce": produce_cpu})
         # What the system keeps once the work is done (freed memory goes back to the
         # kernel within seconds: chDB's allocator decays dirty pages after 5-10 s).
         time.sleep(15)
@@ -217,6 +294,7 @@ def throughput(data: Path, bootstrap: str, events: int) -> dict[str, Any]:
         "rss_peak_mb": peak,
         "rss_started_mb": rss_before,
         "rss_by_process_mb": {k: round(v) for k, v in by_process.items()},
+        "cpu_us_per_event": cpu,
     }
 
 
