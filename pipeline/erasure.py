@@ -50,7 +50,7 @@ from schemas.erasure import (
 )
 from schemas.events import rfc3339_ms, utc_now_ms
 from schemas.keys import ERASURE_PSEUDONYMS
-from schemas.log_store import StoreLocation
+from schemas.log_store import ROLLUPS, StoreLocation, rollup_unit_sql
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,44 @@ def erase_in_store(
     erased = [erase_event(row, pseudonyms) for row in rows]
     for start in range(0, len(erased), _UPDATE_CHUNK):
         _update(client, location, erased[start : start + _UPDATE_CHUNK])
-    return len({row["event_id"] for row in erased}), ids, emails
+    event_ids = sorted({row["event_id"] for row in erased})
+    if location.rollups and event_ids:
+        _erase_in_rollups(client, location, record.account, ids, emails, event_ids)
+    return len(event_ids), ids, emails
+
+
+def _erase_in_rollups(
+    client: Client,
+    location: StoreLocation,
+    account: str | None,
+    ids: set[str],
+    emails: set[str],
+    event_ids: list[str],
+) -> None:
+    """The rollups that name actors count the person under their clear ids: their rows
+    are counted again from the rewritten events (pseudonyms), then the clear ones deleted
+    (in that order: meanwhile a facet counts the person twice, never not at all). The
+    deleted rows are exactly those the events counted: the person's ids, e-mails and
+    account are the rollup's key columns."""
+    scope = " AND account_id = {a:String}" if account is not None else ""
+    for table, (seconds, columns, _key) in ROLLUPS.items():
+        names = [c for c, _ in columns]
+        if "actor_id" not in names:
+            continue
+        listed = ", ".join(names)
+        client.command(
+            f"INSERT INTO {location.database}.{table} "
+            f"SELECT {rollup_unit_sql(seconds)} AS at, {listed}, count() AS n "
+            f"FROM {location.events_table} WHERE event_id IN {{ids:Array(String)}} "
+            f"GROUP BY at, {listed}",
+            parameters={"ids": event_ids},
+        )
+        client.command(
+            f"ALTER TABLE {location.database}.{table} DELETE WHERE "
+            "(actor_id IN {i:Array(String)} OR actor_email IN {e:Array(String)})" + scope,
+            parameters={"i": sorted(ids), "e": sorted(emails), "a": account or ""},
+            settings={"mutations_sync": 2},
+        )
 
 
 def _update(client: Client, location: StoreLocation, rows: list[dict[str, Any]]) -> None:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from infra.clickhouse.client import connect, schema_version
+from infra.clickhouse.client import connect, current_ttl, schema_version
 from query_api import sql
 from query_api.cursor import Cursor
 from query_api.filters import BadParameterError, LogFilter
@@ -45,6 +47,7 @@ from query_api.sql import (
     where,
 )
 from schemas.log_store import StoreLocation
+from schemas.retention import shortest_days
 
 _NEVER_NULL = {
     "event_id",
@@ -75,6 +78,9 @@ BUCKETS: dict[str, int] = {
 }
 TARGET_BUCKETS = 120
 MAX_BUCKETS = 5000
+
+ROLLUPS_VERSION = 5  # the schema version that has the rollups
+_RETENTION_TTL_S = 10.0  # how long the retention read for the rollups is reused
 
 # Below this many rows a log text's rows are sorted with its neighbours' rather than read
 # alone in time order (see ``LogRepository._rows_by_text``).
@@ -118,6 +124,8 @@ class LogRepository:
         self._idle: list[Client] = []  # given back, ready to lend
         self._lent: dict[int, Client] = {}  # id(client) -> client, out on loan
         self._generation = 0  # bumped by close(): a client lent before it is not reused
+        # (when read, the shortest retention in days) for the rollups; see _rollup_split
+        self._retention: tuple[float, int | None] | None = None
 
     def _open(self) -> Client:
         client = self._factory()
@@ -369,10 +377,17 @@ class LogRepository:
                     f"more than {MAX_BUCKETS}; choose a larger bucket",
                 )
         w = where(f)
-        statement = sql.timeline(self.table, w, seconds)
+        statement, params = sql.timeline(self.table, w, seconds), {**w.params, "tz": f.tz}
+        cut = (
+            self._rollup_split(client, f, sql.HOURLY)
+            if _whole_hours(f, seconds, start, end)
+            else None
+        )
+        if cut is not None:
+            statement, params = sql.timeline_rolled(self.table, f, cut, seconds)
         counts = {
             datetime.fromtimestamp(b, UTC): (s, fl)
-            for b, s, fl in client.query(statement, parameters={**w.params, "tz": f.tz}).result_rows
+            for b, s, fl in client.query(statement, parameters=params).result_rows
         }
         return Timeline(
             bucket_seconds=seconds, start=start, end=end, buckets=_fill(counts, start, end, seconds)
@@ -383,16 +398,65 @@ class LogRepository:
         """The values of one dimension under the other filters, most frequent first."""
         statement, params = sql.facet(self.table, name, where(f), q, limit)
         with self._borrowed() as client:
+            rollup = sql.rollup_for(f, name)
+            cut = self._rollup_split(client, f, rollup) if rollup is not None else None
+            if rollup is not None and cut is not None:
+                statement, params = sql.facet_rolled(self.table, name, f, cut, q, limit)
             rows = client.query(statement, parameters=params).result_rows
         return Facet(
             name=name,
             values=[FacetValue(value=v, label=str(lbl or v), count=n) for v, lbl, n in rows],
         )
 
+    # -- rollups -------------------------------------------------------------------------
+    def _rollup_split(
+        self, client: Client, f: LogFilter, rollup: sql.Rollup | None
+    ) -> sql.Split | None:
+        """Where ``rollup`` answers for ``f`` (None: the events table answers alone).
+
+        A rollup counts every event since it was created (migration 5 counted the ones
+        before), so it equals the events table wherever no event has been deleted by the
+        retention TTL: from the shortest retention of any account on (rounded up to its
+        unit), its whole units are exact. Time before that, and the partial units at the
+        range's edges, are read from the events table."""
+        if rollup is None or not self.location.rollups:
+            return None
+        days = self._shortest_retention(client)
+        if days is None:
+            return None
+        floor = datetime.now(UTC) - timedelta(days=days)
+        return sql.split(f, rollup, self.location.database, floor)
+
+    def _shortest_retention(self, client: Client) -> int | None:
+        """The fewest days an account keeps its events (the events table's TTL), read at
+        most every ``_RETENTION_TTL_S``; None when the store has no rollups."""
+        now = time.monotonic()
+        cached = self._retention
+        if cached is not None and now - cached[0] < _RETENTION_TTL_S:
+            return cached[1]
+        if schema_version(client, self.location) < ROLLUPS_VERSION:
+            days = None
+        else:
+            days = shortest_days(current_ttl(client, self.location))
+        self._retention = (now, days)
+        return days
+
     def schema_version(self) -> int:
         """The log store's schema version (the health probe)."""
         with self._borrowed() as client:
             return schema_version(client, self.location)
+
+
+def _whole_hours(f: LogFilter, seconds: int, start: datetime, end: datetime) -> bool:
+    """Whether every hour falls in one timeline bucket: buckets of whole hours, in a time
+    zone whose offset is a whole number of hours over the range."""
+    if seconds % 3600:
+        return False
+    zone = ZoneInfo(f.tz)
+    return all(
+        (moment.astimezone(zone).utcoffset() or timedelta()).total_seconds() % 3600 == 0
+        for moment in (start, end)
+    )
 
 
 def _key_value(value: Any) -> Any:

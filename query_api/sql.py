@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from query_api.filters import LogFilter
 from query_api.query_language import And, Attribute, Bare, Match, Moment, Node, Not, Or, Search
-from schemas.log_store import EVENT_COLUMNS
+from schemas.log_store import (
+    ACTORS_4W_TABLE,
+    ACTORS_DAILY_TABLE,
+    DAILY_TABLE,
+    EVENT_COLUMNS,
+    HOURLY_TABLE,
+    ROLLUPS,
+)
 
 # What a row of the Logs view needs: everything but the bulky and internal columns.
 LIST_COLUMNS: tuple[str, ...] = tuple(
@@ -331,3 +338,199 @@ def facet(
 def utc(value: datetime) -> datetime:
     """ClickHouse returns naive UTC datetimes for DateTime64(3, 'UTC')."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# -- rollups (migration 5) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A family of rollups of the events table (``schemas.log_store.ROLLUPS``), finest
+    first, carrying the filters ``filters`` and the facets ``facets`` exactly."""
+
+    tables: tuple[str, ...]
+    filters: frozenset[str]
+    facets: frozenset[str]
+
+    def units(self) -> tuple[int, ...]:
+        return tuple(ROLLUPS[t][0] for t in self.tables)
+
+
+COUNTS = Rollup(
+    (HOURLY_TABLE, DAILY_TABLE),
+    frozenset({"accounts", "types", "outcome"}),
+    frozenset({"accounts", "types"}),
+)
+ACTORS = Rollup(
+    (ACTORS_DAILY_TABLE, ACTORS_4W_TABLE),
+    frozenset({"accounts", "users"}),
+    frozenset({"users", "accounts"}),
+)
+HOURLY = Rollup((HOURLY_TABLE,), COUNTS.filters, frozenset())  # the timeline's
+
+
+def rollup_for(f: LogFilter, facet_name: str | None = None) -> Rollup | None:
+    """The rollups that answer ``f`` (and the facet) exactly, or None: a search (``q``)
+    or a filter they do not carry needs the events table."""
+    if f.query is not None:
+        return None
+    used = {
+        name
+        for name, on in (
+            ("accounts", bool(f.accounts)),
+            ("users", bool(f.users)),
+            ("types", bool(f.types)),
+            ("outcome", f.outcome is not None),
+        )
+        if on
+    }
+    for rollup in (COUNTS, ACTORS):
+        if used <= rollup.filters and (facet_name is None or facet_name in rollup.facets):
+            return rollup
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A filter's range cut by rollup: ``ranges[k]``, ``[lo, hi)`` (hi None: unbounded),
+    is what ``tables[k]`` answers less what the coarser ``tables[k + 1]`` does; the events
+    table answers the rest (partial units at the range's edges, and time before the
+    first range, where a rollup may not be exact)."""
+
+    tables: tuple[str, ...]
+    ranges: tuple[tuple[datetime, datetime | None], ...]
+
+    def rollup_wheres(self, f: LogFilter) -> list[tuple[str, Where]]:
+        out = []
+        for k, (lo, hi) in enumerate(self.ranges):
+            w = where(replace(f, start=None, end=None))
+            w.add(f"at >= {{r{k}lo:DateTime('UTC')}}", **{f"r{k}lo": lo})
+            if hi is not None:
+                w.add(f"at < {{r{k}hi:DateTime('UTC')}}", **{f"r{k}hi": hi})
+            if k + 1 < len(self.ranges):
+                inner_lo, inner_hi = self.ranges[k + 1]
+                outside = [f"at < {{r{k + 1}lo:DateTime('UTC')}}"]
+                if inner_hi is not None:
+                    outside.append(f"at >= {{r{k + 1}hi:DateTime('UTC')}}")
+                w.add(
+                    "(" + " OR ".join(outside) + ")",
+                    **{f"r{k + 1}lo": inner_lo, f"r{k + 1}hi": inner_hi},
+                )
+            out.append((self.tables[k], w))
+        return out
+
+    def events_where(self, f: LogFilter) -> Where | None:
+        """The events outside the first range (None: there are none to read)."""
+        lo, hi = self.ranges[0]
+        pieces = []
+        params: dict[str, Any] = {}
+        if f.start is None or f.start < lo:
+            pieces.append(f"occurred_at < {{elo:{_DATETIME}}}")
+            params["elo"] = lo
+        if hi is not None and (f.end is None or f.end > hi):
+            pieces.append(f"occurred_at >= {{ehi:{_DATETIME}}}")
+            params["ehi"] = hi
+        if not pieces:
+            return None
+        w = where(f)
+        w.add("(" + " OR ".join(pieces) + ")", **params)
+        return w
+
+
+def split(f: LogFilter, rollup: Rollup, database: str, floor: datetime) -> Split | None:
+    """``f``'s range as whole units of ``rollup``'s tables from ``floor`` on (the earliest
+    time they are exact from) and the rest; None when no whole unit is left."""
+    units = rollup.units()
+    lo = _ceil(max(f.start, floor) if f.start is not None else floor, units[0])
+    hi = _floor(f.end, units[0]) if f.end is not None else None
+    if hi is not None and lo >= hi:
+        return None
+    ranges: list[tuple[datetime, datetime | None]] = [(lo, hi)]
+    for unit in units[1:]:
+        lo = _ceil(lo, unit)
+        hi = _floor(hi, unit) if hi is not None else None
+        if hi is not None and lo >= hi:
+            break
+        ranges.append((lo, hi))
+    tables = tuple(f"{database}.{t}" for t in rollup.tables[: len(ranges)])
+    return Split(tables, tuple(ranges))
+
+
+def _floor(moment: datetime, unit: int) -> datetime:
+    seconds = int(moment.timestamp() // 1)
+    return datetime.fromtimestamp(seconds - seconds % unit, UTC)
+
+
+def _ceil(moment: datetime, unit: int) -> datetime:
+    low = _floor(moment, unit)
+    return low if low == moment else datetime.fromtimestamp(low.timestamp() + unit, UTC)
+
+
+def facet_rolled(
+    events_table: str, name: FacetName, f: LogFilter, cut: Split, q: str | None, limit: int
+) -> tuple[str, dict[str, Any]]:
+    """``facet`` answered from the rollups for ``cut``'s whole units, and from the events
+    for the rest: the same rows."""
+    value, label, condition = FACETS[name]
+    search = (
+        f"(positionCaseInsensitiveUTF8({value}, {{fq:String}}) > 0 OR "
+        f"positionCaseInsensitiveUTF8(toString({label}), {{fq:String}}) > 0)"
+    )
+    sources: list[tuple[str, Where, str]] = [(t, w, "sum(n)") for t, w in cut.rollup_wheres(f)]
+    edges = cut.events_where(f)
+    if edges is not None:
+        sources.append((events_table, edges, "count()"))
+    parts = []
+    params: dict[str, Any] = {"limit": limit}
+    for table, w, count in sources:
+        w.add(condition)
+        if q:
+            w.add(search, fq=q)
+        params.update(w.params)
+        parts.append(
+            f"SELECT {value} AS value, any({label}) AS label, {count} AS n FROM {table} "
+            f"{w.sql()} GROUP BY value"
+        )
+    sql = (
+        "SELECT value, any(label) AS label, sum(n) AS n FROM ("
+        + " UNION ALL ".join(parts)
+        + ") GROUP BY value ORDER BY n DESC, value LIMIT {limit:UInt32}"
+    )
+    return sql, params
+
+
+def timeline_rolled(
+    events_table: str, f: LogFilter, cut: Split, seconds: int
+) -> tuple[str, dict[str, Any]]:
+    """``timeline`` answered from the hourly rollup for ``cut``'s whole hours, and from the
+    events for the rest; ``seconds`` a multiple of an hour in a time zone whose offsets
+    are whole hours, so every hour falls in one bucket."""
+    interval = (
+        f"toIntervalDay({seconds // 86400})"
+        if seconds % 86400 == 0
+        else f"toIntervalSecond({int(seconds)})"
+    )
+    params: dict[str, Any] = {"tz": f.tz}
+    parts = []
+    for table, w in cut.rollup_wheres(f):
+        params.update(w.params)
+        parts.append(
+            f"SELECT toUnixTimestamp(toStartOfInterval(at, {interval}, {{tz:String}})) "
+            "AS bucket, sumIf(n, outcome = 'success') AS s, sumIf(n, outcome = 'failure') "
+            f"AS fl FROM {table} {w.sql()} GROUP BY bucket"
+        )
+    edges = cut.events_where(f)
+    if edges is not None:
+        params.update(edges.params)
+        parts.append(
+            "SELECT toUnixTimestamp(toStartOfInterval(occurred_at, "
+            f"{interval}, {{tz:String}})) AS bucket, "
+            "countIf(outcome = 'success') AS s, countIf(outcome = 'failure') AS fl "
+            f"FROM {events_table} {edges.sql()} GROUP BY bucket"
+        )
+    sql = (
+        "SELECT bucket, sum(s), sum(fl) FROM ("
+        + " UNION ALL ".join(parts)
+        + ") GROUP BY bucket ORDER BY bucket"
+    )
+    return sql, params

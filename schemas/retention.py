@@ -11,6 +11,7 @@ of the writer, and ``ALTER ... MODIFY TTL`` recomputes the TTL of the rows alrea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
@@ -42,11 +43,13 @@ class AccountRetention(BaseModel):
     set_at: datetime
 
 
-def ttl_expression(default_days: int, accounts: Mapping[str, int]) -> str:
+def ttl_expression(
+    default_days: int, accounts: Mapping[str, int], moment: str = "toDateTime(occurred_at)"
+) -> str:
     """The events table's TTL: ``occurred_at`` plus the account's days (the default for
     accounts without their own). Account ids are written as escaped string literals in a
-    stable order, so the same settings give the same text (compared before altering)."""
-    moment = "toDateTime(occurred_at)"
+    stable order, so the same settings give the same text (compared before altering).
+    ``moment``: the row's time (a rollup's: the end of the hour or day it counts)."""
     if not accounts:
         return f"{moment} + toIntervalDay({int(default_days)})"
     ids = sorted(accounts)
@@ -56,3 +59,17 @@ def ttl_expression(default_days: int, accounts: Mapping[str, int]) -> str:
         f"{moment} + toIntervalDay(transform(account_id, [{keys}], "
         f"CAST([{days}], 'Array(UInt16)'), toUInt16({int(default_days)})))"
     )
+
+
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
+_DAYS = re.compile(r"toIntervalDay\((.*)\)\s*$", re.S)
+
+
+def shortest_days(ttl: str) -> int | None:
+    """The fewest days any account keeps its events, from the events table's TTL as
+    ``ttl_expression`` writes it (None when ``ttl`` is not of that shape)."""
+    match = _DAYS.search(_STRING_LITERAL.sub("''", ttl))
+    if match is None:
+        return None
+    days = [int(n) for n in re.findall(r"\b\d+\b", match.group(1))]
+    return min(days) if days else None

@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from schemas.log_store import (
     MIGRATIONS,
     MIGRATIONS_TABLE,
+    ROLLUPS,
     StoreLocation,
     StoreUnavailableError,
     bookkeeping,
@@ -26,6 +27,11 @@ from schemas.retention import ttl_expression
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Each rollup's TTL moment: the end of the unit its row counts.
+ROLLUP_TTL_MOMENTS = {
+    table: f"(at + toIntervalSecond({seconds}))" for table, (seconds, _, _) in ROLLUPS.items()
+}
 
 
 # Embedded chDB allows one process per data directory. We hold an flock on a file beside
@@ -103,7 +109,7 @@ def migrate(
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
-        for statement in migration.statements:
+        for statement in () if migration.single_node and location.cluster else migration.statements:
             client.command(statement.format(**fields))
         client.insert(
             f"{db}.{MIGRATIONS_TABLE}",
@@ -133,11 +139,11 @@ def open_migrated(
         client.close()
 
 
-def current_ttl(client: Client, location: StoreLocation) -> str:
-    """The events table's TTL expression as the server writes it."""
+def current_ttl(client: Client, location: StoreLocation, table: str | None = None) -> str:
+    """The events table's (or ``table``'s) TTL expression as the server writes it."""
     engine: Any = client.query(
         "SELECT engine_full FROM system.tables WHERE database = {d:String} AND name = {t:String}",
-        parameters={"d": location.database, "t": location.storage_name},
+        parameters={"d": location.database, "t": table or location.storage_name},
     ).result_rows
     text = str(engine[0][0]) if engine else ""
     start = text.find(" TTL ")
@@ -155,8 +161,22 @@ def apply_retention(
     new TTL at once (``materialize_ttl_after_modify``): a shortened retention deletes what
     is past it, a lengthened one keeps what a merge would otherwise have deleted."""
     wanted = ttl_expression(default_days, account_days)
+    changed = False
+    if location.rollups:
+        # The rollups first: a row of them goes once every event it counts is past
+        # retention, never before (the repository reads them only where they are exact).
+        for table, moment in ROLLUP_TTL_MOMENTS.items():
+            rollup_ttl = ttl_expression(default_days, account_days, moment)
+            if _has_table(client, location, table) and (
+                current_ttl(client, location, table) != rollup_ttl
+            ):
+                client.command(
+                    f"ALTER TABLE {location.database}.{table} MODIFY TTL {rollup_ttl}",
+                    settings={"materialize_ttl_after_modify": 1, "mutations_sync": 1},
+                )
+                changed = True
     if current_ttl(client, location) == wanted:
-        return False
+        return changed
     client.command(
         f"ALTER TABLE {location.storage_table}{location.on_cluster} MODIFY TTL {wanted}",
         settings={"materialize_ttl_after_modify": 1, "mutations_sync": 1},
@@ -167,6 +187,14 @@ def apply_retention(
         len(account_days),
     )
     return True
+
+
+def _has_table(client: Client, location: StoreLocation, table: str) -> bool:
+    rows: Any = client.query(
+        "SELECT count() FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+        parameters={"d": location.database, "t": table},
+    ).result_rows
+    return bool(rows[0][0])
 
 
 def schema_version(client: Client, location: StoreLocation) -> int:

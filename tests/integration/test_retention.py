@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse.client import connect, migrate
 from schemas import topics
-from schemas.log_store import MIGRATIONS, StoreLocation
+from schemas.log_store import MIGRATIONS, ROLLUPS, StoreLocation
 from tests.integration.conftest import RETENTION_DAYS, Authtrail, consume_all, event
 
 
@@ -53,7 +53,10 @@ def test_migrate_gives_the_ttl_a_changed_retention_once(store: StoreLocation) ->
         shortened = CommandLog(client)
         assert migrate(shortened, location, 9) == []  # type: ignore[arg-type]
         assert ttl_of(client, location) == "TTL toDateTime(occurred_at) + toIntervalDay(9)"
-        assert sum("MODIFY TTL" in c for c in shortened.commands) == 1
+        # Once for the events table, once for each rollup (their rows follow the events').
+        modified = [c for c in shortened.commands if "MODIFY TTL" in c]
+        assert sum(f"{location.storage_table} " in c for c in modified) == 1
+        assert len(modified) == 1 + (len(ROLLUPS) if location.rollups else 0)
 
         again = CommandLog(client)
         assert migrate(again, location, 9) == []  # type: ignore[arg-type]
