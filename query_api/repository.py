@@ -378,11 +378,8 @@ class LogRepository:
                 )
         w = where(f)
         statement, params = sql.timeline(self.table, w, seconds), {**w.params, "tz": f.tz}
-        cut = (
-            self._rollup_split(client, f, sql.HOURLY)
-            if _whole_hours(f, seconds, start, end)
-            else None
-        )
+        hourly = sql.rollup_for(f) is sql.COUNTS and _whole_hours(f, seconds, start, end)
+        cut = self._rollup_split(client, f, sql.HOURLY) if hourly else None
         if cut is not None:
             statement, params = sql.timeline_rolled(self.table, f, cut, seconds)
         counts = {
