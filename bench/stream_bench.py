@@ -252,7 +252,7 @@ def receiver_limit(
                 sender.kill()
             mine.close()
         stored = receiver.event_count
-    if refused or abs(stored - accepted) > per_request * LIMIT_CONNECTIONS:
+    if not accepted or refused or abs(stored - accepted) > per_request * LIMIT_CONNECTIONS:
         raise RuntimeError(
             f"{name}: the sender counted {accepted} accepted events ({refused} requests "
             f"refused), the receiver {stored}"
@@ -298,8 +298,13 @@ def send_requests(
     lock = threading.Lock()
     accepted = refused = 0
     next_head = 0
-    ready = threading.Barrier(connections + 1)
-    deadline = [0.0]
+    clock: list[float] = []  # the start and the deadline, set as the threads are let go
+
+    def start_clock() -> None:
+        now = time.monotonic()
+        clock.extend((now, now + seconds))
+
+    ready = threading.Barrier(connections + 1, action=start_clock)
     finished: list[float] = []
 
     def take() -> bytes | None:
@@ -319,7 +324,7 @@ def send_requests(
             replies = sock.makefile("rb")
             ready.wait()
             mine = bad = 0
-            while time.monotonic() < deadline[0] and (request := take()) is not None:
+            while time.monotonic() < clock[1] and (request := take()) is not None:
                 sock.sendall(request)
                 sock.sendall(body)
                 status = read_reply(replies)
@@ -337,11 +342,9 @@ def send_requests(
     for worker in workers:
         worker.start()
     ready.wait()
-    started = time.monotonic()
-    deadline[0] = started + seconds
     for worker in workers:
         worker.join()
-    conn.send((accepted, max(finished) - started, refused))
+    conn.send((accepted, max(finished) - clock[0], refused))
     conn.close()
 
 
