@@ -9,14 +9,15 @@ PYTEST_ARGS ?=
 # rustup's cargo, for the install's native build, whether or not the shell's PATH has it.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest bench-http-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
+.PHONY: run test test-shifted-clock faults setup system system-tests go promtool bench bench-ingest-up bench-ingest bench-http-ingest bench-query bench-stream bench-store lint typecheck unit integration schema clean help
 
 help:
 	@echo "make run    - the whole system on the embedded default, with demo traffic"
 	@echo "make test   - set up, then ruff, mypy and the whole test suite (the unit tests again under a clock a year ahead and a year back)"
 	@echo "make faults - the fault-injection suite at full size (100,000 events per fault; make test runs it reduced)"
 	@echo "make bench  - ingest, query and stream against peers and limits: one table, chart, JSON (BENCH_SCALE=0.1 for a quick run)"
-	@echo "make bench-ingest - ingest alone (BENCH_SCALE=...)"
+	@echo "make bench-ingest-up - ingest as a user meets it: authtrail up, 1M produced into it, memory, 5 min of latency (BENCH_SCALE=...)"
+	@echo "make bench-ingest - ingest from a 1M backlog beside the validating materialized-view peer (BENCH_SCALE=...)"
 	@echo "make bench-http-ingest - POST /api/v1/events of one API process beside authtrail produce (BENCH_SCALE=...)"
 	@echo "make bench-query - Logs view query speed at 10M events (BENCH_EVENTS=...)"
 	@echo "make bench-stream - connector speed and memory per platform, 1M-event backlog (BENCH_EVENTS=...)"
@@ -83,6 +84,9 @@ faults: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+bench-ingest-up: setup
+	$(BIN)/python -m bench.ingest_up
 
 bench-ingest: setup
 	$(BIN)/python -m bench.ingest_bench
