@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import logging
 import multiprocessing
 import os
 import shutil
@@ -35,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,7 @@ from tests.platform_fakes import (
 from tests.platform_fakes.webhook import WebhookReceiver
 
 AUTHTRAIL = str(Path(sys.executable).parent / "authtrail")
+MOTO_SERVER = str(Path(sys.executable).parent / "moto_server")
 DD_KEY = "0123456789abcdef0123456789abcdef"
 HEC = "12345678-1234-1234-1234-123456789012"
 CX = "cxtp_0123456789abcdefABCDEF"
@@ -470,6 +470,35 @@ def run_platform(
         }
 
 
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server in a process of its own (as the HTTP receivers are): its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
 def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]) -> float:
     """moto's own accept rate: one pre-built PutEvents of 10 entries from 4 threads."""
     request = [
@@ -494,14 +523,8 @@ def run_eventbridge(
 ) -> dict[str, Any]:
     """The EventBridge connector against moto's server, which is itself the limit: it
     routes each event through a rule into an SQS queue that is counted."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        aws = Aws(f"http://127.0.0.1:{port}")
+    with moto_server() as url:
+        aws = Aws(url)
         limit_queue = aws.queue("bench-limit")
         aws.bus("bench-limit", limit_queue)
         limit = receiver_limit_eventbridge(aws, "bench-limit", sample_events)
@@ -552,13 +575,13 @@ def run_eventbridge(
             "ratio": round(rate / limit, 3) if limit else None,
             "peak_rss_mb": None,
         }
-    finally:
-        server.stop()
 
 
 def receiver_limit_s3(aws: Aws, bucket: str, sample_events: list[dict[str, Any]]) -> float:
     """moto's own accept rate for the archive's files: the sample's events gzipped into
-    one file per partition path (as the connector closes them), put from 4 threads."""
+    one file per partition path (as the connector closes them), put from 4 threads, each
+    under its own prefix (moto fails puts racing on one key: "I/O operation on closed
+    file"; the connector never writes one key twice)."""
     from connectors.sinks.base import read_event
     from connectors.sinks.s3 import partition_path
 
@@ -567,16 +590,17 @@ def receiver_limit_s3(aws: Aws, bucket: str, sample_events: list[dict[str, Any]]
         raw = orjson.dumps(event)
         paths.setdefault(partition_path(read_event(raw)), []).append(raw + b"\n")
     files = [
-        (f"limit/{path}/f.ndjson.gz", gzip.compress(b"".join(lines), 6, mtime=0), len(lines))
+        (f"{path}/f.ndjson.gz", gzip.compress(b"".join(lines), 6, mtime=0), len(lines))
         for path, lines in paths.items()
     ]
 
     def sender() -> Callable[[], int]:
         client = aws.client("s3")
+        prefix = f"limit-{uuid.uuid4().hex[:8]}"
 
         def put_all() -> int:
             for key, body, _ in files:
-                client.put_object(Bucket=bucket, Key=key, Body=body)
+                client.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=body)
             return sum(count for _, _, count in files)
 
         return put_all
@@ -614,15 +638,9 @@ def run_s3(
     server, timed from the first close's commit to the last one's (a close is committed
     once its files are put). The backlog's tail smaller than a file waits for
     ``max_seconds`` as it would for a user; it is left out of the rate."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        aws = Aws(f"http://127.0.0.1:{port}")
-        # moto keeps its buckets in the process: each run has its own.
+    with moto_server() as url:
+        aws = Aws(url)
+        # Each run has its own buckets (and its own moto process).
         run = uuid.uuid4().hex[:8]
         aws.bucket(f"bench-limit-{run}")
         limit = receiver_limit_s3(aws, f"bench-limit-{run}", sample_events)
@@ -681,8 +699,6 @@ def run_s3(
             "ratio": round(rate / limit, 3) if limit else None,
             "peak_rss_mb": round(peak, 1),
         }
-    finally:
-        server.stop()
 
 
 def measure(events: int, names: list[str], eventbridge_events: int) -> list[dict[str, Any]]:
