@@ -19,6 +19,7 @@ from authtrail.health import Heartbeat, ProbeServer
 from authtrail.produce import RawProducer
 from connectors.runtime.supervisor import ConnectorRuntime
 from infra.clickhouse.client import open_migrated
+from infra.heap import TRIM_EVERY_S, release_free_heap
 from pipeline.chain import ingest_chain
 from pipeline.erasure import ErasureApplier, ErasureLog
 from pipeline.metrics import IngestCollector, ingest_counters
@@ -96,6 +97,15 @@ class HeartbeatService(Service):
         self._heartbeat.beat()
 
 
+class HeapTrimService(Service):
+    """Returns the worker's free C heap to the kernel every ``TRIM_EVERY_S`` (see
+    ``infra.heap``): ingest bursts, exports and large pages leave it behind."""
+
+    @Service.timer(TRIM_EVERY_S)
+    async def _trim(self) -> None:
+        release_free_heap()
+
+
 class Banner(Service):
     """Prints where to look once everything has started."""
 
@@ -135,6 +145,7 @@ def run_worker(
     )
     app, processor, normalizer = chain.app, chain.processor, chain.normalizer
     services: list[Service] = [
+        HeapTrimService(),
         StoreKeeperService(retention),
         StoreKeeperService(ErasureApplier(settings, location)),
     ]

@@ -35,6 +35,7 @@ from typing import Protocol
 
 import msgspec
 
+from infra.heap import PeriodicTrim
 from pipeline.enrich import Enricher
 from pipeline.normalize import Normalizer, Rejection
 from pipeline.store import Row
@@ -106,6 +107,7 @@ class InProcessNormalizer:
 
 
 _child: Normalizer | None = None
+_child_trim = PeriodicTrim()
 # How a child reports that its parent is gone (distinct from a crash, for whoever reads it).
 ORPHANED_EXIT_CODE = 70
 
@@ -140,7 +142,9 @@ def _start_child(max_event_bytes: int, retention_days: int | None) -> None:
 
 def _normalize_in_child(values: list[RawValue]) -> bytes:
     assert _child is not None, "the pool initializer builds the normalizer"
-    return _ENCODER.encode(normalize_all(_child, values))
+    blob = _ENCODER.encode(normalize_all(_child, values))
+    _child_trim.maybe()  # a burst's batches would otherwise stay resident for good
+    return blob
 
 
 class ProcessNormalizer:
