@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +54,16 @@ def scaled(size: float) -> int:
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile of ``values`` (inclusive method: within their range)."""
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def terminate(process: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def free_port() -> int:

@@ -41,7 +41,15 @@ import orjson
 from confluent_kafka import Producer
 
 from authtrail.demo import DemoTraffic
-from bench.figures import Figure, broker, free_port, percentile, scaled, write_results
+from bench.figures import (
+    Figure,
+    broker,
+    free_port,
+    percentile,
+    scaled,
+    terminate,
+    write_results,
+)
 from schemas.topics import Topics
 
 PYTHON = sys.executable
@@ -252,11 +260,7 @@ def authtrail_up(data: Path, bootstrap: str) -> Iterator[Up]:
             time.sleep(0.5)
         yield Up(process, api, env, Topics.with_prefix(prefix).raw)
     finally:
-        process.terminate()
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process, 120)
 
 
 def throughput(data: Path, bootstrap: str, events: int) -> dict[str, Any]:

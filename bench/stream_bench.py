@@ -44,7 +44,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from authtrail.demo import DemoTraffic
-from bench.figures import Figure, accept_rate, broker, free_port, scaled, write_results
+from bench.figures import Figure, accept_rate, broker, free_port, scaled, terminate, write_results
 from connectors.config import DestinationStore
 from infra.kafka.topic_admin import ensure_topics
 from pipeline.enrich import Enricher
@@ -491,12 +491,7 @@ def moto_server() -> Iterator[str]:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        terminate(server)
 
 
 def receiver_limit_eventbridge(aws: Any, bus: str, entries: list[dict[str, Any]]) -> float:
