@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, one table, one chart, one JSON.
 
-    .venv/bin/python -m bench            # full size (9-11 minutes here)
+    .venv/bin/python -m bench            # full size (~34 minutes here)
     BENCH_SCALE=0.1 .venv/bin/python -m bench   # a quick run
 
 Runs ingest as a user meets it (``bench.ingest_up``), ingest from a backlog
