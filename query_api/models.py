@@ -60,6 +60,11 @@ class Health(BaseModel):
     store: str
     schema_version: int | None
     ingest: dict[str, Any] | None = None
+    stalled: list[str] | None = Field(
+        None,
+        description="destinations a connector reports stalled now (events waiting, no "
+        "progress while the broker answers: its consumer is being replaced)",
+    )
     error: str | None = None
 
 
@@ -241,6 +246,11 @@ class DestinationStatus(BaseModel):
     dead_lettered: int
     filtered: int
     retries: int
+    stalls: int = Field(
+        0,
+        description="times a consumer of it was found stalled (events waiting, no progress "
+        "while the broker answered) and replaced",
+    )
     replicas: int
     events_per_s: float
     last_success: float | None

@@ -127,12 +127,15 @@ class Destination(BaseModel):
 
 # What a connector replica says of its destination (the status topic, metrics), and what a
 # destination shows: a replica's state, or "not running" when no live replica reports it.
-WorkerState = Literal["starting", "healthy", "failing", "auth_failed", "paused", "stopped"]
+WorkerState = Literal[
+    "starting", "healthy", "failing", "stalled", "auth_failed", "paused", "stopped"
+]
 WORKER_STATES: tuple[WorkerState, ...] = get_args(WorkerState)
 DestinationState = Literal[WorkerState, "not running", "suspended"]
 # Replicas disagreeing: the destination shows the worst of their states, this order first.
 STATES_WORST_FIRST: tuple[WorkerState, ...] = (
     "auth_failed",
+    "stalled",
     "failing",
     "starting",
     "healthy",

@@ -1,5 +1,5 @@
 """Notification channels: where authtrail tells someone that a destination changed state
-(healthy, failing, auth_failed, suspended). A channel is a webhook signed as the webhook
+(healthy, failing, stalled, auth_failed, suspended). A channel is a webhook signed as the webhook
 destination's requests are (Standard Webhooks v1), with the same settings model; the
 message is ``StateChange`` as JSON."""
 
@@ -19,7 +19,7 @@ ChannelKind = Literal["webhook"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("webhook",)
 # The states a notification is about; the others (starting, paused, not running, ...) are
 # what people do, or a process starting, not news.
-NOTIFIED_STATES = ("healthy", "failing", "auth_failed", "suspended")
+NOTIFIED_STATES = ("healthy", "failing", "stalled", "auth_failed", "suspended")
 
 
 class NotificationChannel(BaseModel):

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     kafka_ssl_ca_file: Path | None = Field(
         None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)."
     )
+    kafka_debug: str | None = Field(
+        None,
+        pattern=r"^[a-z]+(,[a-z]+)*$",
+        description="librdkafka debug contexts for authtrail's Kafka clients, logged at "
+        "DEBUG (e.g. 'cgrp,fetch' to see what a consumer group does); unset in normal use.",
+    )
     topic_prefix: str = Field("", description="Prefix of every topic name.")
     topic_partitions: int = Field(6, ge=1, le=10_000, description="Partitions of new topics.")
     topic_replication: int = Field(1, ge=1, le=16, description="Replication of new topics.")
@@ -108,6 +114,14 @@ class Settings(BaseSettings):
     )
     connector_auth_recheck_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often refused credentials are re-checked."
+    )
+    connector_stall_seconds: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="A destination with events waiting that made no progress this long while "
+        "the broker answers (and not failing: it retries then) is stalled: shown so, told to "
+        "the notification channels, and its consumer replaced.",
     )
     notification_interval_seconds: float = Field(
         300.0,
@@ -226,6 +240,8 @@ class Settings(BaseSettings):
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_ca_file is not None:
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
+        if self.kafka_debug:
+            config["debug"] = self.kafka_debug
         return config
 
     @property

@@ -41,7 +41,12 @@ def connectors_run(only: tuple[str, ...]) -> None:
         registry.register(runtime.metrics())
         try:
             ProbeServer(
-                settings.api_host, settings.metrics_port, registry, beat.stalled, beat.not_started
+                settings.api_host,
+                settings.metrics_port,
+                registry,
+                beat.stalled,
+                beat.not_started,
+                healthz_details=lambda: {"stream": runtime.health()},
             ).start()
         except ProbePortError as exc:
             fail(str(exc))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @main.group()
 def notifications() -> None:
     """Notification channels: a signed webhook per channel, told every state change of a
-    destination (healthy, failing, auth_failed, suspended), at most one message per
+    destination (healthy, failing, stalled, auth_failed, suspended), at most one message per
     destination per AUTHTRAIL_NOTIFICATION_INTERVAL_SECONDS."""
 
 

@@ -46,6 +46,14 @@ class StatusBoard(ViewedTopic[dict[str, Any]]):
             out.setdefault(str(record.get("destination_id")), []).append(record)
         return out
 
+    def stalled(self, now: float) -> list[str]:
+        """The destinations a live replica reports ``stalled`` (``/healthz`` names them)."""
+        return sorted(
+            destination_id
+            for destination_id, replicas in self.published().items()
+            if worst_live_state(replicas, now) == "stalled"
+        )
+
     def lag(self, group: str, timeout_s: float = 10.0) -> int:
         return group_lag(self._settings, self._admin, self._probe, group, timeout_s)
 
@@ -62,22 +70,32 @@ def _decode(_key: str, value: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _live(replicas: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    return [r for r in replicas if now - float(r.get("updated_at") or 0) <= STALE_S]
+
+
+def worst_live_state(replicas: list[dict[str, Any]], now: float) -> str | None:
+    """The worst state the live replicas report (None when none is live)."""
+    live = _live(replicas, now)
+    if not live:
+        return None
+    return min(
+        (str(r.get("state")) for r in live),
+        key=lambda s: STATES_WORST_FIRST.index(s) if s in STATES_WORST_FIRST else 99,
+    )
+
+
 def summarize(
     destination: Destination, replicas: list[dict[str, Any]], lag: int | None, now: float
 ) -> dict[str, Any]:
     """One destination's status: counters summed over live replicas, the worst state."""
-    live = [r for r in replicas if now - float(r.get("updated_at") or 0) <= STALE_S]
+    live = _live(replicas, now)
     if destination.paused:
         state = "paused"
     elif destination.suspended_at is not None:
         state = "suspended"
-    elif not live:
-        state = "not running"
     else:
-        state = min(
-            (str(r.get("state")) for r in live),
-            key=lambda s: STATES_WORST_FIRST.index(s) if s in STATES_WORST_FIRST else 99,
-        )
+        state = worst_live_state(replicas, now) or "not running"
     errors = sorted(
         (r for r in replicas if r.get("last_error")),
         key=lambda r: float(r.get("last_error_at") or 0),
@@ -93,6 +111,7 @@ def summarize(
         "dead_lettered": sum(int(r.get("dead_lettered") or 0) for r in replicas),
         "filtered": sum(int(r.get("filtered") or 0) for r in replicas),
         "retries": sum(int(r.get("retries") or 0) for r in replicas),
+        "stalls": sum(int(r.get("stalls") or 0) for r in replicas),
         "replicas": len(live),
         "events_per_s": round(sum(float(r.get("events_per_s") or 0) for r in live), 1),
         "last_success": max(successes) if successes else None,

@@ -31,7 +31,7 @@ from connectors.config import DestinationStore
 from connectors.notify.changes import ChangeBook, Due
 from connectors.notify.channels import ChannelStore
 from infra.backoff import Backoff
-from infra.kafka.clients import kafka_consumer
+from infra.kafka.clients import SESSION_TIMEOUT_MS, kafka_consumer
 from schemas.destinations import Destination
 from schemas.events import utc_now_ms
 from schemas.notifications import NotificationChannel, StateChange
@@ -91,7 +91,7 @@ class Notifier(threading.Thread):
         consumer = kafka_consumer(
             settings,
             f"{settings.topics.prefix}authtrail.notifier",
-            {"client.id": "authtrail-notifier", "session.timeout.ms": 15_000},
+            {"client.id": "authtrail-notifier", "session.timeout.ms": SESSION_TIMEOUT_MS},
         )
         consumer.subscribe([settings.topics.connector_status])
         try:

@@ -115,6 +115,7 @@ class ArchiveWorker(DestinationWorker):
         consumer = self._consumer
         assert consumer is not None
         while not self._stopping.is_set():
+            self._show_recovered()
             batch = self._collect(consumer, READ_BATCH)
             self._read_recorded_ends(consumer)
             self._add(batch, sink)
@@ -128,8 +129,6 @@ class ArchiveWorker(DestinationWorker):
                 self._resume(consumer)
             except InterruptedError:
                 break
-            if self._stuck_rejoining():
-                consumer = self._fresh_consumer(consumer)
 
     # -- reading ------------------------------------------------------------------------------
     def _read_recorded_ends(self, consumer: Consumer) -> None:

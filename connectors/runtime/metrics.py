@@ -5,6 +5,7 @@ time (one source of truth: what ``destinations status`` shows is what is scraped
     authtrail_connector_dead_lettered_total{destination,platform}
     authtrail_connector_filtered_total{destination,platform}
     authtrail_connector_retries_total{destination,platform}
+    authtrail_connector_stalls_total{destination,platform}         consumers found stalled
     authtrail_connector_state{destination,platform,state}          1 for the current state
     authtrail_connector_last_success_timestamp_seconds{destination,platform}
     authtrail_connector_lag{destination,platform}                  uncommitted events
@@ -64,6 +65,11 @@ class ConnectorCollector(Collector):
                 ("dead_lettered", "Events sent to the destination's dead-letter topic."),
                 ("filtered", "Events the destination's filter excluded."),
                 ("retries", "Requests retried after a transient failure."),
+                (
+                    "stalls",
+                    "Times the destination's consumer was found stalled (events waiting, no "
+                    "progress, the broker answering) and replaced.",
+                ),
             )
         }
         state = GaugeMetricFamily(
@@ -86,6 +92,7 @@ class ConnectorCollector(Collector):
             counters["dead_lettered"].add_metric(values, status.dead_lettered)
             counters["filtered"].add_metric(values, status.filtered)
             counters["retries"].add_metric(values, status.retries)
+            counters["stalls"].add_metric(values, status.stalls)
             for name in STATES:
                 state.add_metric([*values, name], 1.0 if status.state == name else 0.0)
             if status.last_success is not None:

@@ -1,9 +1,11 @@
 """Runs one worker per enabled destination and keeps the set in step with the config
 topic: destinations added, changed, paused, resumed or removed take effect within moments,
 without a restart. Publishes each worker's status to ``authtrail.connector-status`` every
-few seconds, suspends destinations failing for longer than their ``suspend_after`` and
-runs the notifier (``connectors.notify``). SREs scale a destination by running more
-processes: Kafka spreads its partitions among them."""
+few seconds, suspends destinations failing for longer than their ``suspend_after``,
+replaces the consumer of a destination found stalled (``connectors.runtime.stall``: events
+waiting, no progress, the broker answering) and runs the notifier (``connectors.notify``).
+SREs scale a destination by running more processes: Kafka spreads its partitions among
+them."""
 
 from __future__ import annotations
 
@@ -14,15 +16,17 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 from connectors.config import DestinationStore
 from connectors.notify.notifier import Notifier
 from connectors.runtime.archive import ArchiveWorker
 from connectors.runtime.metrics import ConnectorCollector
-from connectors.runtime.worker import REPLICA, DestinationWorker
+from connectors.runtime.stall import StallWatch
+from connectors.runtime.worker import REPLICA, SHUTDOWN_GRACE_S, DestinationWorker
 from connectors.sinks import writes_files
-from infra.kafka.clients import admin_client
-from infra.kafka.lag import group_lag
+from infra.kafka.clients import CLOSE_WITHIN_S, admin_client
+from infra.kafka.lag import PartitionOffsets, group_lag, group_offsets, topic_watermarks
 from infra.kafka.topic_admin import probe_consumer
 from pipeline.erasure import ErasureLog
 from schemas.destinations import Destination
@@ -33,19 +37,32 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
 RESTART_AFTER_S = 10.0
+STALL_CHECK_S = 5.0  # how often the group offsets are compared with the workers' reading
+STALL_QUERY_TIMEOUT_S = 3.0  # a broker that does not answer in this long is not answering
+# A stalled worker stops after its batches in flight (bounded) and its consumer's close
+# (bounded): waited for this long, then left behind.
+REPLACE_WAIT_S = SHUTDOWN_GRACE_S + CLOSE_WITHIN_S + 5.0
+
+
+WorkerFactory = Callable[
+    [Settings, Destination, Callable[[], ErasureSet] | None], DestinationWorker
+]
 
 
 class ConnectorRuntime:
     """See the module docstring. ``only``: run just these destination ids; ``beat`` is
-    called on every turn of ``run``'s loop (the process's liveness probe)."""
+    called on every turn of ``run``'s loop (the process's liveness probe);
+    ``make_worker`` builds each worker (``worker_for`` unless a test wedges one)."""
 
     def __init__(
         self,
         settings: Settings,
         only: Iterable[str] = (),
         beat: Callable[[], None] = lambda: None,
+        make_worker: WorkerFactory | None = None,
     ) -> None:
         self._settings = settings
+        self._make_worker = make_worker or worker_for
         self._only = set(only)
         self._workers: dict[str, DestinationWorker] = {}
         self._started_at: dict[str, float] = {}
@@ -55,6 +72,10 @@ class ConnectorRuntime:
         self._stopping = threading.Event()
         self._changed = threading.Event()
         self._store = DestinationStore(settings, on_change=lambda *_: self._changed.set())
+        self._watches: dict[str, StallWatch] = {}
+        self._replacing: set[str] = set()  # destinations whose stalled worker is replaced
+        self._stall_admin: AdminClient | None = None
+        self._stall_probe: Consumer | None = None
         self._erasures = ErasureLog(settings)
         self._beat = beat
         self.notifier: Notifier | None = None  # while ``run`` runs
@@ -69,12 +90,15 @@ class ConnectorRuntime:
         self._erasures.start()
         notifier = self.notifier = Notifier(self._settings, self._store)
         notifier.start()
-        last_status = 0.0
+        last_status = last_stall_check = 0.0
         try:
             while not self._stopping.is_set():
                 self._beat()
                 self._suspend_overdue()
                 self._reconcile(self._store.all())
+                if time.monotonic() - last_stall_check >= STALL_CHECK_S:
+                    self._check_stalls()
+                    last_stall_check = time.monotonic()
                 if time.monotonic() - last_status >= STATUS_INTERVAL_S:
                     self._publish_status()
                     last_status = time.monotonic()
@@ -87,8 +111,9 @@ class ConnectorRuntime:
             notifier.join(10)
             self._store.stop()
             self._erasures.stop()
-            if self._lag_probe is not None:
-                self._lag_probe.close()
+            for probe in (self._lag_probe, self._stall_probe):
+                if probe is not None:
+                    probe.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -108,6 +133,106 @@ class ConnectorRuntime:
     def workers(self) -> dict[str, DestinationWorker]:
         with self._lock:
             return dict(self._workers)
+
+    def health(self) -> dict[str, object]:
+        """What ``/healthz`` adds for the Stream side: each destination's state in this
+        process, and the ones stalled now."""
+        states = {d: w.status.state for d, w in sorted(self.workers().items())}
+        return {
+            "destinations": states,
+            "stalled": sorted(d for d, state in states.items() if state == "stalled"),
+        }
+
+    # -- stalls ---------------------------------------------------------------------------
+    def _check_stalls(self) -> None:
+        """Compares each worker's reading with its group's offsets as Kafka has them
+        (``StallWatch``) and replaces the consumer of a worker found stalled."""
+        workers = {d: w for d, w in self.workers().items() if d not in self._replacing}
+        if not workers:
+            return
+        now = time.monotonic()
+        watermarks = self._watermarks()
+        for destination_id, worker in workers.items():
+            offsets: dict[int, PartitionOffsets] | None = None
+            if watermarks is not None:
+                try:
+                    offsets = group_offsets(
+                        self._settings,
+                        self._stall_admin_client(),
+                        worker.destination.group_id,
+                        watermarks,
+                        STALL_QUERY_TIMEOUT_S,
+                    )
+                except Exception as exc:
+                    log.debug("destination %s: group offsets unavailable: %s", destination_id, exc)
+            watch = self._watches.setdefault(
+                destination_id, StallWatch(self._settings.connector_stall_seconds)
+            )
+            reason = watch.observe(
+                now, offsets, worker.status.partitions, worker.read_to(), worker.status.state
+            )
+            if reason is not None:
+                self._replace_stalled(destination_id, worker, reason)
+
+    def _watermarks(self) -> dict[int, tuple[int, int]] | None:
+        if self._stall_probe is None:
+            self._stall_probe = probe_consumer(self._settings, "authtrail-stall-probe")
+        try:
+            return topic_watermarks(self._settings, self._stall_probe, STALL_QUERY_TIMEOUT_S)
+        except Exception as exc:  # the broker does not answer: no clock runs meanwhile
+            log.debug("normalized topic's watermarks unavailable: %s", exc)
+            return None
+
+    def _stall_admin_client(self) -> AdminClient:
+        if self._stall_admin is None:
+            self._stall_admin = admin_client(self._settings)
+        return self._stall_admin
+
+    def _replace_stalled(self, destination_id: str, worker: DestinationWorker, reason: str) -> None:
+        """Shows ``worker`` stalled and, in a thread of its own (the loop keeps publishing
+        status meanwhile), stops it and starts a replacement: a new consumer, a new member
+        of the group, reading on from the committed offsets. The replacement stays
+        ``stalled`` until it delivers a batch."""
+        log.warning(
+            "destination %s: stalled: %s; its consumer (state %s) is replaced",
+            destination_id,
+            reason,
+            worker.status.state,
+        )
+        worker.stalled(reason)
+        self._replacing.add(destination_id)
+        self._watches.pop(destination_id, None)
+        self._publish_status()  # now: the Stream tab and the notifier see it at once
+
+        def replace() -> None:
+            try:
+                worker.stop()
+                worker.join(REPLACE_WAIT_S)
+                if worker.is_alive():
+                    log.warning(
+                        "destination %s: the stalled worker did not stop within %.0f s; "
+                        "left behind",
+                        destination_id,
+                        REPLACE_WAIT_S,
+                    )
+                replacement = self._make_worker(
+                    self._settings, worker.destination, self._erasures.erasure_set
+                )
+                replacement.carry_on(worker.status, "stalled")
+                with self._lock:
+                    if self._workers.get(destination_id) is worker and not self._stopping.is_set():
+                        replacement.start()
+                        self._workers[destination_id] = replacement
+                        self._started_at[destination_id] = time.monotonic()
+                        log.info(
+                            "destination %s: a new consumer replaces the stalled one",
+                            destination_id,
+                        )
+            finally:
+                self._replacing.discard(destination_id)
+                self._changed.set()
+
+        threading.Thread(target=replace, name=f"replace-{destination_id}", daemon=True).start()
 
     def _wanted(self, destination: Destination) -> bool:
         return (
@@ -138,6 +263,8 @@ class ConnectorRuntime:
         wanted = {d.id: d for d in destinations if self._wanted(d)}
         with self._lock:
             for destination_id, worker in list(self._workers.items()):
+                if destination_id in self._replacing:
+                    continue  # its replacement decides (``_replace_stalled``)
                 current = wanted.get(destination_id)
                 changed = (
                     current is not None and current.updated_at != worker.destination.updated_at
@@ -157,6 +284,7 @@ class ConnectorRuntime:
                     worker.stop()
                     worker.join(60)
                     del self._workers[destination_id]
+                    self._watches.pop(destination_id, None)
                     reason = (
                         "removed or paused"
                         if current is None
@@ -167,7 +295,9 @@ class ConnectorRuntime:
                     log.info("destination %s: worker stopped (%s)", destination_id, reason)
             for destination_id, destination in wanted.items():
                 if destination_id not in self._workers:
-                    worker = _worker_for(self._settings, destination, self._erasures.erasure_set)
+                    worker = self._make_worker(
+                        self._settings, destination, self._erasures.erasure_set
+                    )
                     worker.start()
                     self._workers[destination_id] = worker
                     self._started_at[destination_id] = time.monotonic()
@@ -200,7 +330,7 @@ class ConnectorRuntime:
             log.warning("connector status not published within 5 s")
 
 
-def _worker_for(
+def worker_for(
     settings: Settings,
     destination: Destination,
     erasures: Callable[[], ErasureSet] | None = None,

@@ -40,7 +40,12 @@ from connectors.runtime.delivery import AuthFailedError, Delivery, DeliveryStats
 from connectors.runtime.throttle import RequestGate
 from connectors.sinks import build_sink, event_reader
 from connectors.sinks.base import Reply, Sink
-from infra.kafka.clients import kafka_consumer
+from infra.kafka.clients import (
+    CONNECTOR_MAX_POLL_INTERVAL_MS,
+    SESSION_TIMEOUT_MS,
+    close_consumer,
+    kafka_consumer,
+)
 from infra.kafka.offsets import Batch, CommitLedger
 from schemas.destinations import Destination, WorkerState
 from schemas.erasure import ErasureSet
@@ -54,13 +59,10 @@ REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
 KEEPALIVE_AFTER_S = 5.0  # a send slower than this is waiting on retries
-# A consumer that lost its partitions (its session timed out: a broker restart, a long
-# pause) and has none back this long later is stuck rejoining: librdkafka was seen to keep
-# its JoinGroup queued for good after a broker restart ("GroupCoordinator: Timed out 0
-# in-flight, 0 retry-queued, 1 out-queue"), consuming nothing while lag grew. A new
-# consumer rejoins. One that never had partitions (more replicas than partitions) is left
-# alone; one that lost them to a new replica rejoins once, which costs one rebalance.
-REJOIN_AFTER_S = 60.0
+# A stall is shown at least this long (then until a batch is delivered), so that what looks
+# every few seconds (the status topic, the notifier, a page) sees it even when the
+# replacement is quick.
+STALLED_SHOWN_S = 10.0
 SHUTDOWN_GRACE_S = 30.0  # how long a stop waits for the batches in flight, together
 
 
@@ -75,6 +77,15 @@ class _Prepared:
 
 
 _InFlight = tuple[_Prepared, "Future[list[Letter]]"]
+_CARRIED = (
+    "delivered",
+    "dead_lettered",
+    "filtered",
+    "last_success",
+    "last_error",
+    "last_error_at",
+    "stalls",
+)
 
 
 @dataclass(slots=True)
@@ -94,6 +105,7 @@ class WorkerStatus:
     last_error_at: float | None = None
     failing_since: float | None = None  # when every request began to fail, while it lasts
     partitions: list[int] = field(default_factory=list)  # this replica's share
+    stalls: int = 0  # times its consumer was found stalled and replaced (``stall``)
     updated_at: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:
@@ -127,14 +139,35 @@ class DestinationWorker(threading.Thread):
         self._stats = DeliveryStats()
         self._paused = False
         self._ledger = CommitLedger()
-        # Since when the consumer has held no partition after it held some (None: it holds
-        # some, or never had any: see ``REJOIN_AFTER_S``).
-        self._unassigned_since: float | None = None
+        # Per partition held, the offset after the last record read: what the stall watch
+        # (``connectors.runtime.stall``) counts as reading progress.
+        self._read_to: dict[int, int] = {}
+        self._stalled_until = 0.0  # monotonic: ``stalled`` is not left before
+        self._recovered = False  # delivered while ``stalled`` was still shown
         # Shared by the batches in flight: a Retry-After holds them all.
         self._gate = RequestGate(self._max_in_flight)
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def read_to(self) -> dict[int, int]:
+        """Per partition held, the offset after the last record read (a copy)."""
+        return dict(self._read_to)
+
+    def stalled(self, reason: str) -> None:
+        """Shows this worker ``stalled`` (found so by the supervisor's stall watch)."""
+        self.status.stalls += 1
+        self._set_state("stalled", reason)
+        self._stalled_until = time.monotonic() + STALLED_SHOWN_S
+
+    def carry_on(self, earlier: WorkerStatus, state: State) -> None:
+        """Before it starts, a replacement takes over the counters and last error of the
+        worker it replaces, in ``state`` (``stalled`` stays until it delivers a batch)."""
+        for name in _CARRIED:
+            setattr(self.status, name, getattr(earlier, name))
+        self.status.state = state
+        if state == "stalled":
+            self._stalled_until = time.monotonic() + STALLED_SHOWN_S
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -172,7 +205,8 @@ class DestinationWorker(threading.Thread):
             sender.shutdown(wait=True)
             self.status.retries = stats.retries
             if self._consumer is not None:
-                self._consumer.close()  # no commit here: only delivered batches are committed
+                # No commit here: only delivered batches are committed.
+                close_consumer(self._consumer, self.destination.id)
             producer.flush(10)
             sink.close()
             self.status.state = "stopped"
@@ -184,6 +218,7 @@ class DestinationWorker(threading.Thread):
         stats = self._stats
         in_flight: deque[_InFlight] = deque()
         while not self._stopping.is_set():
+            self._show_recovered()
             batch = self._collect(consumer, sink.limits.max_entries)
             try:
                 if batch:
@@ -196,11 +231,6 @@ class DestinationWorker(threading.Thread):
                     )
                 while in_flight and in_flight[0][1].done():
                     self._finish(consumer, *in_flight.popleft())
-                if self._stuck_rejoining():
-                    self._abandon(future for _, future in in_flight)
-                    in_flight.clear()
-                    consumer = self._fresh_consumer(consumer)
-                    continue
                 if in_flight:
                     # A batch retrying with no traffic behind it is never awaited:
                     # the status shows its failure all the same.
@@ -255,11 +285,8 @@ class DestinationWorker(threading.Thread):
             {
                 "client.id": f"authtrail-connector-{self.destination.id}",
                 "partition.assignment.strategy": "cooperative-sticky",
-                "max.poll.interval.ms": 600_000,
-                # A replica that died (kill -9, a lost node) holds its partitions until its
-                # session times out: 15 s instead of 45 bounds that stall. Heartbeats come
-                # from librdkafka's own thread, so a busy interpreter does not miss them.
-                "session.timeout.ms": 15_000,
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "max.poll.interval.ms": CONNECTOR_MAX_POLL_INTERVAL_MS,
                 "fetch.wait.max.ms": 100,
                 # A small prefetch keeps memory flat over a large backlog; librdkafka then
                 # backs off fetching whenever it is full, by default for a whole second,
@@ -270,7 +297,7 @@ class DestinationWorker(threading.Thread):
             },
         )
         self.status.partitions = []
-        self._unassigned_since = None  # a new member: it has not lost anything yet
+        self._read_to = {}
         consumer.subscribe(
             [self._settings.topics.normalized],
             on_assign=self._on_assign,
@@ -294,6 +321,7 @@ class DestinationWorker(threading.Thread):
                 error = message.error()
                 if error is None:
                     batch.append(message)
+                    self._read_to[message.partition() or 0] = (message.offset() or 0) + 1
                 else:
                     log.warning("destination %s: %s", self.destination.id, error.str())
             if not batch:
@@ -460,24 +488,10 @@ class DestinationWorker(threading.Thread):
             # again from the last commit (duplicates, never loss).
             log.info("destination %s: commit refused (%s)", self.destination.id, error)
 
-    def _stuck_rejoining(self) -> bool:
-        """Whether the consumer lost its partitions ``REJOIN_AFTER_S`` ago and got none
-        back since (logged when so: a new consumer follows)."""
-        since = self._unassigned_since
-        stuck = since is not None and time.monotonic() - since > REJOIN_AFTER_S
-        if stuck:
-            log.warning(
-                "destination %s: no partition for %.0f s since it lost its own: rejoining "
-                "the group with a new consumer",
-                self.destination.id,
-                REJOIN_AFTER_S,
-            )
-        return stuck
-
     def _fresh_consumer(self, consumer: Consumer) -> Consumer:
         """Closes ``consumer`` (committing nothing) and opens a new member of the group,
         which reads on from the committed offsets."""
-        consumer.close()
+        close_consumer(consumer, self.destination.id)
         self._ledger.forget_all()
         self._paused = False
         self._consumer = self._open_consumer()
@@ -488,18 +502,22 @@ class DestinationWorker(threading.Thread):
         self.status.partitions = sorted(
             {*self.status.partitions, *(tp.partition for tp in partitions)}
         )
-        if self.status.partitions:
-            self._unassigned_since = None
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches in flight on these partitions no longer count here: their new owner reads
         # them again from the last commit.
         self._ledger.forget((tp.topic, tp.partition) for tp in partitions)
         gone = {tp.partition for tp in partitions}
-        had = bool(self.status.partitions)
         self.status.partitions = [p for p in self.status.partitions if p not in gone]
-        if had and not self.status.partitions:
-            self._unassigned_since = time.monotonic()
+        for partition in gone:
+            self._read_to.pop(partition, None)
+
+    def _show_recovered(self) -> None:
+        """``healthy`` once a stall's display time is over, if a batch was delivered."""
+        if self._recovered and time.monotonic() >= self._stalled_until:
+            self._recovered = False
+            if self.status.state == "stalled":
+                self._set_state("healthy", None)
 
     def _nap(self, seconds: float) -> None:
         self._stopping.wait(seconds)
@@ -518,6 +536,13 @@ class DestinationWorker(threading.Thread):
             self._keepalive(min(0.5, remaining))
 
     def _set_state(self, state: State, error: str | None) -> None:
+        if (
+            self.status.state == "stalled"
+            and state == "healthy"
+            and time.monotonic() < self._stalled_until
+        ):
+            state = "stalled"  # shown a while longer: see ``STALLED_SHOWN_S``
+            self._recovered = True
         self.status.state = state
         if error is not None:
             self.status.last_error = error

@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.settings import Settings
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    """One partition of the normalized topic as a group sees it: where the group will read
+    on from (its commit, or the log's start when it has none) and the high watermark."""
+
+    position: int
+    high: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.high - self.position, 0)
+
+
+def topic_watermarks(
+    settings: Settings, probe: Consumer, timeout_s: float = 10.0
+) -> dict[int, tuple[int, int]]:
+    """The normalized topic's (low, high) watermarks by partition: the same for every
+    group, so asked once for all of them."""
+    topic = settings.topics.normalized
+    partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+    return {
+        p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        for p in partitions
+    }
+
+
+def group_offsets(
+    settings: Settings,
+    admin: AdminClient,
+    group: str,
+    watermarks: dict[int, tuple[int, int]],
+    timeout_s: float = 10.0,
+) -> dict[int, PartitionOffsets]:
+    """``group``'s committed offsets on the normalized topic against ``watermarks``.
+    Raises what the admin client raises when the broker does not answer in time."""
+    topic = settings.topics.normalized
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in watermarks])
+    committed = admin.list_consumer_group_offsets([request])[group].result(timeout_s)
+    offsets = {tp.partition: tp.offset for tp in committed.topic_partitions}
+    out: dict[int, PartitionOffsets] = {}
+    for partition, (low, high) in watermarks.items():
+        position = offsets.get(partition, -1)
+        out[partition] = PartitionOffsets(position if position >= 0 else low, high)
+    return out
+
+
 def group_lag(
     settings: Settings, admin: AdminClient, probe: Consumer, group: str, timeout_s: float = 10.0
 ) -> int:
     """Events on the normalized topic ``group`` has not committed yet."""
-    topic = settings.topics.normalized
-    partitions = sorted(probe.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-    committed = admin.list_consumer_group_offsets([request])[group].result(timeout_s)
-    offsets = {tp.partition: tp.offset for tp in committed.topic_partitions}
-    total = 0
-    for partition in partitions:
-        low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-        position = offsets.get(partition, -1)
-        total += high - (position if position >= 0 else low)
-    return total
+    watermarks = topic_watermarks(settings, probe, timeout_s)
+    offsets = group_offsets(settings, admin, group, watermarks, timeout_s)
+    return sum(p.lag for p in offsets.values())

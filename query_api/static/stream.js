@@ -6,7 +6,8 @@
 const Stream = (() => {
   const s = { types: [], byPlatform: {}, admin: false, timer: null, editing: null, letters: null };
   const STATES = {
-    healthy: "Healthy", failing: "Failing", auth_failed: "Auth failed", paused: "Paused", suspended: "Suspended",
+    healthy: "Healthy", failing: "Failing", stalled: "Stalled", auth_failed: "Auth failed", paused: "Paused",
+    suspended: "Suspended",
     starting: "Starting", "not running": "Not running", stopped: "Stopped",
   };
 

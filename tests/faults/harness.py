@@ -56,6 +56,9 @@ class Size:
     destination_down_s: float
     store_down_s: float
     settle_timeout_s: float
+    # From a heal of the broker to the last event delivered everywhere: a consumer that
+    # does not resume fails the row this soon, with every group's state printed.
+    broker_recovery_s: float
 
 
 # Reduced: large enough that every duplicate bound (``check_duplicates``) stays well below
@@ -64,8 +67,8 @@ class Size:
 # trail (ingest), and how much longer than its linger a connector's batch may fill.
 SLACK_S = 2.0
 CONNECTOR_SLACK_S = 0.5
-REDUCED = Size("reduced", 8_000, 400, 10, 16, 10, 240)
-FULL = Size("full", 100_000, 2_000, 30, 60, 30, 900)
+REDUCED = Size("reduced", 8_000, 400, 10, 16, 10, 240, 60)
+FULL = Size("full", 100_000, 2_000, 30, 60, 30, 900, 120)
 
 
 def size_from_env() -> Size:
@@ -183,6 +186,13 @@ class Trail:
             AUTHTRAIL_INGEST_GROUP=f"{prefix}ingest",
             AUTHTRAIL_API_PORT=str(api_port),
             AUTHTRAIL_CONNECTOR_LINGER_SECONDS="0.5",
+            # AUTHTRAIL_FAULTS_KAFKA_DEBUG=cgrp,fetch: what the consumer groups do, in the
+            # processes' logs.
+            **(
+                {"AUTHTRAIL_KAFKA_DEBUG": os.environ["AUTHTRAIL_FAULTS_KAFKA_DEBUG"]}
+                if os.environ.get("AUTHTRAIL_FAULTS_KAFKA_DEBUG")
+                else {}
+            ),
             **{FAULT_FILE_ENV: str(self.fault_file)},
         )
         self.api = f"http://127.0.0.1:{api_port}"
@@ -203,6 +213,7 @@ class Trail:
         )
         self.receivers: dict[str, tuple[Platform, Receiver]] = {}
         self.destinations: dict[str, str] = {}  # platform -> destination id
+        self.groups: dict[str, str] = {}  # platform -> its consumer group
         self._seen: dict[str, int] = {}
         self._received: dict[str, Counter[str]] = {}
         self._sent = 0
@@ -221,9 +232,11 @@ class Trail:
                 self.receivers[platform.name] = (platform, receiver)
                 self._seen[platform.name] = 0
                 self._received[platform.name] = Counter()
-                self.destinations[platform.name] = store.add(
+                destination = store.add(
                     platform.name, f"{platform.name} (faults)", platform.settings(receiver)
-                ).id
+                )
+                self.destinations[platform.name] = destination.id
+                self.groups[platform.name] = destination.group_id
         finally:
             store.stop()
         self.token = create_token(self.settings, "admin", "fault suite")[0]
@@ -426,11 +439,12 @@ class Trail:
         rows, distinct = result.stdout.split()
         return int(rows), int(distinct)
 
-    def settle_and_count(self, fault: str) -> Outcome:
+    def settle_and_count(self, fault: str, recover_within_s: float | None = None) -> Outcome:
         """Waits for the stream to end and the trail to catch up, then counts. Raises
-        when an event is lost or shown twice."""
-        assert self._producer_done.wait(self.size.settle_timeout_s), "the stream did not end"
-        assert not self._send_failures, self._send_failures[:5]
+        when an event is lost or shown twice, and, with ``recover_within_s``, as soon as
+        that long has passed since the last heal without every event stored and delivered
+        everywhere (with what each consumer group is doing)."""
+        last_heal = self._heals[-1][0] if self._heals else time.monotonic()
         expected = {self.event_id(i) for i in range(self.size.events)}
         recovery: list[float | None] = [None] * len(self._heals)
         deadline = time.monotonic() + self.size.settle_timeout_s
@@ -442,9 +456,18 @@ class Trail:
             for k, (healed_at, sent_then) in enumerate(self._heals):
                 if recovery[k] is None and caught_up_to >= sent_then:
                     recovery[k] = now - healed_at
-            if caught_up_to >= self.size.events or now > deadline:
+            done = self._producer_done.is_set() and caught_up_to >= self.size.events
+            if done or now > deadline:
                 break
+            if recover_within_s is not None and now - last_heal > recover_within_s:
+                raise AssertionError(
+                    f"{fault}: {now - last_heal:.0f} s after the heal, stored {stored} and "
+                    f"delivered {distinct} of {self.size.events} (sent {self._sent}):\n"
+                    + self.describe_consumers()
+                )
             time.sleep(0.5)
+        assert self._producer_done.is_set(), "the stream did not end"
+        assert not self._send_failures, self._send_failures[:5]
         stored_ids = self.stored_ids()
         paged = self.paged_ids()
         received = self.received()
@@ -481,6 +504,54 @@ class Trail:
         assert outcome.dead_lettered == 0, "a good event was dead-lettered"
         assert set(stored_ids) <= expected
         return outcome
+
+    def describe_consumers(self) -> str:
+        """Each destination's consumer group as Kafka has it (state, members and their
+        partitions, committed against high watermarks), the connector's published status,
+        and the connector process's last warnings: what a stall looks like from outside."""
+        from confluent_kafka.admin import AdminClient
+
+        from connectors.admin.status import StatusBoard
+        from infra.kafka.lag import group_offsets, topic_watermarks
+        from infra.kafka.topic_admin import probe_consumer
+
+        lines: list[str] = []
+        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        probe = probe_consumer(self.settings, f"faults-probe-{uuid.uuid4()}")
+        try:
+            watermarks = topic_watermarks(self.settings, probe, 10)
+            with StatusBoard(self.settings) as board:
+                time.sleep(1.0)  # the status topic read to its end
+                published = board.published()
+            for name, destination_id in self.destinations.items():
+                group = self.groups[name]
+                description = admin.describe_consumer_groups([group])[group].result(10)
+                offsets = group_offsets(self.settings, admin, group, watermarks, 10)
+                members = [
+                    f"{m.client_id} {m.member_id[-8:]} holds "
+                    + str(sorted(tp.partition for tp in m.assignment.topic_partitions))
+                    for m in description.members
+                ]
+                lines.append(
+                    f"- {name} ({destination_id}): group {description.state}, "
+                    f"members [{'; '.join(members)}], partitions "
+                    + ", ".join(f"{p}: {o.position}/{o.high}" for p, o in sorted(offsets.items()))
+                )
+                for status in published.get(destination_id, []):
+                    shown = {k: status.get(k) for k in ("state", "partitions", "delivered")}
+                    lines.append(f"  status {shown} last error {status.get('last_error')!r}")
+        except Exception as exc:
+            lines.append(f"(groups not described: {type(exc).__name__}: {exc})")
+        finally:
+            probe.close()
+        warnings = [
+            line
+            for line in self.connectors.log_path.read_text(errors="replace").splitlines()
+            if " WARNING " in line and "FAIL" not in line
+        ]
+        lines.append("connector warnings (last 20):")
+        lines += [f"  {line[:300]}" for line in warnings[-20:]]
+        return "\n".join(lines)
 
 
 RESULTS: list[Outcome] = []

@@ -14,7 +14,7 @@ import orjson
 from confluent_kafka import Producer
 
 from connectors.config import DestinationStore
-from connectors.runtime.supervisor import ConnectorRuntime
+from connectors.runtime.supervisor import ConnectorRuntime, WorkerFactory
 from infra.kafka.topic_admin import ensure_topics
 from schemas.settings import Settings
 from tests.integration.conftest import consume_all
@@ -64,7 +64,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
 class Stream:
     """A prefix of topics on the session broker, its destinations and a runtime."""
 
-    def __init__(self, bootstrap: str, data_dir: Path, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        data_dir: Path,
+        settings: Settings | None = None,
+        make_worker: WorkerFactory | None = None,
+    ) -> None:
         fast = {"connector_linger_seconds": 0.2, "connector_auth_recheck_seconds": 0.5}
         self.settings = (
             settings.model_copy(update=fast)
@@ -79,7 +85,7 @@ class Stream:
         )
         ensure_topics(self.settings)
         self.store = DestinationStore(self.settings).start()
-        self.runtime = ConnectorRuntime(self.settings)
+        self.runtime = ConnectorRuntime(self.settings, make_worker=make_worker)
         self._thread = threading.Thread(target=self.runtime.run, daemon=True)
         self._producer = Producer(self.settings.kafka_client_config())
 
