@@ -10,15 +10,16 @@ Contract of ``StallWatch.observe`` (called every few seconds per destination and
 
 * it takes the group's offsets on the normalized topic as Kafka has them (per partition:
   the position the group reads on from and the high watermark), ``None`` when the broker
-  did not answer; the partitions this replica holds; how far it has read each of them;
-  and the replica's state;
+  did not answer; the partitions this replica holds; the partitions the group's
+  coordinator has given to other members (``None`` when unknown); how far this replica
+  has read each partition it holds; and the replica's state;
 * a partition *progresses* while its committed position or this replica's read position
   on it moves, and whenever it has nothing waiting (``lag == 0``), or this replica has read
   all of it (the rest is in flight: being delivered, or in files not yet closed);
 * the replica is *stalled* when some partition has waited without progress for
-  ``stall_after_s`` and the replica either holds that partition or holds none at all (a
-  member that takes no part while events wait). One that holds other partitions, busy
-  with them, is not: the partition is another replica's;
+  ``stall_after_s`` and either this replica holds it, or nobody does while this replica
+  holds none (a member that takes no part while events wait). A partition another member
+  holds is that member's to explain (it may be failing, and says so);
 * the clock only runs while it means something: a broker that does not answer, or a state
   in which the worker knowingly makes no progress (``failing``, ``auth_failed``: it
   retries and says so), starts it over;
@@ -56,6 +57,7 @@ class StallWatch:
         now: float,
         offsets: Mapping[int, PartitionOffsets] | None,
         held: Collection[int],
+        others: Collection[int] | None,
         read_to: Mapping[int, int],
         state: str,
     ) -> str | None:
@@ -81,10 +83,11 @@ class StallWatch:
                 stuck.append((partition, group.lag, waited))
         for gone in set(self._marks) - set(offsets):
             del self._marks[gone]
-        mine = [s for s in stuck if s[0] in held]
-        if not stuck or (held and not mine):
+        blamed = [s for s in stuck if s[0] in held]
+        if not held and others is not None:
+            blamed = [s for s in stuck if s[0] not in others]  # nobody's
+        if not blamed:
             return None
-        blamed = mine or stuck
         waiting = sum(lag for _, lag, _ in blamed)
         longest = max(waited for _, _, waited in blamed)
         partitions = ", ".join(str(p) for p, _, _ in sorted(blamed))

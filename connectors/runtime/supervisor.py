@@ -26,7 +26,13 @@ from connectors.runtime.stall import StallWatch
 from connectors.runtime.worker import REPLICA, SHUTDOWN_GRACE_S, DestinationWorker
 from connectors.sinks import writes_files
 from infra.kafka.clients import CLOSE_WITHIN_S, admin_client
-from infra.kafka.lag import PartitionOffsets, group_lag, group_offsets, topic_watermarks
+from infra.kafka.lag import (
+    PartitionOffsets,
+    group_lag,
+    group_offsets,
+    member_partitions,
+    topic_watermarks,
+)
 from infra.kafka.topic_admin import probe_consumer
 from pipeline.erasure import ErasureLog
 from schemas.destinations import Destination
@@ -153,23 +159,30 @@ class ConnectorRuntime:
         now = time.monotonic()
         watermarks = self._watermarks()
         for destination_id, worker in workers.items():
+            group = worker.destination.group_id
             offsets: dict[int, PartitionOffsets] | None = None
+            others: set[int] | None = None
             if watermarks is not None:
+                admin = self._stall_admin_client()
                 try:
                     offsets = group_offsets(
-                        self._settings,
-                        self._stall_admin_client(),
-                        worker.destination.group_id,
-                        watermarks,
-                        STALL_QUERY_TIMEOUT_S,
+                        self._settings, admin, group, watermarks, STALL_QUERY_TIMEOUT_S
                     )
+                    me = worker.member_id()
+                    members = member_partitions(self._settings, admin, group, STALL_QUERY_TIMEOUT_S)
+                    others = set().union(*(p for m, p in members.items() if m != me))
                 except Exception as exc:
                     log.debug("destination %s: group offsets unavailable: %s", destination_id, exc)
             watch = self._watches.setdefault(
                 destination_id, StallWatch(self._settings.connector_stall_seconds)
             )
             reason = watch.observe(
-                now, offsets, worker.status.partitions, worker.read_to(), worker.status.state
+                now,
+                offsets,
+                worker.status.partitions,
+                others,
+                worker.read_to(),
+                worker.status.state,
             )
             if reason is not None:
                 self._replace_stalled(destination_id, worker, reason)

@@ -142,6 +142,7 @@ class DestinationWorker(threading.Thread):
         # Per partition held, the offset after the last record read: what the stall watch
         # (``connectors.runtime.stall``) counts as reading progress.
         self._read_to: dict[int, int] = {}
+        self._member_id: str | None = None
         self._stalled_until = 0.0  # monotonic: ``stalled`` is not left before
         self._recovered = False  # delivered while ``stalled`` was still shown
         # Shared by the batches in flight: a Retry-After holds them all.
@@ -153,6 +154,12 @@ class DestinationWorker(threading.Thread):
     def read_to(self) -> dict[int, int]:
         """Per partition held, the offset after the last record read (a copy)."""
         return dict(self._read_to)
+
+    def member_id(self) -> str | None:
+        """Its consumer's member id in the group, as of its last assignment (None before
+        one). Kept by the worker's own thread: a call on the consumer from another thread
+        waits for the worker's ``consume`` to return."""
+        return self._member_id
 
     def stalled(self, reason: str) -> None:
         """Shows this worker ``stalled`` (found so by the supervisor's stall watch)."""
@@ -298,6 +305,7 @@ class DestinationWorker(threading.Thread):
         )
         self.status.partitions = []
         self._read_to = {}
+        self._member_id = None
         consumer.subscribe(
             [self._settings.topics.normalized],
             on_assign=self._on_assign,
@@ -498,10 +506,12 @@ class DestinationWorker(threading.Thread):
         return self._consumer
 
     # Cooperative rebalancing hands partitions over incrementally.
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.status.partitions = sorted(
             {*self.status.partitions, *(tp.partition for tp in partitions)}
         )
+        if consumer is not None:  # None in the model tests
+            self._member_id = consumer.memberid() or None
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches in flight on these partitions no longer count here: their new owner reads

@@ -56,6 +56,21 @@ def group_offsets(
     return out
 
 
+def member_partitions(
+    settings: Settings, admin: AdminClient, group: str, timeout_s: float = 10.0
+) -> dict[str, set[int]]:
+    """The partitions of the normalized topic the group's coordinator has given each
+    member, by member id."""
+    topic = settings.topics.normalized
+    description = admin.describe_consumer_groups([group])[group].result(timeout_s)
+    return {
+        member.member_id: {
+            tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic
+        }
+        for member in description.members
+    }
+
+
 def group_lag(
     settings: Settings, admin: AdminClient, probe: Consumer, group: str, timeout_s: float = 10.0
 ) -> int:

@@ -13,6 +13,7 @@ from connectors.runtime.stall import StallWatch
 from infra.kafka.lag import PartitionOffsets
 
 STALL = 60.0
+NOBODY: set[int] = set()  # no other member holds a partition
 
 
 def offsets(*pairs: tuple[int, int]) -> dict[int, PartitionOffsets]:
@@ -22,9 +23,9 @@ def offsets(*pairs: tuple[int, int]) -> dict[int, PartitionOffsets]:
 def test_events_waiting_without_progress_stall_after_the_bound() -> None:
     watch = StallWatch(STALL)
     group = offsets((10, 50), (0, 0))
-    assert watch.observe(0, group, [0, 1], {0: 10}, "healthy") is None
-    assert watch.observe(STALL - 1, group, [0, 1], {0: 10}, "healthy") is None
-    reason = watch.observe(STALL, group, [0, 1], {0: 10}, "healthy")
+    assert watch.observe(0, group, [0, 1], NOBODY, {0: 10}, "healthy") is None
+    assert watch.observe(STALL - 1, group, [0, 1], NOBODY, {0: 10}, "healthy") is None
+    reason = watch.observe(STALL, group, [0, 1], NOBODY, {0: 10}, "healthy")
     assert reason is not None
     assert "40 events waiting on partition(s) 0" in reason
     assert "holding partitions [0, 1]" in reason
@@ -32,39 +33,51 @@ def test_events_waiting_without_progress_stall_after_the_bound() -> None:
 
 def test_committing_or_reading_is_progress() -> None:
     watch = StallWatch(STALL)
-    assert watch.observe(0, offsets((10, 50)), [0], {0: 10}, "healthy") is None
-    assert watch.observe(50, offsets((20, 60)), [0], {0: 20}, "healthy") is None  # committed
-    assert watch.observe(100, offsets((20, 60)), [0], {0: 30}, "healthy") is None  # read
-    assert watch.observe(159, offsets((20, 60)), [0], {0: 30}, "healthy") is None
-    assert watch.observe(160, offsets((20, 60)), [0], {0: 30}, "healthy") is not None
+    assert watch.observe(0, offsets((10, 50)), [0], NOBODY, {0: 10}, "healthy") is None
+    assert (
+        watch.observe(50, offsets((20, 60)), [0], NOBODY, {0: 20}, "healthy") is None
+    )  # committed
+    assert watch.observe(100, offsets((20, 60)), [0], NOBODY, {0: 30}, "healthy") is None  # read
+    assert watch.observe(159, offsets((20, 60)), [0], NOBODY, {0: 30}, "healthy") is None
+    assert watch.observe(160, offsets((20, 60)), [0], NOBODY, {0: 30}, "healthy") is not None
 
 
 def test_all_read_is_in_flight_not_stalled() -> None:
     """An archive's open files, a batch being delivered: read, not yet committed."""
     watch = StallWatch(STALL)
     for now in range(0, 600, 5):
-        assert watch.observe(now, offsets((10, 50)), [0], {0: 50}, "healthy") is None
+        assert watch.observe(now, offsets((10, 50)), [0], NOBODY, {0: 50}, "healthy") is None
 
 
 def test_nothing_waiting_is_idle_not_stalled() -> None:
     watch = StallWatch(STALL)
     for now in range(0, 600, 5):
-        assert watch.observe(now, offsets((50, 50)), [0], {0: 50}, "healthy") is None
-        assert watch.observe(now, offsets((0, 0)), [], {}, "healthy") is None
+        assert watch.observe(now, offsets((50, 50)), [0], NOBODY, {0: 50}, "healthy") is None
+        assert watch.observe(now, offsets((0, 0)), [], NOBODY, {}, "healthy") is None
 
 
 def test_a_partition_another_replica_holds_is_not_this_ones_stall() -> None:
-    watch = StallWatch(STALL)
+    """Busy with its own, or holding none while another member holds the one that waits
+    (that member may be failing, and says so): not this replica's stall."""
+    busy, idle = StallWatch(STALL), StallWatch(STALL)
     group = offsets((10, 50), (5, 5))
     for now in range(0, 600, 5):
-        assert watch.observe(now, group, [1], {1: 5}, "healthy") is None
+        assert busy.observe(now, group, [1], {0}, {1: 5}, "healthy") is None
+        assert idle.observe(now, group, [], {0}, {}, "healthy") is None
+
+
+def test_holding_none_with_unknown_members_is_no_stall() -> None:
+    watch = StallWatch(STALL)
+    for now in range(0, 600, 5):
+        assert watch.observe(now, offsets((10, 50)), [], None, {}, "healthy") is None
 
 
 def test_a_replica_holding_nothing_while_events_wait_is_stalled() -> None:
+    """Nobody holds the partitions that wait (its consumer lost them and never rejoined)."""
     watch = StallWatch(STALL)
     group = offsets((10, 50), (5, 9))
-    assert watch.observe(0, group, [], {}, "starting") is None
-    reason = watch.observe(STALL, group, [], {}, "starting")
+    assert watch.observe(0, group, [], NOBODY, {}, "starting") is None
+    reason = watch.observe(STALL, group, [], NOBODY, {}, "starting")
     assert reason is not None and "holding no partition" in reason
     assert "partition(s) 0, 1" in reason and "44 events" in reason
 
@@ -72,15 +85,15 @@ def test_a_replica_holding_nothing_while_events_wait_is_stalled() -> None:
 def test_no_clock_while_the_broker_does_not_answer_or_the_worker_says_why() -> None:
     watch = StallWatch(STALL)
     group = offsets((10, 50))
-    assert watch.observe(0, group, [0], {0: 10}, "healthy") is None
-    assert watch.observe(STALL / 2, None, [0], {0: 10}, "healthy") is None  # broker away
-    assert watch.observe(STALL, group, [0], {0: 10}, "healthy") is None  # starts over
-    assert watch.observe(2 * STALL - 1, group, [0], {0: 10}, "healthy") is None
-    assert watch.observe(2 * STALL, group, [0], {0: 10}, "healthy") is not None
+    assert watch.observe(0, group, [0], NOBODY, {0: 10}, "healthy") is None
+    assert watch.observe(STALL / 2, None, [0], NOBODY, {0: 10}, "healthy") is None  # broker away
+    assert watch.observe(STALL, group, [0], NOBODY, {0: 10}, "healthy") is None  # starts over
+    assert watch.observe(2 * STALL - 1, group, [0], NOBODY, {0: 10}, "healthy") is None
+    assert watch.observe(2 * STALL, group, [0], NOBODY, {0: 10}, "healthy") is not None
     for state in ("failing", "auth_failed", "paused", "stopped"):
         fresh = StallWatch(STALL)
         for now in range(0, 600, 5):
-            assert fresh.observe(now, group, [0], {0: 10}, state) is None
+            assert fresh.observe(now, group, [0], NOBODY, {0: 10}, state) is None
 
 
 LOOK = 5.0  # how often the supervisor looks
@@ -111,7 +124,8 @@ def test_a_partition_that_keeps_moving_never_stalls(
             position = read  # another replica commits what it reads
         held_now, reads = ([0], {0: read}) if held else ([], {})
         assert (
-            watch.observe(k * LOOK, offsets((position, high)), held_now, reads, "healthy") is None
+            watch.observe(k * LOOK, offsets((position, high)), held_now, NOBODY, reads, "healthy")
+            is None
         )
 
 
@@ -132,7 +146,9 @@ def test_a_partition_that_stops_with_events_waiting_always_stalls(
     now = 0.0
     for _ in range(before):
         position += 1
-        watch.observe(now, offsets((position, position + waiting)), [0], {0: position}, "healthy")
+        watch.observe(
+            now, offsets((position, position + waiting)), [0], NOBODY, {0: position}, "healthy"
+        )
         now += LOOK
     high = position + waiting
     read = position + min(read_part, waiting - 1)  # at least one event unread
@@ -140,7 +156,7 @@ def test_a_partition_that_stops_with_events_waiting_always_stalls(
     stopped_at = now
     found = None
     while found is None and now <= stopped_at + STALL + LOOK:
-        found = watch.observe(now, offsets((position, high)), held_now, reads, "healthy")
+        found = watch.observe(now, offsets((position, high)), held_now, NOBODY, reads, "healthy")
         if found is None:
             assert now - stopped_at < STALL + LOOK  # not found before the bound + a look
         now += LOOK
