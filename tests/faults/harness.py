@@ -519,13 +519,13 @@ class Trail:
         admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
         probe = probe_consumer(self.settings, f"faults-probe-{uuid.uuid4()}")
         try:
-            watermarks = topic_watermarks(self.settings, probe, 10)
             with StatusBoard(self.settings) as board:
                 time.sleep(1.0)  # the status topic read to its end
                 published = board.published()
             for name, destination_id in self.destinations.items():
                 group = self.groups[name]
                 description = admin.describe_consumer_groups([group])[group].result(10)
+                watermarks = topic_watermarks(self.settings, probe, 10)
                 offsets = group_offsets(self.settings, admin, group, watermarks, 10)
                 members = [
                     f"{m.client_id} {m.member_id[-8:]} holds "
