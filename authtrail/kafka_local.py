@@ -81,8 +81,11 @@ def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
 class LocalKafka:
     """Fetches, formats, starts and stops the local broker of one data dir."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, advertised_port: int | None = None) -> None:
+        """``advertised_port``: the port clients are told to reach the broker on, when
+        something stands in front of it (a test's proxy); its own port by default."""
         self.settings = settings
+        self.advertised_port = advertised_port or settings.kafka_port
         self.home = settings.data_dir / "kafka"
         self.jars = settings.cache_dir / f"kafka-{settings.kafka_version}"
         self.pid_file = self.home / "broker.pid"
@@ -143,7 +146,7 @@ class LocalKafka:
                     f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
                     f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
                     f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.advertised_port}",
                     "controller.listener.names=CONTROLLER",
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     "inter.broker.listener.name=PLAINTEXT",
