@@ -17,15 +17,17 @@ log = logging.getLogger(__name__)
 
 
 # How long-lived group members (each destination's connector, the notifier) keep their
-# membership: it rides out a broker restart: with a session shorter than the outage every
+# membership: it rides out a broker restart. With a session shorter than the outage every
 # consumer lost its partitions, dropped its member id and joined anew, and its JoinGroup
 # then waited for its old self's session to expire on the restarted broker (15 s more,
-# every consumer, every restart) — or, now and then, was never answered: librdkafka gives
-# a JoinGroup max.poll.interval.ms + 3 s, and the broker holds a rebalance as long, so with
-# 600 s a destination stood still for ten minutes. With librdkafka's default 45 s session a
-# restart of up to ~40 s keeps the member: it heartbeats again and fetches on. The cost: a
-# member killed outright holds its partitions 45 s. Heartbeats come from librdkafka's own
-# thread, so a busy interpreter does not miss them.
+# every consumer, every restart); and now and then (1 in ~190 such rejoins here) the
+# consumer's coordinator connection never came back: its group requests sat in librdkafka's
+# out-queue until they timed out ("GroupCoordinator: Timed out 0 in-flight, 0 retry-queued,
+# 1 out-queue"), a JoinGroup only after max.poll.interval.ms + 3 s, and a close() waited on
+# that group for good. With librdkafka's default 45 s session a restart of up to ~40 s
+# keeps the member: it heartbeats again and fetches on, no rejoin. The cost: a member
+# killed outright holds its partitions 45 s. Heartbeats come from librdkafka's own thread,
+# so a busy interpreter does not miss them.
 SESSION_TIMEOUT_MS = 45_000
 # A connector polls at least every few seconds, waits included, so with this a group request
 # that goes unanswered is given up after 63 s, not ten minutes.

@@ -59,6 +59,11 @@ def test_worker_processes_serve_probes_and_metrics(
             tmp_path / "process.log"
         ).read_text()[-3000:]
         assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
+        health = httpx.get(f"{base}/healthz").json()
+        if role[0] == "connectors":  # the destinations' states, the stalled ones named
+            assert health["stream"] == {"destinations": {}, "stalled": []}, health
+        else:
+            assert "ingest" in health, health
         assert metric in httpx.get(f"{base}/metrics").text
         assert httpx.get(f"{base}/nowhere").status_code == 404
         probe = run_cli(env, "probe", f"{base}/readyz")
