@@ -21,7 +21,7 @@ def test_rules_are_valid() -> None:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout + checked.stderr
+    assert "SUCCESS: 8 rules found" in checked.stdout + checked.stderr
 
 
 def test_rules_unit_tests_pass() -> None:
