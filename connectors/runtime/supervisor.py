@@ -158,21 +158,34 @@ class ConnectorRuntime:
             return
         now = time.monotonic()
         watermarks = self._watermarks()
+        admin = self._stall_admin_client()
+        members = (
+            member_partitions(
+                self._settings,
+                admin,
+                [w.destination.group_id for w in workers.values()],
+                STALL_QUERY_TIMEOUT_S,
+            )
+            if watermarks is not None
+            else {}
+        )
         for destination_id, worker in workers.items():
             group = worker.destination.group_id
             offsets: dict[int, PartitionOffsets] | None = None
-            others: set[int] | None = None
             if watermarks is not None:
-                admin = self._stall_admin_client()
                 try:
                     offsets = group_offsets(
                         self._settings, admin, group, watermarks, STALL_QUERY_TIMEOUT_S
                     )
-                    me = worker.member_id()
-                    members = member_partitions(self._settings, admin, group, STALL_QUERY_TIMEOUT_S)
-                    others = set().union(*(p for m, p in members.items() if m != me))
                 except Exception as exc:
                     log.debug("destination %s: group offsets unavailable: %s", destination_id, exc)
+            of_group = members.get(group)
+            me = worker.member_id()
+            others = (
+                None
+                if of_group is None
+                else set().union(*(p for m, p in of_group.items() if m != me))
+            )
             watch = self._watches.setdefault(
                 destination_id, StallWatch(self._settings.connector_stall_seconds)
             )

@@ -165,7 +165,7 @@ class DestinationWorker(threading.Thread):
         """Shows this worker ``stalled`` (found so by the supervisor's stall watch)."""
         self.status.stalls += 1
         self._set_state("stalled", reason)
-        self._stalled_until = time.monotonic() + STALLED_SHOWN_S
+        self._hold_stalled()
 
     def carry_on(self, earlier: WorkerStatus, state: State) -> None:
         """Before it starts, a replacement takes over the counters and last error of the
@@ -174,7 +174,10 @@ class DestinationWorker(threading.Thread):
             setattr(self.status, name, getattr(earlier, name))
         self.status.state = state
         if state == "stalled":
-            self._stalled_until = time.monotonic() + STALLED_SHOWN_S
+            self._hold_stalled()
+
+    def _hold_stalled(self) -> None:
+        self._stalled_until = time.monotonic() + STALLED_SHOWN_S
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:

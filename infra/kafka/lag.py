@@ -57,18 +57,26 @@ def group_offsets(
 
 
 def member_partitions(
-    settings: Settings, admin: AdminClient, group: str, timeout_s: float = 10.0
-) -> dict[str, set[int]]:
-    """The partitions of the normalized topic the group's coordinator has given each
-    member, by member id."""
+    settings: Settings, admin: AdminClient, groups: list[str], timeout_s: float = 10.0
+) -> dict[str, dict[str, set[int]] | None]:
+    """Per group (one request for all of them), the partitions of the normalized topic its
+    coordinator has given each member, by member id; None for a group not described in
+    time."""
     topic = settings.topics.normalized
-    description = admin.describe_consumer_groups([group])[group].result(timeout_s)
-    return {
-        member.member_id: {
-            tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic
+    out: dict[str, dict[str, set[int]] | None] = {}
+    for group, future in admin.describe_consumer_groups(groups).items():
+        try:
+            description = future.result(timeout_s)
+        except Exception:
+            out[group] = None
+            continue
+        out[group] = {
+            member.member_id: {
+                tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic
+            }
+            for member in description.members
         }
-        for member in description.members
-    }
+    return out
 
 
 def group_lag(

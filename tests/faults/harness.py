@@ -30,11 +30,14 @@ from typing import Any
 import httpx
 import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from authtrail.kafka_local import LocalKafka
+from connectors.admin.status import StatusBoard
 from connectors.config import DestinationStore
 from connectors.sinks import build_sink
-from infra.kafka.topic_admin import ensure_topics
+from infra.kafka.lag import group_offsets, topic_watermarks
+from infra.kafka.topic_admin import ensure_topics, probe_consumer
 from pipeline.app import COMMIT_INTERVAL_S
 from query_api.tokens import create_token
 from schemas.destinations import make_destination
@@ -509,12 +512,6 @@ class Trail:
         """Each destination's consumer group as Kafka has it (state, members and their
         partitions, committed against high watermarks), the connector's published status,
         and the connector process's last warnings: what a stall looks like from outside."""
-        from confluent_kafka.admin import AdminClient
-
-        from connectors.admin.status import StatusBoard
-        from infra.kafka.lag import group_offsets, topic_watermarks
-        from infra.kafka.topic_admin import probe_consumer
-
         lines: list[str] = []
         admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
         probe = probe_consumer(self.settings, f"faults-probe-{uuid.uuid4()}")
